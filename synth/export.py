@@ -1,0 +1,82 @@
+"""Export: items with their provenance to JSONL, CSV or Parquet.
+
+Reads: items, runs and prompts. Writes: one file, atomically (a temporary file renamed into
+place), so a failed export never leaves a half-written file. API keys are never stored, so they
+cannot appear here; ``api_base`` is stored with any user:password part removed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+
+from synth.errors import SynthError
+from synth.store import DuckStore
+
+EXPORT_FORMATS = (".jsonl", ".csv", ".parquet")
+JSON_COLUMNS = ("variables", "params", "meta", "prompt_variables", "run_params")
+
+
+def export_frame(store: DuckStore, run_ids: list[str] | None = None) -> pd.DataFrame:
+    """One row per item with everything needed to know how it was made."""
+    where, params = "", []
+    if run_ids:
+        where = f"WHERE i.run_id IN ({', '.join('?' * len(run_ids))})"
+        params = list(run_ids)
+    frame = store.frame(f"""
+        SELECT i.item_id, i.run_id, r.name AS run_name, r.technique, i.idx, i.text, i.status,
+               i.model, i.params, i.variables, i.rendered_prompt, i.tokens_in, i.tokens_out,
+               i.latency_ms, i.cost_usd, i.finish_reason, i.created_at, i.meta,
+               i.prompt_id, p.name AS prompt_name, p.version AS prompt_version, p.template,
+               p.system_prompt, p.variables AS prompt_variables, r.params AS run_params,
+               r.created_at AS run_created_at, r.wall_s AS run_wall_s
+        FROM items i JOIN runs r USING (run_id) LEFT JOIN prompts p ON p.prompt_id = i.prompt_id
+        {where}
+        ORDER BY r.created_at, i.run_id, i.idx""", params)
+    for column in JSON_COLUMNS:
+        frame[column] = frame[column].map(lambda v: json.loads(v) if isinstance(v, str) else v)
+    for column in ("created_at", "run_created_at"):
+        frame[column] = frame[column].map(lambda v: v.isoformat() if pd.notna(v) else None)
+    return frame
+
+
+def export_items(store: DuckStore, out: str | Path, run_ids: list[str] | None = None) -> int:
+    """Write items to ``out`` (format from its suffix); return the number of rows written."""
+    out = Path(out)
+    suffix = out.suffix.lower()
+    if suffix not in EXPORT_FORMATS:
+        raise SynthError(f"Cannot export to {out.name}: use a file name ending in "
+                         f"{', '.join(EXPORT_FORMATS)}.")
+    if not out.parent.exists():
+        raise SynthError(f"Folder {out.parent} does not exist. Create it or choose another --out.")
+    frame = export_frame(store, run_ids)
+    if frame.empty:
+        raise SynthError("There are no items to export. Generate or import some first.")
+    fd, tmp = tempfile.mkstemp(prefix=".export-", suffix=suffix, dir=out.parent)
+    os.close(fd)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; an export is an ordinary file
+    try:
+        if suffix == ".jsonl":
+            with open(tmp, "w", encoding="utf-8") as fh:
+                for record in frame.astype(object).where(frame.notna(), None).to_dict(orient="records"):
+                    fh.write(json.dumps(record, ensure_ascii=False) + "\n")
+        else:
+            # Tabular formats hold the nested columns as JSON strings.
+            flat = frame.copy()
+            for column in JSON_COLUMNS:
+                flat[column] = flat[column].map(lambda v: json.dumps(v, ensure_ascii=False, sort_keys=True))
+            if suffix == ".csv":
+                flat.to_csv(tmp, index=False)
+            else:
+                flat.to_parquet(tmp, index=False)
+        os.replace(tmp, out)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return len(frame)

@@ -1,0 +1,89 @@
+"""The workflows that pages and CLI commands share: each is one call from the outside.
+
+generate -> save -> embed -> measure; import -> save -> embed -> measure; the map's points.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import pandas as pd
+
+from synth import settings
+from synth.embedding import ensure_embeddings
+from synth.generation import GenerationRequest, generate_batch
+from synth.ingest import import_file
+from synth.metrics import compute_run_metrics
+from synth.projection import MapLayout, current_layout
+from synth.records import Item, Run
+from synth.store import DuckStore
+
+
+@dataclass
+class RunResult:
+    """What a finished run reports: to the page, and as ``--json`` from the CLI."""
+
+    run_id: str
+    name: str
+    technique: str
+    model: str | None
+    n_items: int
+    tokens_in: int
+    tokens_out: int
+    cost_usd: float | None
+    wall_s: float
+    n_embedded: int
+    metrics: dict[str, float | None] = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def open_store(db: str | Path | None = None) -> DuckStore:
+    """The database at ``db``, else at the ``db_path`` setting (SYNTH_DB)."""
+    return DuckStore(db or settings.get("db_path"))
+
+
+def _finish(store: DuckStore, run: Run, items: list[Item]) -> RunResult:
+    n_embedded = ensure_embeddings(store, [i.text for i in items])
+    metrics = compute_run_metrics(store, run.run_id)
+    totals = run.totals(items)
+    return RunResult(run_id=run.run_id, name=run.name, technique=run.technique, model=run.model,
+                     n_items=totals["n_items"], tokens_in=totals["tokens_in"],
+                     tokens_out=totals["tokens_out"], cost_usd=totals["cost_usd"],
+                     wall_s=round(run.wall_s, 3), n_embedded=n_embedded, metrics=metrics)
+
+
+def generate_run(store: DuckStore, req: GenerationRequest,
+                 on_item: Callable[[Item, int, int], None] | None = None) -> RunResult:
+    """Generate a batch, save it in one transaction, embed it and compute its metrics."""
+    run, items, prompt = generate_batch(req, on_item)
+    store.save_run(run, items, prompt)
+    return _finish(store, run, items)
+
+
+def import_run(store: DuckStore, path: str | Path, text_column: str = "text",
+               run_name: str | None = None, data: bytes | None = None) -> RunResult:
+    """Import a JSONL or CSV file as a run, embed it and compute its metrics."""
+    run, items = import_file(store, path, text_column, run_name, data)
+    return _finish(store, run, items)
+
+
+def prompt_label(frame: pd.DataFrame) -> pd.Series:
+    """A readable prompt version per row, e.g. ``reviews v2``; imports have none."""
+    return frame.apply(lambda r: f"{r['prompt_name']} v{int(r['prompt_version'])}"
+                       if pd.notna(r["prompt_version"]) else f"({r['technique']})", axis=1)
+
+
+def map_points(store: DuckStore, background: bool = True) -> tuple[pd.DataFrame, MapLayout]:
+    """Every item with its map coordinates, and how the layout was obtained."""
+    items = store.items()
+    if items.empty:
+        return items.assign(x=[], y=[], prompt_label=[]), current_layout(store, items)
+    ensure_embeddings(store, items["text"].tolist())
+    layout = current_layout(store, items, background=background)
+    points = items.merge(layout.coords, on="item_id", how="inner")
+    points["prompt_label"] = prompt_label(points)
+    return points, layout

@@ -1,0 +1,422 @@
+"""DuckDB storage: one database file, numbered migrations, and the only code that writes SQL.
+
+Reads: nothing but the database file. Writes: the tables documented in README.md
+(``prompts``, ``runs``, ``items``, ``embeddings``, ``metrics``, ``layouts``, ``projections``).
+
+Connections are opened per operation and closed after it, under a per-file lock, so the app and
+the CLI can take turns on the same file (DuckDB lets only one process hold it at a time).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import duckdb
+import numpy as np
+import pandas as pd
+
+from synth.errors import SynthError
+from synth.records import Item, PromptSpec, Run, now
+
+# How long to wait for another process (the app, a CLI command) to release the file.
+LOCK_WAIT_S = 10.0
+
+_MIGRATIONS: list[tuple[int, str, Callable[[duckdb.DuckDBPyConnection], None]]] = []
+_PATH_LOCKS: dict[str, threading.RLock] = {}
+_PATH_LOCKS_GUARD = threading.Lock()
+
+
+def migration(fn: Callable[[duckdb.DuckDBPyConnection], None]):
+    """Register ``mNNN_name`` as schema migration number NNN (applied once, in order)."""
+    number = int(fn.__name__[1:4])
+    if any(n == number for n, _, _ in _MIGRATIONS):
+        raise ValueError(f"migration {number} registered twice")
+    _MIGRATIONS.append((number, fn.__name__, fn))
+    _MIGRATIONS.sort(key=lambda m: m[0])
+    return fn
+
+
+@migration
+def m001_initial(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute("""
+        CREATE TABLE prompts (
+            prompt_id     VARCHAR PRIMARY KEY,
+            name          VARCHAR NOT NULL,
+            version       INTEGER NOT NULL,
+            template      VARCHAR NOT NULL,
+            system_prompt VARCHAR,
+            variables     JSON,
+            created_at    TIMESTAMP NOT NULL
+        )""")
+    con.execute("""
+        CREATE TABLE runs (
+            run_id      VARCHAR PRIMARY KEY,
+            name        VARCHAR NOT NULL,
+            technique   VARCHAR NOT NULL,
+            prompt_id   VARCHAR,
+            model       VARCHAR,
+            params      JSON,
+            source      VARCHAR,
+            n_items     INTEGER NOT NULL,
+            tokens_in   BIGINT NOT NULL,
+            tokens_out  BIGINT NOT NULL,
+            cost_usd    DOUBLE,
+            latency_s   DOUBLE NOT NULL,
+            wall_s      DOUBLE NOT NULL,
+            created_at  TIMESTAMP NOT NULL
+        )""")
+    con.execute("""
+        CREATE TABLE items (
+            item_id         VARCHAR PRIMARY KEY,
+            run_id          VARCHAR NOT NULL,
+            idx             INTEGER NOT NULL,
+            text            VARCHAR NOT NULL,
+            text_hash       VARCHAR NOT NULL,
+            prompt_id       VARCHAR,
+            rendered_prompt VARCHAR,
+            variables       JSON,
+            model           VARCHAR,
+            params          JSON,
+            tokens_in       INTEGER NOT NULL,
+            tokens_out      INTEGER NOT NULL,
+            latency_ms      DOUBLE NOT NULL,
+            cost_usd        DOUBLE,
+            finish_reason   VARCHAR,
+            status          VARCHAR NOT NULL,
+            created_at      TIMESTAMP NOT NULL,
+            meta            JSON
+        )""")
+    con.execute("CREATE INDEX items_run ON items(run_id)")
+    con.execute("""
+        CREATE TABLE embeddings (
+            model      VARCHAR NOT NULL,
+            text_hash  VARCHAR NOT NULL,
+            dim        INTEGER NOT NULL,
+            vector     FLOAT[] NOT NULL,
+            created_at TIMESTAMP NOT NULL,
+            PRIMARY KEY (model, text_hash)
+        )""")
+    con.execute("""
+        CREATE TABLE metrics (
+            run_id      VARCHAR NOT NULL,
+            name        VARCHAR NOT NULL,
+            value       DOUBLE,
+            params      JSON,
+            inputs_hash VARCHAR NOT NULL,
+            computed_at TIMESTAMP NOT NULL,
+            PRIMARY KEY (run_id, name)
+        )""")
+    con.execute("""
+        CREATE TABLE layouts (
+            layout_id   VARCHAR PRIMARY KEY,
+            method      VARCHAR NOT NULL,
+            embed_model VARCHAR NOT NULL,
+            params      JSON,
+            items_hash  VARCHAR NOT NULL,
+            n_items     INTEGER NOT NULL,
+            created_at  TIMESTAMP NOT NULL
+        )""")
+    con.execute("""
+        CREATE TABLE projections (
+            layout_id VARCHAR NOT NULL,
+            item_id   VARCHAR NOT NULL,
+            x         DOUBLE NOT NULL,
+            y         DOUBLE NOT NULL,
+            PRIMARY KEY (layout_id, item_id)
+        )""")
+
+
+# Statement types a read-only query may have (DESCRIBE, SHOW and SUMMARIZE parse as SELECT).
+READ_ONLY_STATEMENTS = {"SELECT", "EXPLAIN"}
+
+
+def _lock_for(path: str) -> threading.RLock:
+    with _PATH_LOCKS_GUARD:
+        return _PATH_LOCKS.setdefault(path, threading.RLock())
+
+
+def _json(value: Any) -> str | None:
+    return None if value is None else json.dumps(value, ensure_ascii=False, sort_keys=True, default=str)
+
+
+class DuckStore:
+    """The project's database file. Creates it and applies migrations on first use."""
+
+    def __init__(self, path: str | Path):
+        self.path = str(Path(path).expanduser().resolve())
+        self._lock = _lock_for(self.path)
+        try:
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise SynthError(f"Cannot create the folder for database {self.path}: {exc}. "
+                             "Choose another path with --db or SYNTH_DB.") from None
+        self.migrate()
+
+    # -- connections -------------------------------------------------------------------------
+
+    @contextmanager
+    def connect(self, read_only: bool = False, config: dict | None = None
+                ) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A connection held under the file's lock and closed afterwards."""
+        with self._lock:
+            con = self._open(read_only, config or {})
+            try:
+                yield con
+            finally:
+                con.close()
+
+    def _open(self, read_only: bool, config: dict) -> duckdb.DuckDBPyConnection:
+        deadline = time.monotonic() + LOCK_WAIT_S
+        while True:
+            try:
+                return duckdb.connect(self.path, read_only=read_only, config=config)
+            except duckdb.IOException as exc:
+                # Another process holds the file; it usually lets go within a moment.
+                if "lock" not in str(exc).lower() or time.monotonic() > deadline:
+                    raise SynthError(
+                        f"Cannot open database {self.path}: {exc}. If another Synth Studio "
+                        "process (the app or a CLI command) is using it, wait for it to finish "
+                        "or point --db / SYNTH_DB at another file."
+                    ) from None
+                time.sleep(0.2)
+            except duckdb.Error as exc:
+                raise SynthError(f"Cannot open database {self.path}: {exc}. The file may not be a "
+                                 "DuckDB database; point --db / SYNTH_DB at another file.") from None
+
+    @contextmanager
+    def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """All statements inside commit together or not at all."""
+        with self.connect() as con:
+            con.execute("BEGIN TRANSACTION")
+            try:
+                yield con
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+            con.execute("COMMIT")
+
+    def migrate(self) -> list[str]:
+        """Apply migrations not yet recorded in ``_migrations``; return their names."""
+        applied: list[str] = []
+        with self.transaction() as con:
+            con.execute("CREATE TABLE IF NOT EXISTS _migrations "
+                        "(number INTEGER PRIMARY KEY, name VARCHAR, applied_at TIMESTAMP)")
+            done = {r[0] for r in con.execute("SELECT number FROM _migrations").fetchall()}
+            for number, name, fn in _MIGRATIONS:
+                if number in done:
+                    continue
+                fn(con)
+                con.execute("INSERT INTO _migrations VALUES (?, ?, ?)", [number, name, now()])
+                applied.append(name)
+        return applied
+
+    def applied_migrations(self) -> list[str]:
+        with self.connect() as con:
+            return [r[0] for r in con.execute("SELECT name FROM _migrations ORDER BY number").fetchall()]
+
+    # -- writes ------------------------------------------------------------------------------
+
+    @staticmethod
+    def _upsert_prompt(con: duckdb.DuckDBPyConnection, prompt: PromptSpec) -> str:
+        pid = prompt.prompt_id
+        if con.execute("SELECT 1 FROM prompts WHERE prompt_id = ?", [pid]).fetchone():
+            return pid
+        version = con.execute("SELECT coalesce(max(version), 0) + 1 FROM prompts WHERE name = ?",
+                              [prompt.name]).fetchone()[0]
+        con.execute("INSERT INTO prompts VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    [pid, prompt.name, version, prompt.template, prompt.system_prompt,
+                     _json(prompt.variables), now()])
+        return pid
+
+    def save_run(self, run: Run, items: list[Item], prompt: PromptSpec | None = None) -> str:
+        """Write a run, its prompt and all its items in one transaction; return the run id."""
+        self.save_runs([(run, items, prompt)])
+        return run.run_id
+
+    def save_runs(self, batch: list[tuple[Run, list[Item], PromptSpec | None]]) -> None:
+        """Write several runs in one transaction: all of them or none."""
+        with self.transaction() as con:
+            for run, items, prompt in batch:
+                self._insert_run(con, run, items, prompt)
+
+    def _insert_run(self, con: duckdb.DuckDBPyConnection, run: Run, items: list[Item],
+                    prompt: PromptSpec | None) -> None:
+        if not items:
+            raise SynthError(f"Nothing to save: run {run.name!r} has no items.")
+        totals = run.totals(items)
+        if prompt is not None:
+            run.prompt_id = self._upsert_prompt(con, prompt)
+        con.execute(
+            "INSERT INTO runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [run.run_id, run.name, run.technique, run.prompt_id, run.model, _json(run.params),
+             run.source, totals["n_items"], totals["tokens_in"], totals["tokens_out"],
+             totals["cost_usd"], totals["latency_s"], run.wall_s, run.created_at])
+        rows = []
+        for it in items:
+            it.run_id = run.run_id
+            it.prompt_id = it.prompt_id or run.prompt_id
+            rows.append([it.item_id, it.run_id, it.idx, it.text, it.text_hash, it.prompt_id,
+                         it.rendered_prompt, _json(it.variables), it.model, _json(it.params),
+                         it.tokens_in, it.tokens_out, it.latency_ms, it.cost_usd,
+                         it.finish_reason, it.status, it.created_at, _json(it.meta)])
+        con.executemany("INSERT INTO items VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        rows)
+
+    def put_embeddings(self, model: str, hashes: list[str], vectors: np.ndarray) -> None:
+        if len(hashes) == 0:
+            return
+        frame = pd.DataFrame({"model": model, "text_hash": hashes, "dim": vectors.shape[1],
+                              "vector": list(vectors.astype(np.float32)), "created_at": now()})
+        with self.transaction() as con:
+            con.register("new_vectors", frame)
+            con.execute("INSERT OR IGNORE INTO embeddings "
+                        "SELECT model, text_hash, dim, vector::FLOAT[], created_at FROM new_vectors")
+            con.unregister("new_vectors")
+
+    def put_metrics(self, run_id: str, values: dict[str, float | None],
+                    params: dict[str, dict], inputs_hash: str) -> None:
+        with self.transaction() as con:
+            con.execute("DELETE FROM metrics WHERE run_id = ?", [run_id])
+            con.executemany("INSERT INTO metrics VALUES (?, ?, ?, ?, ?, ?)",
+                            [[run_id, name, value, _json(params.get(name, {})), inputs_hash, now()]
+                             for name, value in values.items()])
+
+    def save_layout(self, layout_id: str, method: str, embed_model: str, params: dict,
+                    items_hash: str, item_ids: list[str], coords: np.ndarray) -> None:
+        frame = pd.DataFrame({"layout_id": layout_id, "item_id": item_ids,
+                              "x": coords[:, 0].astype(float), "y": coords[:, 1].astype(float)})
+        with self.transaction() as con:
+            con.execute("INSERT INTO layouts VALUES (?, ?, ?, ?, ?, ?, ?)",
+                        [layout_id, method, embed_model, _json(params), items_hash, len(item_ids), now()])
+            con.register("new_coords", frame)
+            con.execute("INSERT INTO projections SELECT layout_id, item_id, x, y FROM new_coords")
+            con.unregister("new_coords")
+
+    # -- reads -------------------------------------------------------------------------------
+
+    def frame(self, sql: str, params: list | None = None) -> pd.DataFrame:
+        """Run one of the store's own queries and return a DataFrame."""
+        with self.connect() as con:
+            return con.execute(sql, params or []).df()
+
+    def data_version(self) -> tuple:
+        """Changes whenever items, layouts or metrics change: a cache key for readers."""
+        with self.connect() as con:
+            return con.execute("""
+                SELECT (SELECT count(*) FROM items), (SELECT max(created_at) FROM items),
+                       (SELECT count(*) FROM runs), (SELECT count(*) FROM layouts),
+                       (SELECT max(computed_at) FROM metrics)""").fetchone()
+
+    def count_items(self) -> int:
+        with self.connect() as con:
+            return con.execute("SELECT count(*) FROM items").fetchone()[0]
+
+    def runs(self) -> pd.DataFrame:
+        return self.frame("""
+            SELECT r.*, p.name AS prompt_name, p.version AS prompt_version
+            FROM runs r LEFT JOIN prompts p USING (prompt_id)
+            ORDER BY r.created_at, r.run_id""")
+
+    def resolve_run(self, run: str) -> str:
+        """Accept a run id or a run name; return the run id."""
+        with self.connect() as con:
+            rows = con.execute("SELECT run_id FROM runs WHERE run_id = ? OR name = ? "
+                               "ORDER BY created_at DESC", [run, run]).fetchall()
+        if not rows:
+            raise SynthError(f"No run called {run!r}. List runs with: python -m synth sql "
+                             "\"SELECT run_id, name FROM runs\"")
+        return rows[0][0]
+
+    def items(self, run_ids: list[str] | None = None) -> pd.DataFrame:
+        """Items with their run name and prompt version, oldest first."""
+        where, params = "", []
+        if run_ids:
+            where = f"WHERE i.run_id IN ({', '.join('?' * len(run_ids))})"
+            params = list(run_ids)
+        return self.frame(f"""
+            SELECT i.*, r.name AS run_name, r.technique, p.name AS prompt_name,
+                   p.version AS prompt_version
+            FROM items i JOIN runs r USING (run_id) LEFT JOIN prompts p ON p.prompt_id = i.prompt_id
+            {where}
+            ORDER BY r.created_at, i.run_id, i.idx""", params)
+
+    def get_embeddings(self, model: str, hashes: list[str]) -> dict[str, np.ndarray]:
+        if not hashes:
+            return {}
+        with self.connect() as con:
+            con.register("wanted", pd.DataFrame({"text_hash": list(set(hashes))}))
+            rows = con.execute("SELECT e.text_hash, e.vector FROM embeddings e "
+                               "JOIN wanted w USING (text_hash) WHERE e.model = ?", [model]).fetchall()
+        return {h: np.asarray(v, dtype=np.float32) for h, v in rows}
+
+    def metrics(self, run_ids: list[str] | None = None) -> pd.DataFrame:
+        where, params = "", []
+        if run_ids:
+            where = f"WHERE m.run_id IN ({', '.join('?' * len(run_ids))})"
+            params = list(run_ids)
+        return self.frame(f"""
+            SELECT m.run_id, r.name AS run_name, m.name, m.value, m.params, m.inputs_hash,
+                   m.computed_at
+            FROM metrics m JOIN runs r USING (run_id) {where}
+            ORDER BY r.created_at, m.run_id, m.name""", params)
+
+    def metrics_inputs_hash(self, run_id: str) -> str | None:
+        with self.connect() as con:
+            row = con.execute("SELECT any_value(inputs_hash) FROM metrics WHERE run_id = ?",
+                              [run_id]).fetchone()
+        return row[0] if row else None
+
+    def find_layout(self, method: str, embed_model: str, params: dict, items_hash: str
+                    ) -> pd.DataFrame | None:
+        """Stored coordinates of a layout fitted on exactly these items, or None."""
+        with self.connect() as con:
+            row = con.execute("SELECT layout_id FROM layouts WHERE method = ? AND embed_model = ? "
+                              "AND params = ?::JSON AND items_hash = ? ORDER BY created_at DESC LIMIT 1",
+                              [method, embed_model, _json(params), items_hash]).fetchone()
+            if row is None:
+                return None
+            return con.execute("SELECT item_id, x, y FROM projections WHERE layout_id = ?",
+                               [row[0]]).df()
+
+    def query_readonly(self, sql: str, limit: int = 1000, timeout_s: float = 10.0
+                       ) -> tuple[pd.DataFrame, bool]:
+        """Run one read-only statement; return (rows, truncated).
+
+        The connection is opened read-only with external access off, so file-reading functions,
+        ATTACH, COPY, INSTALL and LOAD fail in DuckDB itself, whatever the statement says.
+        """
+        sql = (sql or "").strip().rstrip(";").strip()
+        if not sql:
+            raise SynthError("The query is empty. Write one SELECT statement, e.g. "
+                             "SELECT name, n_items FROM runs.")
+        try:
+            statements = duckdb.extract_statements(sql)
+        except duckdb.Error as exc:
+            raise SynthError(f"The query does not parse: {exc}") from None
+        if len(statements) != 1:
+            raise SynthError("Give exactly one statement (no ';'-separated lists).")
+        kind = statements[0].type.name
+        if kind not in READ_ONLY_STATEMENTS:
+            raise SynthError(f"{kind} statements are not allowed here: the SQL console is read-only. "
+                             "Use SELECT, WITH, DESCRIBE, SHOW, EXPLAIN or SUMMARIZE.")
+        with self.connect(read_only=True, config={"enable_external_access": False}) as con:
+            timer = threading.Timer(timeout_s, con.interrupt)
+            timer.start()
+            try:
+                cursor = con.execute(sql)
+                columns = [d[0] for d in cursor.description] if cursor.description else []
+                rows = cursor.fetchmany(limit + 1)
+            except duckdb.InterruptException:
+                raise SynthError(f"The query ran longer than {timeout_s:g} s and was stopped. "
+                                 "Add a WHERE clause or a LIMIT.") from None
+            except duckdb.Error as exc:
+                raise SynthError(f"The query failed: {exc}") from None
+            finally:
+                timer.cancel()
+        truncated = len(rows) > limit
+        return pd.DataFrame(rows[:limit], columns=columns), truncated
