@@ -1,0 +1,85 @@
+"""Shared fixtures. Every test gets its own database through SYNTH_DB, the setting users have."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+from openai_server import OpenAITestServer, ServerConfig  # noqa: E402
+
+from synth.demo import ensure_demo  # noqa: E402
+from synth.pipeline import open_store  # noqa: E402
+from synth.store import DuckStore  # noqa: E402
+
+KEY_VARIABLES = ["OPENAI_API_KEY", "ANTHROPIC_API_KEY", "SYNTH_SECRETS_FILE", "SYNTH_DEFAULT_MODEL",
+                 "SYNTH_EMBED_MODEL", "SYNTH_NEAR_DUP_THRESHOLD"]
+
+
+@pytest.fixture(autouse=True)
+def isolated_env(tmp_path, monkeypatch):
+    """A fresh database path, no demo autoload, and no keys from the developer's shell."""
+    monkeypatch.setenv("SYNTH_DB", str(tmp_path / "synth.duckdb"))
+    monkeypatch.setenv("SYNTH_LOAD_DEMO", "0")
+    for name in KEY_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    yield
+
+
+@pytest.fixture
+def store(tmp_path) -> DuckStore:
+    return DuckStore(tmp_path / "synth.duckdb")
+
+
+@pytest.fixture(scope="session")
+def demo_db_file(tmp_path_factory) -> Path:
+    """A database with the demo dataset loaded and embedded, built once per session."""
+    path = tmp_path_factory.mktemp("demo") / "demo.duckdb"
+    old = os.environ.get("SYNTH_LOAD_DEMO")
+    os.environ["SYNTH_LOAD_DEMO"] = "1"
+    try:
+        ensure_demo(open_store(path))
+    finally:
+        if old is None:
+            os.environ.pop("SYNTH_LOAD_DEMO")
+        else:
+            os.environ["SYNTH_LOAD_DEMO"] = old
+    return path
+
+
+@pytest.fixture
+def demo_store(tmp_path, demo_db_file) -> DuckStore:
+    """A private copy of the demo database at the SYNTH_DB path."""
+    target = tmp_path / "synth.duckdb"
+    shutil.copy(demo_db_file, target)
+    return DuckStore(target)
+
+
+@pytest.fixture
+def server():
+    with OpenAITestServer() as srv:
+        yield srv
+
+
+@pytest.fixture
+def make_server():
+    servers = []
+
+    def make(**config):
+        srv = OpenAITestServer(ServerConfig(**config)).__enter__()
+        servers.append(srv)
+        return srv
+
+    yield make
+    for srv in servers:
+        srv.__exit__(None, None, None)

@@ -1,0 +1,99 @@
+"""A local OpenAI-compatible chat server on 127.0.0.1: the stand-in for hosted providers.
+
+It sits at the boundary the product does not own; the product reaches it through litellm's
+``openai/`` provider with ``api_base``, exactly as it would reach vLLM or a hosted API.
+Latency and faults are injectable.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+
+@dataclass
+class ServerConfig:
+    latency_s: float = 0.0
+    fail_status: int | None = None  # answer requests fail_from..fail_until with this HTTP status
+    fail_from: int = 1  # first failing request (1-based)
+    fail_until: int = 0  # last failing request; 0 means every request from fail_from on
+    required_key: str | None = None  # answer 401 unless "Authorization: Bearer <key>"
+    reply: str = "Synthetic reply {n} to: {prompt}"
+    requests: list[dict] = field(default_factory=list)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    config: ServerConfig
+    lock = threading.Lock()
+
+    def log_message(self, *args):  # keep test output quiet
+        pass
+
+    def _send(self, status: int, body: dict) -> None:
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def do_GET(self):
+        if self.path.rstrip("/").endswith("/models"):
+            self._send(200, {"object": "list", "data": [{"id": "test-model", "object": "model"}]})
+        else:
+            self._send(404, {"error": {"message": "not found"}})
+
+    def do_POST(self):
+        length = int(self.headers.get("Content-Length") or 0)
+        body = json.loads(self.rfile.read(length) or b"{}")
+        cfg = self.config
+        with self.lock:
+            cfg.requests.append({"path": self.path, "body": body,
+                                 "authorization": self.headers.get("Authorization")})
+            n = len(cfg.requests)
+        if cfg.latency_s:
+            time.sleep(cfg.latency_s)
+        if not self.path.rstrip("/").endswith("/chat/completions"):
+            return self._send(404, {"error": {"message": f"no route {self.path}"}})
+        if cfg.required_key and self.headers.get("Authorization") != f"Bearer {cfg.required_key}":
+            return self._send(401, {"error": {"message": "Incorrect API key provided.",
+                                              "type": "invalid_request_error", "code": "invalid_api_key"}})
+        if cfg.fail_status and cfg.fail_from <= n and (cfg.fail_until == 0 or n <= cfg.fail_until):
+            return self._send(cfg.fail_status, {"error": {"message": f"injected fault {cfg.fail_status}",
+                                                          "type": "server_error"}})
+        prompt = body["messages"][-1]["content"]
+        text = cfg.reply.format(n=n, prompt=prompt)
+        self._send(200, {
+            "id": f"chatcmpl-{n}", "object": "chat.completion", "created": int(time.time()),
+            "model": body.get("model", "test-model"),
+            "choices": [{"index": 0, "finish_reason": "stop",
+                         "message": {"role": "assistant", "content": text}}],
+            "usage": {"prompt_tokens": len(prompt.split()), "completion_tokens": len(text.split()),
+                      "total_tokens": len(prompt.split()) + len(text.split())},
+        })
+
+
+class OpenAITestServer:
+    """``with OpenAITestServer() as server: server.api_base``"""
+
+    def __init__(self, config: ServerConfig | None = None):
+        self.config = config or ServerConfig()
+        handler = type("Handler", (_Handler,), {"config": self.config})
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05},
+                                        daemon=True)
+
+    @property
+    def api_base(self) -> str:
+        return f"http://127.0.0.1:{self._httpd.server_address[1]}/v1"
+
+    def __enter__(self) -> "OpenAITestServer":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._httpd.shutdown()
+        self._httpd.server_close()

@@ -1,0 +1,99 @@
+"""The CLI in-process (same code as `python -m synth`), plus the real entry point once."""
+
+import json
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+
+from synth.cli import main
+from synth.store import DuckStore
+from conftest import ROOT
+
+
+def run(capsys, *argv):
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_generate_import_metrics_export_sql(capsys, tmp_path, server):
+    db = str(tmp_path / "cli.duckdb")
+    code, out, err = run(capsys, "generate", "--db", db, "--json", "--model", "openai/test-model",
+                         "--api-base", server.api_base, "--template", "Describe {thing} in a {tone} way",
+                         "--var", "thing=rain,snow", "--var", "tone=calm", "--n", "3",
+                         "--temperature", "0.3", "--run-name", "weather")
+    assert code == 0, err
+    result = json.loads(out)
+    assert result["n_items"] == 3 and result["name"] == "weather" and result["run_id"].startswith("run_")
+    assert result["metrics"]["count"] == 3
+    assert "[3/3]" in err  # progress goes to stderr, JSON alone to stdout
+    assert server.config.requests[0]["body"]["temperature"] == 0.3
+
+    data = tmp_path / "real.jsonl"
+    data.write_text('{"body": "real text one"}\n{"body": "real text two"}\n')
+    code, out, _ = run(capsys, "import", str(data), "--db", db, "--text-column", "body", "--json")
+    assert code == 0 and json.loads(out)["n_items"] == 2
+
+    code, out, _ = run(capsys, "metrics", "--db", db, "--run", "weather", "--json")
+    metrics = json.loads(out)
+    assert metrics["run_id"] == result["run_id"] and metrics["metrics"]["count"] == 3
+    assert 0 < metrics["metrics"]["distinct_1"] <= 1
+
+    code, out, _ = run(capsys, "metrics", "--db", db, "--json")
+    assert [r["run_name"] for r in json.loads(out)["runs"]] == ["weather", "import real.jsonl"]
+
+    out_file = tmp_path / "out.csv"
+    code, out, _ = run(capsys, "export", "--db", db, "--out", str(out_file), "--json")
+    assert json.loads(out) == {"out": str(out_file), "rows": 5}
+    assert len(pd.read_csv(out_file)) == 5
+
+    code, out, _ = run(capsys, "sql", "--db", db, "--json",
+                       "SELECT name, n_items FROM runs ORDER BY created_at")
+    assert json.loads(out)["rows"] == [{"name": "weather", "n_items": 3},
+                                       {"name": "import real.jsonl", "n_items": 2}]
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["generate", "--template", ""], "template is empty"),
+    (["generate", "--template", "About {x}"], "no values were given for: x"),
+    (["generate", "--template", "hi", "--model", "openai/gpt-4o-mini"], "needs OPENAI_API_KEY"),
+    (["generate", "--template", "hi", "--var", "novalue"], "name=value1,value2"),
+    (["import", "missing.jsonl"], "File not found"),
+    (["metrics", "--run", "nope"], "No run called"),
+    (["export", "--out", "x.txt"], "ending in .jsonl"),
+    (["sql", "DROP TABLE items"], "read-only"),
+])
+def test_errors_exit_non_zero_with_a_message(capsys, tmp_path, argv, message):
+    code, out, err = run(capsys, *argv, "--db", str(tmp_path / "e.duckdb"))
+    assert code == 1
+    assert err.startswith("error: ") and message in err
+    if (tmp_path / "e.duckdb").exists():
+        assert DuckStore(tmp_path / "e.duckdb").count_items() == 0
+
+
+def test_json_errors_are_json(capsys, tmp_path):
+    code, out, err = run(capsys, "sql", "DELETE FROM runs", "--db", str(tmp_path / "j.duckdb"), "--json")
+    assert code == 1 and "read-only" in json.loads(out)["error"]
+
+
+def test_provider_error_from_the_cli_saves_nothing(capsys, tmp_path, make_server):
+    srv = make_server(fail_status=503)
+    db = str(tmp_path / "p.duckdb")
+    code, _, err = run(capsys, "generate", "--db", db, "--template", "hi", "--model",
+                       "openai/test-model", "--api-base", srv.api_base)
+    assert code == 1 and "unavailable" in err and "Nothing was saved" in err
+    code, out, _ = run(capsys, "sql", "--db", db, "--json", "SELECT count(*) AS n FROM items")
+    assert json.loads(out)["rows"] == [{"n": 0}]
+
+
+def test_entry_point_runs_as_a_module(tmp_path):
+    db = tmp_path / "m.duckdb"
+    proc = subprocess.run([sys.executable, "-m", "synth", "sql", "SELECT 42 AS answer", "--db", str(db),
+                           "--json"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["rows"] == [{"answer": 42}]
+    bad = subprocess.run([sys.executable, "-m", "synth", "sql", "DELETE FROM items", "--db", str(db)],
+                         cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 1 and "read-only" in bad.stderr

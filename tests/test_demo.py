@@ -1,0 +1,58 @@
+import numpy as np
+import pytest
+
+from synth import settings
+from synth.demo import ensure_demo, vectors_file
+from synth.embedding import get_embedder
+from synth.errors import SynthError
+from synth.ingest import read_records
+from synth.pipeline import open_store
+from synth.records import text_hash
+
+
+def test_demo_loads_into_an_empty_database_only(tmp_path, monkeypatch):
+    monkeypatch.setenv("SYNTH_LOAD_DEMO", "1")
+    store = open_store(tmp_path / "demo.duckdb")
+    added = ensure_demo(store)
+    runs = store.runs()
+    assert len(added) == len(runs) >= 5
+    assert 200 <= store.count_items() <= 600
+    assert runs["prompt_name"].nunique() >= 2
+    assert (runs.groupby("prompt_name")["prompt_version"].max() >= 2).any()
+    assert set(runs["model"].dropna()) == {"local/smollm2-135m"}
+    assert ensure_demo(store) == []
+    assert store.frame("SELECT count(DISTINCT run_id) AS n FROM metrics")["n"][0] == len(runs)
+    assert store.frame("SELECT count(*) AS n FROM embeddings")["n"][0] == store.items()["text_hash"].nunique()
+
+
+def test_demo_was_made_by_the_projects_generator():
+    rows = read_records(settings.get("demo_file"))
+    for row in rows:
+        assert row["technique"] == "sampling" and row["model"] == "local/smollm2-135m"
+        assert row["rendered_prompt"] and row["tokens_out"] > 0 and row["template"]
+
+
+def test_shipped_vectors_are_the_embedding_models_own():
+    """The vectors shipped with the demo must be what the model computes today."""
+    texts = sorted({r["text"] for r in read_records(settings.get("demo_file"))})
+    with np.load(vectors_file(settings.get("demo_file"))) as data:
+        assert str(data["model"]) == settings.DEFAULT_EMBED_MODEL
+        shipped = dict(zip(data["text_hash"], data["vectors"]))
+    assert set(shipped) == {text_hash(t) for t in texts}
+    sample = texts[::25]
+    fresh = get_embedder().embed(sample)
+    for text, vector in zip(sample, fresh):
+        assert float(vector @ shipped[text_hash(text)]) > 0.999
+
+
+def test_missing_demo_file_is_explained(tmp_path, monkeypatch):
+    monkeypatch.setenv("SYNTH_LOAD_DEMO", "1")
+    monkeypatch.setenv("SYNTH_DEMO_FILE", str(tmp_path / "gone.jsonl"))
+    with pytest.raises(SynthError, match="SYNTH_LOAD_DEMO=0"):
+        ensure_demo(open_store(tmp_path / "x.duckdb"))
+
+
+def test_loading_is_off_when_the_setting_says_so(tmp_path, monkeypatch):
+    monkeypatch.setenv("SYNTH_LOAD_DEMO", "0")
+    store = open_store(tmp_path / "off.duckdb")
+    assert ensure_demo(store) == [] and store.count_items() == 0

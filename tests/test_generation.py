@@ -1,0 +1,110 @@
+import itertools
+
+import pytest
+
+from synth.errors import SynthError
+from synth.generation import (GenerationRequest, generate_batch, parse_var_spec, render,
+                              sample_variable_sets, template_fields, validate_request)
+
+LOCAL = "local/smollm2-135m"
+
+
+def test_template_fields_in_order_without_duplicates():
+    assert template_fields("A {tone} review of {product}, {tone} again; {{literal}}") == ["tone", "product"]
+    assert template_fields("no variables") == []
+
+
+@pytest.mark.parametrize("template, message", [
+    ("unbalanced {brace", "unbalanced braces"),
+    ("attr {a.b}", "not a plain name"),
+    ("index {a[0]}", "not a plain name"),
+    ("spec {a:>10}", "format spec"),
+    ("positional {}", "not a plain name"),
+])
+def test_bad_templates_are_refused(template, message):
+    with pytest.raises(SynthError, match=message):
+        template_fields(template)
+
+
+@pytest.mark.parametrize("req, message", [
+    (GenerationRequest(template=""), "template is empty"),
+    (GenerationRequest(template="   \n"), "template is empty"),
+    (GenerationRequest(template="About {topic}"), r"no values were given for: topic"),
+    (GenerationRequest(template="About {topic}", variables={"topic": ["  "]}), "topic"),
+    (GenerationRequest(template="hi", n=0), "batch size"),
+    (GenerationRequest(template="hi", n=1001), "batch size"),
+    (GenerationRequest(template="hi", temperature=2.5), "Temperature"),
+    (GenerationRequest(template="hi", top_p=0.0), "top_p"),
+    (GenerationRequest(template="hi", max_tokens=0), "Max tokens"),
+])
+def test_request_validation(req, message):
+    with pytest.raises(SynthError, match=message):
+        validate_request(req)
+
+
+def test_unused_variables_are_not_part_of_the_prompt_version():
+    prompt = validate_request(GenerationRequest(template="About {a}", variables={"a": ["x"], "b": ["y"]}))
+    assert prompt.variables == {"a": ["x"]}
+
+
+def test_parse_var_spec():
+    assert parse_var_spec("topic=space, cooking ,") == ("topic", ["space", "cooking"])
+    with pytest.raises(SynthError, match="name=value1,value2"):
+        parse_var_spec("topic")
+    with pytest.raises(SynthError, match="no values"):
+        parse_var_spec("topic=")
+
+
+def test_sampling_covers_every_combination_before_repeating():
+    variables = {"a": ["1", "2", "3"], "b": ["x", "y"]}
+    sets = sample_variable_sets(variables, 6, seed=1)
+    combos = {tuple(sorted(d.items())) for d in sets}
+    assert len(combos) == 6
+    assert combos == {(("a", a), ("b", b)) for a, b in itertools.product("123", "xy")}
+    longer = sample_variable_sets(variables, 13, seed=1)
+    assert longer[:6] == sets and len(longer) == 13
+    assert sample_variable_sets(variables, 6, seed=1) == sets
+    assert sample_variable_sets(variables, 6, seed=2) != sets
+
+
+def test_render():
+    assert render("A {x} and {{y}}", {"x": "cat"}) == "A cat and {y}"
+
+
+def test_generate_with_embedded_model_records_provenance():
+    req = GenerationRequest(template="Write one sentence about a {animal}.",
+                            variables={"animal": ["cat", "owl"]}, n=2, model=LOCAL, max_tokens=16,
+                            seed=5, prompt_name="animals", run_name="animals test")
+    seen = []
+    run, items, prompt = generate_batch(req, on_item=lambda item, i, n: seen.append((i, n)))
+    assert seen == [(0, 2), (1, 2)]
+    assert run.name == "animals test" and run.technique == "sampling" and run.model == LOCAL
+    assert run.params["temperature"] == req.temperature and run.params["n"] == 2
+    assert prompt.name == "animals" and prompt.variables == {"animal": ["cat", "owl"]}
+    assert {i.variables["animal"] for i in items} == {"cat", "owl"}
+    for idx, item in enumerate(items):
+        assert item.text.strip()
+        assert item.model == LOCAL
+        assert item.rendered_prompt == f"Write one sentence about a {item.variables['animal']}."
+        assert item.params["seed"] == 5 + idx
+        assert item.tokens_in > 5 and 0 < item.tokens_out <= 16
+        assert item.latency_ms > 0
+        assert item.cost_usd == 0.0
+
+
+def test_same_seed_same_text_with_embedded_model():
+    req = GenerationRequest(template="Name a colour.", n=1, model=LOCAL, max_tokens=8, temperature=1.0, seed=9)
+    assert generate_batch(req)[1][0].text == generate_batch(req)[1][0].text
+
+
+def test_generate_through_litellm_openai_provider(server):
+    req = GenerationRequest(template="Say {word}", variables={"word": ["a", "b", "c"]}, n=3,
+                            model="openai/test-model", api_base=server.api_base, max_tokens=20)
+    run, items, _ = generate_batch(req)
+    assert [i.text for i in items] == [f"Synthetic reply {k + 1} to: {i.rendered_prompt}"
+                                       for k, i in enumerate(items)]
+    assert items[0].tokens_in == 2 and items[0].tokens_out == len(items[0].text.split())
+    assert run.params["api_base"] == server.api_base
+    sent = server.config.requests[0]["body"]
+    assert sent["model"] == "test-model" and sent["max_tokens"] == 20
+    assert sent["messages"] == [{"role": "user", "content": items[0].rendered_prompt}]

@@ -1,0 +1,109 @@
+"""Every page, headless, through Streamlit's AppTest, on real data and the real embedded model."""
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+import synth.pipeline
+from conftest import ROOT
+
+TIMEOUT = 240
+
+
+def open_app() -> AppTest:
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)
+    at.run()
+    return at
+
+
+def charts(at):
+    return at.get("plotly_chart")
+
+
+def test_explore_is_the_first_screen_with_a_populated_map(demo_store, monkeypatch):
+    calls = []
+    real = synth.pipeline.map_points
+    monkeypatch.setattr(synth.pipeline, "map_points", lambda *a, **k: calls.append(1) or real(*a, **k))
+    at = open_app()
+    assert not at.exception
+    assert at.title[0].value == "Diversity map"
+    assert len(charts(at)) == 1
+    assert "Intrinsic evaluation" in at.caption[0].value
+    n = demo_store.count_items()
+    assert any(f"{n} items" in c.value for c in at.caption)
+    assert at.selectbox(key="explore_color_by").value == "run"
+    assert calls == [1]
+    # A new colour redraws the figure from cached points: no re-embedding, no re-projection.
+    at.selectbox(key="explore_color_by").set_value("prompt version").run()
+    assert not at.exception and len(charts(at)) == 1
+    assert calls == [1]
+
+
+def test_explore_on_an_empty_database_says_what_to_do(store):
+    at = open_app()
+    assert not at.exception
+    assert "No items yet" in at.info[0].value
+
+
+def test_generate_page_adds_items_with_the_embedded_model(demo_store):
+    before = demo_store.count_items()
+    at = open_app()
+    at.switch_page("pages/generate.py").run()
+    assert not at.exception
+    for key in ("generate_model", "generate_api_base", "generate_prompt_name", "generate_run_name"):
+        assert at.text_input(key=key) is not None
+    assert at.text_input(key="generate_model").value == "local/smollm2-135m"
+    assert at.text_area(key="generate_var_product").value
+    at.number_input(key="generate_n").set_value(2)
+    at.number_input(key="generate_max_tokens").set_value(16)
+    at.text_input(key="generate_run_name").set_value("from the page")
+    at.button(key="generate_button").click().run()
+    assert not at.exception
+    assert not at.error
+    assert "from the page" in at.success[0].value
+    assert demo_store.count_items() == before + 2
+    runs = demo_store.runs()
+    assert runs.iloc[-1]["name"] == "from the page" and runs.iloc[-1]["n_items"] == 2
+
+
+@pytest.mark.parametrize("setup, message", [
+    (lambda at: at.text_area(key="generate_template").set_value(""), "template is empty"),
+    (lambda at: at.text_input(key="generate_model").set_value("openai/gpt-4o-mini"), "needs OPENAI_API_KEY"),
+    (lambda at: at.text_area(key="generate_var_product").set_value(""), "no values were given for: product"),
+])
+def test_generate_page_bad_input_shows_an_error_and_writes_nothing(demo_store, setup, message):
+    before = demo_store.count_items()
+    at = open_app()
+    at.switch_page("pages/generate.py").run()
+    setup(at)
+    at.run()
+    at.button(key="generate_button").click().run()
+    assert not at.exception
+    assert message in at.error[0].value
+    assert demo_store.count_items() == before
+    # The app keeps running: other pages still work.
+    at.switch_page("pages/explore.py").run()
+    assert not at.exception and len(charts(at)) == 1
+
+
+def test_generate_page_reports_a_bad_template_as_you_type(store):
+    at = open_app()
+    at.switch_page("pages/generate.py").run()
+    at.text_area(key="generate_template").set_value("broken {brace").run()
+    assert not at.exception
+    assert "unbalanced braces" in at.error[0].value
+
+
+def test_metrics_page_lists_every_run(demo_store):
+    at = open_app()
+    at.switch_page("pages/metrics.py").run()
+    assert not at.exception
+    table = at.dataframe[0].value
+    assert len(table) == len(demo_store.runs())
+    for column in ("count", "distinct_1", "distinct_2", "mean_pairwise_cosine_distance",
+                   "near_duplicate_rate", "length_mean", "length_p95", "tokens_total", "cost_usd"):
+        assert column in table.columns
+    assert (table["count"] > 0).all()
+    low = float(table["near_duplicate_rate"].sum())
+    at.slider(key="metrics_threshold").set_value(0.6).run()
+    assert not at.exception
+    assert float(at.dataframe[0].value["near_duplicate_rate"].sum()) >= low

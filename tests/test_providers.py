@@ -1,0 +1,94 @@
+import logging
+
+import pytest
+
+from synth import providers
+from synth.errors import SynthError
+
+
+def test_redact_url_drops_credentials():
+    assert providers.redact_url("https://user:secret@host:8000/v1") == "https://host:8000/v1"
+    assert providers.redact_url("http://localhost:11434") == "http://localhost:11434"
+    assert providers.redact_url(None) is None
+
+
+def test_local_models_are_listed_from_the_registry():
+    assert providers.list_models() == ["local/smollm2-135m"]
+    with pytest.raises(ValueError, match="already registered"):
+        providers.register_local_model(providers.LOCAL_MODELS["smollm2-135m"])
+
+
+def test_unknown_local_model():
+    with pytest.raises(SynthError, match="Unknown local model local/nope"):
+        providers.check_model("local/nope")
+
+
+def test_hosted_model_without_key_names_the_key():
+    with pytest.raises(SynthError, match=r"needs OPENAI_API_KEY.*secrets.toml"):
+        providers.check_model("openai/gpt-4o-mini")
+
+
+def test_self_hosted_server_needs_no_key():
+    assert providers.credentials("openai/served", api_base="http://127.0.0.1:9/v1") == {
+        "api_key": providers.NO_KEY}
+    assert providers.credentials("ollama/llama3", api_base="http://127.0.0.1:11434") == {}
+
+
+def test_key_from_secrets_file_reaches_the_server(tmp_path, monkeypatch, make_server):
+    key = "sk-test-secret-abcdef123456"
+    srv = make_server(required_key=key)
+    secrets = tmp_path / "secrets.toml"
+    secrets.write_text(f'OPENAI_API_KEY = "{key}"\n')
+    monkeypatch.setenv("SYNTH_SECRETS_FILE", str(secrets))
+    result = providers.complete("openai/test-model", [{"role": "user", "content": "hi"}],
+                                api_base=srv.api_base)
+    assert result.text == "Synthetic reply 1 to: hi"
+    assert srv.config.requests[0]["authorization"] == f"Bearer {key}"
+
+
+def test_rejected_key_is_explained_without_echoing_it(monkeypatch, make_server, caplog):
+    caplog.set_level(logging.DEBUG)
+    srv = make_server(required_key="sk-right-key-000000")
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-wrong-key-999999")
+    with pytest.raises(SynthError) as err:
+        providers.complete("openai/test-model", [{"role": "user", "content": "hi"}], api_base=srv.api_base)
+    assert "rejected the API key" in str(err.value)
+    assert "sk-wrong-key-999999" not in str(err.value)
+    assert "sk-wrong-key-999999" not in caplog.text
+
+
+@pytest.mark.parametrize("status, hint", [
+    (500, "provider failed"),
+    (429, "rate-limiting"),
+    (503, "unavailable"),
+    (404, "does not know this model"),
+    (400, "refused the request"),
+])
+def test_provider_errors_say_what_to_do(make_server, status, hint):
+    srv = make_server(fail_status=status)
+    with pytest.raises(SynthError, match=hint):
+        providers.complete("openai/test-model", [{"role": "user", "content": "hi"}], api_base=srv.api_base)
+
+
+def test_unreachable_server():
+    with pytest.raises(SynthError, match="Cannot reach the provider"):
+        providers.complete("openai/test-model", [{"role": "user", "content": "hi"}],
+                           api_base="http://127.0.0.1:9/v1")
+
+
+def test_unknown_price_is_recorded_as_unknown(server):
+    result = providers.complete("openai/not-a-priced-model", [{"role": "user", "content": "hi"}],
+                                api_base=server.api_base)
+    assert result.cost_usd is None
+
+
+def test_known_price_comes_from_litellm(server):
+    result = providers.complete("openai/gpt-4o-mini", [{"role": "user", "content": "one two three"}],
+                                api_base=server.api_base)
+    import litellm
+
+    price = litellm.model_cost["gpt-4o-mini"]
+    expected = (result.tokens_in * price["input_cost_per_token"]
+                + result.tokens_out * price["output_cost_per_token"])
+    assert result.cost_usd == pytest.approx(expected)
+    assert result.cost_usd > 0

@@ -1,0 +1,151 @@
+import re
+import threading
+
+import duckdb
+import pytest
+
+from synth.errors import SynthError
+from synth.records import Item, PromptSpec, Run
+from synth.store import DuckStore, _MIGRATIONS
+from conftest import ROOT
+
+DOCUMENTED_TABLES = ["prompts", "runs", "items", "embeddings", "metrics", "layouts", "projections"]
+
+
+def _items(n, prefix="text"):
+    return [Item(text=f"{prefix} {i}", idx=i, tokens_in=3, tokens_out=5, latency_ms=10.0, cost_usd=0.001)
+            for i in range(n)]
+
+
+def test_migrations_apply_once_and_are_recorded(tmp_path):
+    store = DuckStore(tmp_path / "a.duckdb")
+    assert store.applied_migrations() == [name for _, name, _ in _MIGRATIONS]
+    assert DuckStore(tmp_path / "a.duckdb").migrate() == []
+
+
+def _readme_columns(readme: str, table: str) -> set[str]:
+    """Backquoted names in the README paragraph that documents ``table``."""
+    start = readme.index(f"`{table}`:") if f"`{table}`:" in readme else readme.index(f"**`{table}`**")
+    end = readme.find("\n\n", start)
+    return set(re.findall(r"`([a-z_0-9]+)`", readme[start:end]))
+
+
+def test_schema_matches_readme(store):
+    """The README lists every column users can query; the database must not have others."""
+    readme = (ROOT / "README.md").read_text()
+    for table in DOCUMENTED_TABLES:
+        actual = set(store.frame(f"DESCRIBE {table}")["column_name"])
+        missing = actual - _readme_columns(readme, table)
+        assert not missing, f"{table}: columns not documented in README: {missing}"
+
+
+def test_save_run_totals_and_prompt_versions(store):
+    p1 = PromptSpec(template="About {x}", variables={"x": ["a"]}, name="fam")
+    p2 = PromptSpec(template="On {x}", variables={"x": ["a"]}, name="fam")
+    r1 = store.save_run(Run(name="r1", technique="sampling", model="m"), _items(3), p1)
+    store.save_run(Run(name="r2", technique="sampling", model="m"), _items(2, "other"), p2)
+    store.save_run(Run(name="r3", technique="sampling", model="m"), _items(2, "third"), p1)
+    runs = store.runs().set_index("name")
+    assert runs.loc["r1", "n_items"] == 3
+    assert runs.loc["r1", "tokens_in"] == 9 and runs.loc["r1", "tokens_out"] == 15
+    assert runs.loc["r1", "cost_usd"] == pytest.approx(0.003)
+    assert list(runs["prompt_version"]) == [1, 2, 1]
+    assert store.resolve_run("r1") == r1
+    assert len(store.items([r1])) == 3
+
+
+def test_unknown_cost_makes_run_cost_unknown(store):
+    items = _items(2)
+    items[1].cost_usd = None
+    store.save_run(Run(name="r", technique="sampling"), items)
+    assert store.runs()["cost_usd"].isna().all()
+
+
+def test_failed_save_writes_nothing(store):
+    items = _items(3)
+    items[2].item_id = items[0].item_id  # duplicate key fails on insert
+    with pytest.raises(duckdb.ConstraintException):
+        store.save_run(Run(name="broken", technique="sampling"), items,
+                       PromptSpec(template="t", name="p"))
+    assert store.count_items() == 0
+    assert store.runs().empty
+    assert store.frame("SELECT count(*) AS n FROM prompts")["n"][0] == 0
+
+
+def test_resolve_unknown_run(store):
+    with pytest.raises(SynthError, match="No run called"):
+        store.resolve_run("nope")
+
+
+def test_not_a_database_file(tmp_path):
+    bad = tmp_path / "bad.duckdb"
+    bad.write_text("this is not a database")
+    with pytest.raises(SynthError, match="Cannot open database"):
+        DuckStore(bad)
+
+
+@pytest.mark.parametrize("sql", [
+    "SELECT name FROM runs",
+    "WITH t AS (SELECT 1 AS x) SELECT x FROM t",
+    "DESCRIBE items",
+    "SHOW TABLES",
+    "EXPLAIN SELECT * FROM items",
+    "SUMMARIZE items",
+    "FROM runs",
+])
+def test_read_only_queries_allowed(store, sql):
+    frame, truncated = store.query_readonly(sql)
+    assert truncated is False
+    assert len(frame.columns) >= 1
+
+
+@pytest.mark.parametrize("sql, message", [
+    ("DELETE FROM items", "DELETE statements are not allowed"),
+    ("INSERT INTO runs (run_id) VALUES ('x')", "INSERT statements are not allowed"),
+    ("DROP TABLE items", "DROP statements are not allowed"),
+    ("CREATE TABLE x (a INT)", "CREATE statements are not allowed"),
+    ("UPDATE items SET text = ''", "UPDATE statements are not allowed"),
+    ("ATTACH '/tmp/other.duckdb'", "ATTACH statements are not allowed"),
+    ("COPY items TO '/tmp/out.csv'", "COPY statements are not allowed"),
+    ("INSTALL httpfs", "not allowed"),
+    ("LOAD httpfs", "not allowed"),
+    ("PRAGMA database_list", "PRAGMA statements are not allowed"),
+    ("SET threads = 1", "SET statements are not allowed"),
+    ("SELECT 1; SELECT 2", "exactly one statement"),
+    ("", "empty"),
+    ("SELEC 1", "does not parse"),
+    ("SELECT * FROM read_csv('/etc/passwd')", "disabled by configuration"),
+    ("SELECT * FROM read_text('/etc/hostname')", "disabled by configuration"),
+])
+def test_read_only_console_refuses(store, sql, message):
+    with pytest.raises(SynthError, match=message):
+        store.query_readonly(sql)
+
+
+def test_row_limit_truncates(store):
+    frame, truncated = store.query_readonly("SELECT * FROM range(50)", limit=10)
+    assert len(frame) == 10 and truncated
+    assert list(frame.iloc[:, 0]) == list(range(10))
+
+
+def test_time_limit_interrupts(store):
+    with pytest.raises(SynthError, match="longer than 0.5 s"):
+        store.query_readonly("SELECT count(*) FROM range(1000000000) a, range(1000000) b", timeout_s=0.5)
+
+
+def test_threads_share_the_file(store):
+    errors = []
+
+    def write(k):
+        try:
+            store.save_run(Run(name=f"t{k}", technique="sampling"), _items(5, f"thread{k}"))
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=write, args=(k,)) for k in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert store.count_items() == 30
