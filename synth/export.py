@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 from synth.errors import SynthError
-from synth.store import DuckStore
+from synth.store import DuckStore, run_filter
 
 EXPORT_FORMATS = (".jsonl", ".csv", ".parquet")
 JSON_COLUMNS = ("variables", "params", "meta", "prompt_variables", "run_params")
@@ -23,10 +23,7 @@ JSON_COLUMNS = ("variables", "params", "meta", "prompt_variables", "run_params")
 
 def export_frame(store: DuckStore, run_ids: list[str] | None = None) -> pd.DataFrame:
     """One row per item with everything needed to know how it was made."""
-    where, params = "", []
-    if run_ids:
-        where = f"WHERE i.run_id IN ({', '.join('?' * len(run_ids))})"
-        params = list(run_ids)
+    where, params = run_filter("i", run_ids)
     frame = store.frame(f"""
         SELECT i.item_id, i.run_id, r.name AS run_name, r.technique, i.idx, i.text, i.status,
                i.model, i.params, i.variables, i.rendered_prompt, i.tokens_in, i.tokens_out,

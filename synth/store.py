@@ -140,6 +140,13 @@ def _lock_for(path: str) -> threading.RLock:
         return _PATH_LOCKS.setdefault(path, threading.RLock())
 
 
+def run_filter(alias: str, run_ids: list[str] | None) -> tuple[str, list[str]]:
+    """A ``WHERE <alias>.run_id IN (...)`` clause and its parameters; empty for all runs."""
+    if not run_ids:
+        return "", []
+    return f"WHERE {alias}.run_id IN ({', '.join('?' * len(run_ids))})", list(run_ids)
+
+
 def _json(value: Any) -> str | None:
     return None if value is None else json.dumps(value, ensure_ascii=False, sort_keys=True, default=str)
 
@@ -334,10 +341,7 @@ class DuckStore:
 
     def items(self, run_ids: list[str] | None = None) -> pd.DataFrame:
         """Items with their run name and prompt version, oldest first."""
-        where, params = "", []
-        if run_ids:
-            where = f"WHERE i.run_id IN ({', '.join('?' * len(run_ids))})"
-            params = list(run_ids)
+        where, params = run_filter("i", run_ids)
         return self.frame(f"""
             SELECT i.*, r.name AS run_name, r.technique, p.name AS prompt_name,
                    p.version AS prompt_version
@@ -355,10 +359,7 @@ class DuckStore:
         return {h: np.asarray(v, dtype=np.float32) for h, v in rows}
 
     def metrics(self, run_ids: list[str] | None = None) -> pd.DataFrame:
-        where, params = "", []
-        if run_ids:
-            where = f"WHERE m.run_id IN ({', '.join('?' * len(run_ids))})"
-            params = list(run_ids)
+        where, params = run_filter("m", run_ids)
         return self.frame(f"""
             SELECT m.run_id, r.name AS run_name, m.name, m.value, m.params, m.inputs_hash,
                    m.computed_at
