@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import streamlit as st
 
-from pages.common import get_store, intrinsic_note
+from pages.common import require_app, get_store, intrinsic_note
 from synth import plots
 from synth.errors import SynthError
 from synth.pipeline import map_points
 from synth.projection import pending_layouts
 
 LIST_COLUMNS = ["text", "run_name", "prompt_label", "model", "status", "tokens_out", "item_id"]
+
+require_app()
 
 
 @st.cache_data(max_entries=8, show_spinner="Placing items on the map…")

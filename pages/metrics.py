@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import streamlit as st
 
-from pages.common import get_store, intrinsic_note
+from pages.common import require_app, get_store, intrinsic_note
 from synth import settings
 from synth.errors import SynthError
 from synth.metrics import METRIC_HELP, compute_all_metrics
+
+require_app()
 
 
 @st.cache_data(max_entries=16, show_spinner="Computing metrics…")
