@@ -5,14 +5,16 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from pages.common import get_store
+from pages.common import require_app, get_store
 from synth import providers, settings
 from synth.errors import SynthError
 from synth.generation import GenerationRequest, template_fields
-from synth.pipeline import generate_run
+from synth.pipeline import generate_run, import_run
 
 DEFAULT_TEMPLATE = "Write one short customer review of a {product} that sounds {tone}."
 DEFAULT_VALUES = {"product": "coffee grinder\nrain jacket\nphone case", "tone": "happy\nannoyed"}
+
+require_app()
 
 
 def model_ui() -> tuple[str, str | None]:
@@ -105,3 +107,23 @@ if last:
     metrics = {k: v for k, v in last["metrics"].items()
                if k in ("distinct_1", "distinct_2", "mean_pairwise_cosine_distance", "near_duplicate_rate")}
     st.dataframe(pd.DataFrame([metrics]), hide_index=True)
+
+
+st.divider()
+st.subheader("Import a dataset")
+st.caption("Bring existing texts (real reference data, or another tool's output) onto the same map: "
+           "a .jsonl file (one JSON object per line) or a .csv file with a header.")
+upload = st.file_uploader("JSONL or CSV file", key="generate_import_file")
+import_column = st.text_input("Text column", value="text", key="generate_import_column")
+import_name = st.text_input("Run name for the import (optional)", key="generate_import_run_name")
+if st.button("Import", key="generate_import_button"):
+    if upload is None:
+        st.error("Choose a file first: a .jsonl or .csv file with a text column.")
+    else:
+        try:
+            result = import_run(get_store(), upload.name, import_column.strip() or "text",
+                                import_name.strip() or None, data=upload.getvalue())
+        except SynthError as exc:
+            st.error(str(exc))
+        else:
+            st.success(f"Imported {result.n_items} items as run **{result.name}**.")

@@ -30,9 +30,8 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture
-def app_url(tmp_path):
-    """A fresh start: an empty database, so the app loads the demo dataset itself."""
+def _start_app(tmp_path: Path):
+    """`streamlit run app.py` on a free loopback port with an empty database of its own."""
     port = _free_port()
     env = {**os.environ, "SYNTH_DB": str(tmp_path / "fresh.duckdb"), "SYNTH_LOAD_DEMO": "1"}
     log = open(tmp_path / "streamlit.log", "w")
@@ -46,35 +45,110 @@ def app_url(tmp_path):
     while True:
         try:
             if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read() == b"ok":
-                break
+                return url, proc, log
         except OSError:
             pass
         if proc.poll() is not None or time.monotonic() > deadline:
             log.close()
             raise RuntimeError("streamlit did not start:\n" + (tmp_path / "streamlit.log").read_text())
         time.sleep(0.5)
-    yield url
-    proc.terminate()
-    proc.wait(timeout=30)
-    log.close()
 
 
-def test_first_screen_draws_the_demo_map(app_url, tmp_path):
+@pytest.fixture(scope="module")
+def start_app(tmp_path_factory):
+    started = []
+
+    def start():
+        url, proc, log = _start_app(tmp_path_factory.mktemp("app"))
+        started.append((proc, log))
+        return url
+
+    yield start
+    for proc, log in started:
+        proc.terminate()
+        proc.wait(timeout=30)
+        log.close()
+
+
+@pytest.fixture(scope="module")
+def app_url(start_app):
+    """A fresh start: an empty database, so the app loads the demo dataset itself."""
+    return start_app()
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory):
     from playwright.sync_api import sync_playwright
 
-    expected = len(read_records(settings.get("demo_file")))
     with sync_playwright() as p:
         context = p.chromium.launch_persistent_context(
-            str(tmp_path / "chromium-profile"), executable_path=CHROMIUM, headless=True, args=FLAGS)
-        page = context.new_page()
-        page.goto(app_url)
-        page.wait_for_selector(".js-plotly-plot .scatterlayer .point", timeout=180_000)
-        page.screenshot(path=str(tmp_path / "map.png"))
-        points = page.locator(".js-plotly-plot .scatterlayer .point").count()
-        legend = page.locator(".js-plotly-plot .legend .traces").count()
-        title = page.get_by_role("heading", name="Diversity map").count()
-        exceptions = page.locator('[data-testid="stException"]').count()
+            str(tmp_path_factory.mktemp("profile")), executable_path=CHROMIUM, headless=True,
+            args=FLAGS, viewport={"width": 1400, "height": 1000})
+        yield context
         context.close()
-    assert points == expected
-    assert legend >= 5  # one legend entry per demo run
-    assert title == 1 and exceptions == 0
+
+
+POINTS = ".js-plotly-plot .scatterlayer .point"
+
+
+def _demo_count() -> int:
+    return len(read_records(settings.get("demo_file")))
+
+
+def test_first_screen_draws_the_demo_map(app_url, browser, tmp_path):
+    page = browser.new_page()
+    page.goto(app_url)
+    page.wait_for_selector(POINTS, timeout=180_000)
+    page.screenshot(path=str(tmp_path / "map.png"))
+    assert page.locator(POINTS).count() == _demo_count()
+    assert page.locator(".js-plotly-plot .legend .traces").count() == 6  # one entry per demo run
+    assert page.get_by_role("heading", name="Diversity map").count() == 1
+    assert page.locator('[data-testid="stException"]').count() == 0
+    page.close()
+
+
+def test_box_selection_lists_the_selected_rows(app_url, browser):
+    page = browser.new_page()
+    page.goto(app_url)
+    page.wait_for_selector(POINTS, timeout=180_000)
+    page.locator(".js-plotly-plot").hover()
+    page.locator('.modebar-btn[data-val="select"]').click()
+    box = page.locator(".js-plotly-plot .nsewdrag").first.bounding_box()
+    page.mouse.move(box["x"] + 2, box["y"] + 2)
+    page.mouse.down()
+    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2, steps=5)
+    page.mouse.move(box["x"] + box["width"] - 2, box["y"] + box["height"] - 2, steps=5)
+    page.mouse.up()
+    heading = page.get_by_role("heading", name=f"{_demo_count()} selected")
+    heading.wait_for(timeout=60_000)
+    assert heading.count() == 1
+    page.close()
+
+
+def test_deep_link_on_a_fresh_server_then_import_refuses_bad_files_and_adds_good_ones(
+        start_app, browser, tmp_path):
+    # The first URL this server sees is /generate: it must still go through app.py.
+    url = start_app()
+    page = browser.new_page()
+    page.goto(f"{url}/generate")
+    page.get_by_role("heading", name="Import a dataset").wait_for(timeout=180_000)
+    nav = page.locator('[data-testid="stSidebarNav"]').inner_text()
+    assert "Explore" in nav and "common" not in nav and "app" not in nav.split()
+    upload = page.locator('[data-testid="stFileUploaderDropzoneInput"]')
+    cases = [("notes.txt", "just words", "unsupported file type .txt"),
+             ("wrong-column.csv", "body\nhello\n", "has no column 'text'"),
+             ("real.csv", "text\nA real review of a tent.\nA real note about tea.\nThird real line.\n",
+              "Imported 3 items")]
+    for name, content, message in cases:
+        path = tmp_path / name
+        path.write_text(content)
+        upload.set_input_files(str(path))
+        page.get_by_text(name).first.wait_for(timeout=120_000)
+        page.get_by_role("button", name="Import", exact=True).click()
+        page.get_by_text(message).first.wait_for(timeout=120_000)
+    page.goto(url)
+    page.wait_for_selector(POINTS, timeout=180_000)
+    page.wait_for_function(f"document.querySelectorAll('{POINTS}').length == {_demo_count() + 3}",
+                           timeout=60_000)
+    assert page.locator('[data-testid="stException"]').count() == 0
+    page.close()
