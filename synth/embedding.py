@@ -17,6 +17,7 @@ import numpy as np
 from synth import settings
 from synth.errors import SynthError
 from synth.records import text_hash
+from synth.registry import Registry
 from synth.store import DuckStore
 
 BATCH_SIZE = 64
@@ -39,15 +40,8 @@ class EmbeddingModelSpec:
     license: str
 
 
-EMBEDDING_MODELS: dict[str, EmbeddingModelSpec] = {}
-
-
-def register_embedding_model(spec: EmbeddingModelSpec) -> None:
-    """Add a model to the registry; a name may be registered once."""
-    if spec.name in EMBEDDING_MODELS:
-        raise ValueError(f"embedding model {spec.name!r} is already registered")
-    EMBEDDING_MODELS[spec.name] = spec
-
+EMBEDDING_MODELS = Registry("embedding model")
+register_embedding_model = EMBEDDING_MODELS.add
 
 register_embedding_model(EmbeddingModelSpec("all-MiniLM-L6-v2", _minilm_path, 384, "Apache-2.0"))
 

@@ -21,6 +21,7 @@ from synth import settings
 from synth.embedding import load_vectors
 from synth.errors import SynthError
 from synth.records import content_hash, new_id
+from synth.registry import Registry
 from synth.store import DuckStore
 
 # Below this many points UMAP's neighbour graph is meaningless; PCA is the layout.
@@ -98,14 +99,8 @@ class UMAPProjector:
         return self._model.transform(vectors).astype(np.float64)
 
 
-PROJECTORS: dict[str, type] = {}
-
-
-def register_projector(cls: type) -> type:
-    if cls.name in PROJECTORS:
-        raise ValueError(f"projector {cls.name!r} is already registered")
-    PROJECTORS[cls.name] = cls
-    return cls
+PROJECTORS = Registry("projector")
+register_projector = PROJECTORS.add
 
 
 register_projector(PCAProjector)
