@@ -60,6 +60,11 @@ SETTINGS: dict[str, Setting] = {
         Setting("local_threads", "SYNTH_LOCAL_THREADS", 2, "CPU threads for the embedded model.", int),
         Setting("request_timeout", "SYNTH_REQUEST_TIMEOUT", 120.0,
                 "Seconds to wait for one hosted-model response.", float),
+        Setting("max_retries", "SYNTH_MAX_RETRIES", 4,
+                "Retries of a call after a 429, a 5xx, a timeout or a dropped connection.", int),
+        Setting("backoff_base", "SYNTH_BACKOFF_BASE", 0.5,
+                "Seconds before the first retry; doubled for each further one (Retry-After wins).", float),
+        Setting("backoff_max", "SYNTH_BACKOFF_MAX", 30.0, "Longest wait between two retries, in seconds.", float),
         Setting("secrets_file", "SYNTH_SECRETS_FILE", "",
                 "Extra secrets.toml to read API keys from (besides .streamlit/secrets.toml).")
     ]

@@ -31,6 +31,7 @@ def isolated_env(tmp_path, monkeypatch):
     """A fresh database path, no demo autoload, and no keys from the developer's shell."""
     monkeypatch.setenv("SYNTH_DB", str(tmp_path / "synth.duckdb"))
     monkeypatch.setenv("SYNTH_LOAD_DEMO", "0")
+    monkeypatch.setenv("SYNTH_BACKOFF_BASE", "0.01")  # retries are tested for count and order, not waits
     for name in KEY_VARIABLES:
         monkeypatch.delenv(name, raising=False)
     yield
