@@ -18,20 +18,33 @@ from synth.errors import SynthError
 from synth.store import DuckStore, run_filter
 
 EXPORT_FORMATS = (".jsonl", ".csv", ".parquet")
-JSON_COLUMNS = ("variables", "params", "meta", "prompt_variables", "run_params")
+JSON_COLUMNS = ("variables", "params", "meta", "prompt_variables", "run_params", "fields")
 
 
-def export_frame(store: DuckStore, run_ids: list[str] | None = None) -> pd.DataFrame:
-    """One row per item with everything needed to know how it was made."""
+def export_frame(store: DuckStore, run_ids: list[str] | None = None, statuses: list[str] | None = None,
+                 min_score: float | None = None) -> pd.DataFrame:
+    """One row per item with everything needed to know how it was made; optionally only items with
+    these review statuses and a latest judge score of at least ``min_score``."""
     where, params = run_filter("i", run_ids)
+    clauses = [where[len("WHERE "):]] if where else []
+    if statuses:
+        clauses.append(f"i.status IN ({', '.join('?' * len(statuses))})")
+        params += list(statuses)
+    if min_score is not None:
+        clauses.append("j.judge_score >= ?")
+        params.append(min_score)
+    where = ("WHERE " + " AND ".join(clauses)) if clauses else ""
     frame = store.frame(f"""
         SELECT i.item_id, i.run_id, r.name AS run_name, r.technique, i.idx, i.text, i.status,
-               i.model, i.params, i.variables, i.rendered_prompt, i.tokens_in, i.tokens_out,
-               i.latency_ms, i.cost_usd, i.finish_reason, i.created_at, i.meta,
-               i.prompt_id, p.name AS prompt_name, p.version AS prompt_version, p.template,
-               p.system_prompt, p.variables AS prompt_variables, r.params AS run_params,
+               i.version, i.model, i.params, i.variables, i.rendered_prompt, i.fields, i.valid,
+               i.invalid_reason, i.source_ref, i.source_text, i.tokens_in, i.tokens_out,
+               i.latency_ms, i.cost_usd, i.cached, i.finish_reason, i.created_at, i.meta,
+               j.judge_score, i.prompt_id, p.name AS prompt_name, p.version AS prompt_version,
+               p.template, p.system_prompt, p.variables AS prompt_variables, r.params AS run_params,
                r.created_at AS run_created_at, r.wall_s AS run_wall_s
         FROM items i JOIN runs r USING (run_id) LEFT JOIN prompts p ON p.prompt_id = i.prompt_id
+        LEFT JOIN (SELECT item_id, arg_max(score, created_at) AS judge_score
+                   FROM judgements GROUP BY item_id) j ON j.item_id = i.item_id
         {where}
         ORDER BY r.created_at, i.run_id, i.idx""", params)
     for column in JSON_COLUMNS:
@@ -41,7 +54,8 @@ def export_frame(store: DuckStore, run_ids: list[str] | None = None) -> pd.DataF
     return frame
 
 
-def export_items(store: DuckStore, out: str | Path, run_ids: list[str] | None = None) -> int:
+def export_items(store: DuckStore, out: str | Path, run_ids: list[str] | None = None,
+                 statuses: list[str] | None = None, min_score: float | None = None) -> int:
     """Write items to ``out`` (format from its suffix); return the number of rows written."""
     out = Path(out)
     suffix = out.suffix.lower()
@@ -50,9 +64,10 @@ def export_items(store: DuckStore, out: str | Path, run_ids: list[str] | None = 
                          f"{', '.join(EXPORT_FORMATS)}.")
     if not out.parent.exists():
         raise SynthError(f"Folder {out.parent} does not exist. Create it or choose another --out.")
-    frame = export_frame(store, run_ids)
+    frame = export_frame(store, run_ids, statuses, min_score)
     if frame.empty:
-        raise SynthError("There are no items to export. Generate or import some first.")
+        raise SynthError("There are no items to export with these filters. Generate or import some, "
+                         "or loosen the filters.")
     fd, tmp = tempfile.mkstemp(prefix=".export-", suffix=suffix, dir=out.parent)
     os.close(fd)
     umask = os.umask(0)

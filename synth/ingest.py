@@ -78,9 +78,9 @@ def texts_from_records(rows: list[dict[str, Any]], text_column: str, source: str
     return texts
 
 
-def import_records(store: DuckStore, rows: list[dict[str, Any]], text_column: str = "text",
+def import_records(rows: list[dict[str, Any]], text_column: str = "text",
                    run_name: str | None = None, source: str = "upload") -> tuple[Run, list[Item]]:
-    """Store ``rows`` as one run of technique ``import``; the other columns go to ``meta``."""
+    """``rows`` as one run of technique ``import`` (not yet saved); other columns go to ``meta``."""
     texts = texts_from_records(rows, text_column, source)
     run = Run(name=run_name or f"import {Path(source).name}", technique="import",
               params={"text_column": text_column}, source=source)
@@ -89,15 +89,14 @@ def import_records(store: DuckStore, rows: list[dict[str, Any]], text_column: st
              meta={k: v for k, v in row.items() if k != text_column})
         for i, (text, row) in enumerate(zip(texts, rows))
     ]
-    store.save_run(run, items)
     return run, items
 
 
-def import_file(store: DuckStore, path: str | Path, text_column: str = "text",
+def import_file(path: str | Path, text_column: str = "text",
                 run_name: str | None = None, data: bytes | None = None) -> tuple[Run, list[Item]]:
-    """Read a JSONL or CSV file and store it as a run; nothing is written if any row is bad."""
+    """Read a JSONL or CSV file as a run (not yet saved); raises if any row is bad."""
     rows = read_records(path, data)
-    return import_records(store, rows, text_column, run_name, source=str(Path(path).name))
+    return import_records(rows, text_column, run_name, source=str(Path(path).name))
 
 
 def _ts(value: Any) -> datetime:

@@ -19,7 +19,7 @@ from synth.records import content_hash
 from synth.store import DuckStore
 
 # Bump when a metric's definition changes, so stored values are recomputed.
-METRICS_VERSION = 1
+METRICS_VERSION = 2
 TOKENIZER = r"lowercase \w+ words"
 _WORD = re.compile(r"\w+")
 BLOCK = 2048
@@ -28,7 +28,8 @@ BLOCK = 2048
 METRIC_NAMES = [
     "count", "distinct_1", "distinct_2", "mean_pairwise_cosine_distance", "near_duplicate_rate",
     "length_mean", "length_p50", "length_p95", "length_min", "length_max",
-    "tokens_in", "tokens_out", "tokens_total", "latency_mean_ms", "cost_usd",
+    "validity_rate", "judge_score_mean", "tokens_in", "tokens_out", "tokens_total", "latency_mean_ms",
+    "cost_usd",
 ]
 
 METRIC_HELP = {
@@ -40,6 +41,9 @@ METRIC_HELP = {
     "near_duplicate_rate": "share of items whose closest other item is above the cosine threshold "
                            "(lower is better).",
     "length_mean": "mean length in words; length_p50 / p95 / min / max likewise.",
+    "validity_rate": "share of items whose structured output parsed and matched the declared fields "
+                     "(empty when the run declared none).",
+    "judge_score_mean": "mean of the latest LLM-judge score (1-5) of the judged items (empty if none).",
     "tokens_total": "prompt + completion tokens over the run (tokens_in + tokens_out).",
     "latency_mean_ms": "mean time per call.",
     "cost_usd": "litellm's cost estimate; 0 for the embedded model; empty when the price is unknown.",
@@ -101,6 +105,14 @@ def near_duplicate_rate(vectors: np.ndarray, threshold: float) -> float | None:
     return float((nearest_neighbour_similarity(vectors) >= threshold).mean())
 
 
+def _mean_of(items: pd.DataFrame, column: str) -> float | None:
+    """Mean of a column over the items that have a value (None if none has one)."""
+    if column not in items:
+        return None
+    values = items[column].dropna()
+    return float(values.astype(float).mean()) if len(values) else None
+
+
 def compute_metrics(items: pd.DataFrame, vectors: np.ndarray, threshold: float
                     ) -> tuple[dict[str, float | None], dict[str, dict]]:
     """All metrics of one set of items: (name -> value, name -> parameters used)."""
@@ -119,6 +131,8 @@ def compute_metrics(items: pd.DataFrame, vectors: np.ndarray, threshold: float
         "length_p95": float(np.percentile(lengths, 95)) if n else None,
         "length_min": float(lengths.min()) if n else None,
         "length_max": float(lengths.max()) if n else None,
+        "validity_rate": _mean_of(items, "valid"),
+        "judge_score_mean": _mean_of(items, "judge_score"),
         "tokens_in": float(items["tokens_in"].sum()),
         "tokens_out": float(items["tokens_out"].sum()),
         "tokens_total": float(items["tokens_in"].sum() + items["tokens_out"].sum()),
@@ -134,6 +148,9 @@ def compute_metrics(items: pd.DataFrame, vectors: np.ndarray, threshold: float
         "mean_pairwise_cosine_distance": vec,
         "near_duplicate_rate": {**vec, "threshold": threshold},
         "cost_usd": {"source": "litellm estimate; 0 for local models; empty if unknown"},
+        "validity_rate": {"sample_size": int(items["valid"].notna().sum()) if "valid" in items else 0},
+        "judge_score_mean": {"sample_size": int(items["judge_score"].notna().sum()) if "judge_score" in items else 0,
+                             "which": "latest judgement per item"},
         **{k: length for k in values if k.startswith("length_")},
     }
     return values, params
@@ -147,7 +164,10 @@ def compute_run_metrics(store: DuckStore, run_id: str, threshold: float | None =
     if items.empty:
         raise SynthError(f"Run {run_id} has no items.")
     embed_model = settings.get("embed_model")
-    inputs = content_hash({"v": METRICS_VERSION, "items": sorted(items["text_hash"] + items["item_id"]),
+    # Built in Python: pandas turns "text" + <NA> into <NA>, which would hide every change.
+    signature = [f"{i}:{h}:{v}:{j}" for i, h, v, j in
+                 zip(items["item_id"], items["text_hash"], items["valid"], items["judge_score"])]
+    inputs = content_hash({"v": METRICS_VERSION, "items": sorted(signature),
                            "threshold": threshold, "embed_model": embed_model})
     if not force and store.metrics_inputs_hash(run_id) == inputs:
         stored = store.metrics([run_id])

@@ -13,7 +13,7 @@ import pandas as pd
 
 from synth import settings
 from synth.embedding import ensure_embeddings
-from synth.generation import GenerationRequest, generate_batch
+from synth.generation import RunConfig, execute
 from synth.ingest import import_file
 from synth.metrics import compute_run_metrics
 from synth.projection import MapLayout, current_layout
@@ -36,6 +36,12 @@ class RunResult:
     wall_s: float
     n_embedded: int
     metrics: dict[str, float | None] = field(default_factory=dict)
+    status: str = "complete"
+    n_failed: int = 0
+    n_skipped: int = 0
+    n_cached: int = 0
+    failures: list[str] = field(default_factory=list)
+    judge: dict | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -46,29 +52,42 @@ def open_store(db: str | Path | None = None) -> DuckStore:
     return DuckStore(db or settings.get("db_path"))
 
 
-def _finish(store: DuckStore, run: Run, items: list[Item]) -> RunResult:
+def save_and_measure(store: DuckStore, run: Run, items: list[Item], prompt=None) -> RunResult:
+    """Save a run in one transaction, embed its items and compute its metrics."""
+    store.save_run(run, items, prompt)
     n_embedded = ensure_embeddings(store, [i.text for i in items])
     metrics = compute_run_metrics(store, run.run_id)
     totals = run.totals(items)
     return RunResult(run_id=run.run_id, name=run.name, technique=run.technique, model=run.model,
                      n_items=totals["n_items"], tokens_in=totals["tokens_in"],
                      tokens_out=totals["tokens_out"], cost_usd=totals["cost_usd"],
-                     wall_s=round(run.wall_s, 3), n_embedded=n_embedded, metrics=metrics)
+                     wall_s=round(run.wall_s, 3), n_embedded=n_embedded, metrics=metrics,
+                     status=run.status, n_failed=len(run.failures), n_skipped=run.n_skipped,
+                     n_cached=sum(1 for i in items if i.cached),
+                     failures=[f"item {f['idx']}: {f['message']}" for f in run.failures[:20]])
 
 
-def generate_run(store: DuckStore, req: GenerationRequest,
+def generate_run(store: DuckStore, cfg: RunConfig,
                  on_item: Callable[[Item, int, int], None] | None = None) -> RunResult:
-    """Generate a batch, save it in one transaction, embed it and compute its metrics."""
-    run, items, prompt = generate_batch(req, on_item)
-    store.save_run(run, items, prompt)
-    return _finish(store, run, items)
+    """Make a run as ``cfg`` describes, save it, embed it, measure it, and judge it if asked."""
+    run, items, prompt = execute(cfg, store, on_item)
+    result = save_and_measure(store, run, items, prompt)
+    if cfg.judge:
+        from synth.judge import Rubric, judge_items
+
+        rubric = Rubric.from_dict(cfg.judge["rubric"]) if cfg.judge.get("rubric") else Rubric()
+        judged = judge_items(store, [i.item_id for i in items], cfg.judge.get("model") or cfg.model,
+                             rubric, cfg.judge.get("api_base", cfg.api_base), cfg.concurrency)
+        result.judge = judged.to_dict()
+        result.metrics = compute_run_metrics(store, run.run_id)
+    return result
 
 
 def import_run(store: DuckStore, path: str | Path, text_column: str = "text",
                run_name: str | None = None, data: bytes | None = None) -> RunResult:
     """Import a JSONL or CSV file as a run, embed it and compute its metrics."""
-    run, items = import_file(store, path, text_column, run_name, data)
-    return _finish(store, run, items)
+    run, items = import_file(path, text_column, run_name, data)
+    return save_and_measure(store, run, items)
 
 
 def prompt_label(frame: pd.DataFrame) -> pd.Series:

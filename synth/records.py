@@ -68,6 +68,12 @@ class Item:
     status: str = "new"
     created_at: datetime = field(default_factory=now)
     meta: dict[str, Any] = field(default_factory=dict)
+    source_ref: str | None = None  # the row, file or item this one was made from
+    source_text: str | None = None
+    fields: dict[str, Any] | None = None  # parsed structured output
+    valid: bool | None = None  # None: the run declared no output fields
+    invalid_reason: str | None = None
+    cached: bool = False  # the response came from the cache: no new spend
 
     @property
     def text_hash(self) -> str:
@@ -87,6 +93,11 @@ class Run:
     source: str | None = None
     created_at: datetime = field(default_factory=now)
     wall_s: float = 0.0
+    status: str = "complete"  # "partial" if some calls failed, "budget" if the budget stopped it
+    failures: list[dict[str, Any]] = field(default_factory=list)  # idx, error_kind, message, attempts, source_ref
+    n_skipped: int = 0
+    budget_usd: float | None = None
+    config: dict[str, Any] | None = None  # what it takes to run it again
 
     def totals(self, items: list[Item]) -> dict[str, Any]:
         costs = [i.cost_usd for i in items]

@@ -131,6 +131,65 @@ def m001_initial(con: duckdb.DuckDBPyConnection) -> None:
         )""")
 
 
+@migration
+def m002_generation_studio(con: duckdb.DuckDBPyConnection) -> None:
+    """Techniques, structured output, review, judging, batching (issue: generation studio)."""
+    for column, kind in [("source_ref", "VARCHAR"), ("source_text", "VARCHAR"), ("fields", "JSON"),
+                         ("valid", "BOOLEAN"), ("invalid_reason", "VARCHAR"),
+                         ("cached", "BOOLEAN DEFAULT false"), ("version", "INTEGER DEFAULT 1")]:
+        con.execute(f"ALTER TABLE items ADD COLUMN {column} {kind}")
+    for column, kind in [("status", "VARCHAR DEFAULT 'complete'"), ("n_failed", "INTEGER DEFAULT 0"),
+                         ("n_skipped", "INTEGER DEFAULT 0"), ("budget_usd", "DOUBLE"), ("config", "JSON")]:
+        con.execute(f"ALTER TABLE runs ADD COLUMN {column} {kind}")
+    con.execute("""
+        CREATE TABLE failures (
+            run_id      VARCHAR NOT NULL,
+            idx         INTEGER NOT NULL,
+            error_kind  VARCHAR,
+            message     VARCHAR NOT NULL,
+            attempts    INTEGER NOT NULL,
+            source_ref  VARCHAR,
+            created_at  TIMESTAMP NOT NULL
+        )""")
+    con.execute("""
+        CREATE TABLE response_cache (
+            cache_key   VARCHAR PRIMARY KEY,
+            model       VARCHAR NOT NULL,
+            completion  JSON NOT NULL,
+            created_at  TIMESTAMP NOT NULL
+        )""")
+    con.execute("""
+        CREATE TABLE item_versions (
+            item_id    VARCHAR NOT NULL,
+            version    INTEGER NOT NULL,
+            text       VARCHAR NOT NULL,
+            status     VARCHAR NOT NULL,
+            note       VARCHAR,
+            created_at TIMESTAMP NOT NULL,
+            PRIMARY KEY (item_id, version)
+        )""")
+    con.execute("""
+        CREATE TABLE judgements (
+            judgement_id   VARCHAR PRIMARY KEY,
+            item_id        VARCHAR NOT NULL,
+            run_id         VARCHAR NOT NULL,
+            judge_model    VARCHAR NOT NULL,
+            rubric_id      VARCHAR NOT NULL,
+            rubric         JSON NOT NULL,
+            score          DOUBLE,
+            criteria       JSON,
+            reason         VARCHAR,
+            valid          BOOLEAN NOT NULL,
+            invalid_reason VARCHAR,
+            tokens_in      INTEGER NOT NULL,
+            tokens_out     INTEGER NOT NULL,
+            cost_usd       DOUBLE,
+            latency_ms     DOUBLE NOT NULL,
+            created_at     TIMESTAMP NOT NULL
+        )""")
+    con.execute("CREATE INDEX judgements_item ON judgements(item_id)")
+
+
 # Statement types a read-only query may have (DESCRIBE, SHOW and SUMMARIZE parse as SELECT).
 READ_ONLY_STATEMENTS = {"SELECT", "EXPLAIN"}
 
@@ -138,6 +197,15 @@ READ_ONLY_STATEMENTS = {"SELECT", "EXPLAIN"}
 def _lock_for(path: str) -> threading.RLock:
     with _PATH_LOCKS_GUARD:
         return _PATH_LOCKS.setdefault(path, threading.RLock())
+
+
+def _insert(con: duckdb.DuckDBPyConnection, table: str, rows: list[dict]) -> None:
+    """Insert rows by column name, so added columns never shift positional values."""
+    if not rows:
+        return
+    columns = list(rows[0])
+    con.executemany(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})",
+                    [[row[c] for c in columns] for row in rows])
 
 
 def run_filter(alias: str, run_ids: list[str] | None) -> tuple[str, list[str]]:
@@ -258,21 +326,81 @@ class DuckStore:
         totals = run.totals(items)
         if prompt is not None:
             run.prompt_id = self._upsert_prompt(con, prompt)
-        con.execute(
-            "INSERT INTO runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [run.run_id, run.name, run.technique, run.prompt_id, run.model, _json(run.params),
-             run.source, totals["n_items"], totals["tokens_in"], totals["tokens_out"],
-             totals["cost_usd"], totals["latency_s"], run.wall_s, run.created_at])
+        _insert(con, "runs", [{
+            "run_id": run.run_id, "name": run.name, "technique": run.technique,
+            "prompt_id": run.prompt_id, "model": run.model, "params": _json(run.params),
+            "source": run.source, **totals, "wall_s": run.wall_s, "created_at": run.created_at,
+            "status": run.status, "n_failed": len(run.failures), "n_skipped": run.n_skipped,
+            "budget_usd": run.budget_usd, "config": _json(run.config),
+        }])
         rows = []
         for it in items:
             it.run_id = run.run_id
             it.prompt_id = it.prompt_id or run.prompt_id
-            rows.append([it.item_id, it.run_id, it.idx, it.text, it.text_hash, it.prompt_id,
-                         it.rendered_prompt, _json(it.variables), it.model, _json(it.params),
-                         it.tokens_in, it.tokens_out, it.latency_ms, it.cost_usd,
-                         it.finish_reason, it.status, it.created_at, _json(it.meta)])
-        con.executemany("INSERT INTO items VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                        rows)
+            rows.append({
+                "item_id": it.item_id, "run_id": it.run_id, "idx": it.idx, "text": it.text,
+                "text_hash": it.text_hash, "prompt_id": it.prompt_id, "rendered_prompt": it.rendered_prompt,
+                "variables": _json(it.variables), "model": it.model, "params": _json(it.params),
+                "tokens_in": it.tokens_in, "tokens_out": it.tokens_out, "latency_ms": it.latency_ms,
+                "cost_usd": it.cost_usd, "finish_reason": it.finish_reason, "status": it.status,
+                "created_at": it.created_at, "meta": _json(it.meta), "source_ref": it.source_ref,
+                "source_text": it.source_text, "fields": _json(it.fields), "valid": it.valid,
+                "invalid_reason": it.invalid_reason, "cached": it.cached, "version": 1,
+            })
+        _insert(con, "items", rows)
+        _insert(con, "failures", [{"run_id": run.run_id, **f, "created_at": now()} for f in run.failures])
+
+    def cached_responses(self, keys: list[str]) -> dict[str, dict]:
+        """Cached completions by cache key (only the keys that are there)."""
+        if not keys:
+            return {}
+        with self.connect() as con:
+            con.register("wanted", pd.DataFrame({"cache_key": keys}))
+            rows = con.execute("SELECT c.cache_key, c.completion FROM response_cache c "
+                               "JOIN wanted USING (cache_key)").fetchall()
+        return {k: json.loads(v) for k, v in rows}
+
+    def put_cached_responses(self, entries: dict[str, dict]) -> None:
+        """Store completions under their cache keys (``{"model": ..., "completion": {...}}``)."""
+        if not entries:
+            return
+        with self.transaction() as con:
+            con.executemany("INSERT OR IGNORE INTO response_cache VALUES (?, ?, ?, ?)",
+                            [[k, v["model"], _json(v["completion"]), now()] for k, v in entries.items()])
+
+    def save_judgements(self, rows: list[dict]) -> None:
+        with self.transaction() as con:
+            _insert(con, "judgements", rows)
+
+    def set_status(self, item_ids: list[str], status: str) -> int:
+        """Set the review status of items; return how many exist."""
+        if not item_ids:
+            return 0
+        marks = ", ".join("?" * len(item_ids))
+        with self.transaction() as con:
+            n = con.execute(f"SELECT count(*) FROM items WHERE item_id IN ({marks})", item_ids).fetchone()[0]
+            con.execute(f"UPDATE items SET status = ? WHERE item_id IN ({marks})", [status, *item_ids])
+        return n
+
+    def save_edit(self, item_id: str, text: str, text_hash: str, note: str | None) -> int:
+        """Replace an item's text, keeping every earlier version in ``item_versions``; return the new
+        version number."""
+        with self.transaction() as con:
+            row = con.execute("SELECT text, status, version, created_at FROM items WHERE item_id = ?",
+                              [item_id]).fetchone()
+            if row is None:
+                raise SynthError(f"No item {item_id!r}.")
+            old_text, old_status, version, created = row
+            if not con.execute("SELECT 1 FROM item_versions WHERE item_id = ? AND version = ?",
+                               [item_id, version]).fetchone():
+                con.execute("INSERT INTO item_versions VALUES (?, ?, ?, ?, ?, ?)",
+                            [item_id, version, old_text, old_status, "original", created])
+            new_version = version + 1
+            con.execute("INSERT INTO item_versions VALUES (?, ?, ?, ?, ?, ?)",
+                        [item_id, new_version, text, "edited", note, now()])
+            con.execute("UPDATE items SET text = ?, text_hash = ?, status = 'edited', version = ? "
+                        "WHERE item_id = ?", [text, text_hash, new_version, item_id])
+        return new_version
 
     def put_embeddings(self, model: str, hashes: list[str], vectors: np.ndarray) -> None:
         if len(hashes) == 0:
@@ -317,7 +445,8 @@ class DuckStore:
             return con.execute("""
                 SELECT (SELECT count(*) FROM items), (SELECT max(created_at) FROM items),
                        (SELECT count(*) FROM runs), (SELECT count(*) FROM layouts),
-                       (SELECT max(computed_at) FROM metrics)""").fetchone()
+                       (SELECT max(computed_at) FROM metrics), (SELECT count(*) FROM judgements),
+                       (SELECT sum(hash(item_id || status || text_hash)) FROM items)""").fetchone()
 
     def count_items(self) -> int:
         with self.connect() as con:
@@ -340,12 +469,23 @@ class DuckStore:
         return rows[0][0]
 
     def items(self, run_ids: list[str] | None = None) -> pd.DataFrame:
-        """Items with their run name and prompt version, oldest first."""
+        """Items with their run name, prompt version and latest judge score, oldest first."""
         where, params = run_filter("i", run_ids)
+        return self._items_query(where, params)
+
+    def items_by_id(self, item_ids: list[str]) -> pd.DataFrame:
+        """The items with these ids (in the store's order)."""
+        if not item_ids:
+            return self._items_query("WHERE false", [])
+        return self._items_query(f"WHERE i.item_id IN ({', '.join('?' * len(item_ids))})", list(item_ids))
+
+    def _items_query(self, where: str, params: list) -> pd.DataFrame:
         return self.frame(f"""
             SELECT i.*, r.name AS run_name, r.technique, p.name AS prompt_name,
-                   p.version AS prompt_version
+                   p.version AS prompt_version, j.judge_score
             FROM items i JOIN runs r USING (run_id) LEFT JOIN prompts p ON p.prompt_id = i.prompt_id
+            LEFT JOIN (SELECT item_id, arg_max(score, created_at) AS judge_score
+                       FROM judgements GROUP BY item_id) j ON j.item_id = i.item_id
             {where}
             ORDER BY r.created_at, i.run_id, i.idx""", params)
 

@@ -3,8 +3,8 @@ import itertools
 import pytest
 
 from synth.errors import SynthError
-from synth.generation import (GenerationRequest, generate_batch, parse_var_spec, render,
-                              sample_variable_sets, template_fields, validate_request)
+from synth.generation import RunConfig, execute, parse_var_spec, render, template_fields, validate_template
+from synth.techniques import sample_assignments
 
 LOCAL = "local/smollm2-135m"
 
@@ -27,23 +27,28 @@ def test_bad_templates_are_refused(template, message):
 
 
 @pytest.mark.parametrize("req, message", [
-    (GenerationRequest(template=""), "template is empty"),
-    (GenerationRequest(template="   \n"), "template is empty"),
-    (GenerationRequest(template="About {topic}"), r"no values were given for: topic"),
-    (GenerationRequest(template="About {topic}", variables={"topic": ["  "]}), "topic"),
-    (GenerationRequest(template="hi", n=0), "batch size"),
-    (GenerationRequest(template="hi", n=1001), "batch size"),
-    (GenerationRequest(template="hi", temperature=2.5), "Temperature"),
-    (GenerationRequest(template="hi", top_p=0.0), "top_p"),
-    (GenerationRequest(template="hi", max_tokens=0), "Max tokens"),
+    (RunConfig(template=""), "template is empty"),
+    (RunConfig(template="   \n"), "template is empty"),
+    (RunConfig(template="About {topic}"), r"no values were given for: topic"),
+    (RunConfig(template="About {topic}", variables={"topic": ["  "]}), "topic"),
+    (RunConfig(template="hi", n=0), "number of items"),
+    (RunConfig(template="hi", n=100_001), "number of items"),
+    (RunConfig(template="hi", concurrency=0), "Concurrency"),
+    (RunConfig(template="hi", budget_usd=-1), "budget"),
+    (RunConfig(template="hi", technique="nope"), "Unknown technique"),
+    (RunConfig(template="hi", output={"fields": "not ok!"}), "field"),
+    (RunConfig(template="hi", temperature=2.5), "Temperature"),
+    (RunConfig(template="hi", top_p=0.0), "top_p"),
+    (RunConfig(template="hi", max_tokens=0), "Max tokens"),
 ])
 def test_request_validation(req, message):
     with pytest.raises(SynthError, match=message):
-        validate_request(req)
+        req.validate()
+        validate_template(req)
 
 
 def test_unused_variables_are_not_part_of_the_prompt_version():
-    prompt = validate_request(GenerationRequest(template="About {a}", variables={"a": ["x"], "b": ["y"]}))
+    prompt = validate_template(RunConfig(template="About {a}", variables={"a": ["x"], "b": ["y"]}))
     assert prompt.variables == {"a": ["x"]}
 
 
@@ -57,14 +62,14 @@ def test_parse_var_spec():
 
 def test_sampling_covers_every_combination_before_repeating():
     variables = {"a": ["1", "2", "3"], "b": ["x", "y"]}
-    sets = sample_variable_sets(variables, 6, seed=1)
+    sets = sample_assignments(variables, 6, seed=1, mode="product")
     combos = {tuple(sorted(d.items())) for d in sets}
     assert len(combos) == 6
     assert combos == {(("a", a), ("b", b)) for a, b in itertools.product("123", "xy")}
-    longer = sample_variable_sets(variables, 13, seed=1)
+    longer = sample_assignments(variables, 13, seed=1, mode="product")
     assert longer[:6] == sets and len(longer) == 13
-    assert sample_variable_sets(variables, 6, seed=1) == sets
-    assert sample_variable_sets(variables, 6, seed=2) != sets
+    assert sample_assignments(variables, 6, seed=1, mode="product") == sets
+    assert sample_assignments(variables, 6, seed=2, mode="product") != sets
 
 
 def test_render():
@@ -72,11 +77,11 @@ def test_render():
 
 
 def test_generate_with_embedded_model_records_provenance():
-    req = GenerationRequest(template="Write one sentence about a {animal}.",
+    req = RunConfig(template="Write one sentence about a {animal}.",
                             variables={"animal": ["cat", "owl"]}, n=2, model=LOCAL, max_tokens=16,
                             seed=5, prompt_name="animals", run_name="animals test")
     seen = []
-    run, items, prompt = generate_batch(req, on_item=lambda item, i, n: seen.append((i, n)))
+    run, items, prompt = execute(req, on_item=lambda item, i, n: seen.append((i, n)))
     assert seen == [(0, 2), (1, 2)]
     assert run.name == "animals test" and run.technique == "sampling" and run.model == LOCAL
     assert run.params["temperature"] == req.temperature and run.params["n"] == 2
@@ -93,18 +98,19 @@ def test_generate_with_embedded_model_records_provenance():
 
 
 def test_same_seed_same_text_with_embedded_model():
-    req = GenerationRequest(template="Name a colour.", n=1, model=LOCAL, max_tokens=8, temperature=1.0, seed=9)
-    assert generate_batch(req)[1][0].text == generate_batch(req)[1][0].text
+    req = RunConfig(template="Name a colour.", n=1, model=LOCAL, max_tokens=8, temperature=1.0, seed=9)
+    assert execute(req)[1][0].text == execute(req)[1][0].text
 
 
 def test_generate_through_litellm_openai_provider(server):
-    req = GenerationRequest(template="Say {word}", variables={"word": ["a", "b", "c"]}, n=3,
+    req = RunConfig(template="Say {word}", variables={"word": ["a", "b", "c"]}, n=3,
                             model="openai/test-model", api_base=server.api_base, max_tokens=20)
-    run, items, _ = generate_batch(req)
-    assert [i.text for i in items] == [f"Synthetic reply {k + 1} to: {i.rendered_prompt}"
-                                       for k, i in enumerate(items)]
+    run, items, _ = execute(req)
+    assert [i.idx for i in items] == [0, 1, 2]
+    for item in items:  # calls run concurrently, so the server numbers them in arrival order
+        assert item.text.startswith("Synthetic reply ") and item.text.endswith(f" to: {item.rendered_prompt}")
     assert items[0].tokens_in == 2 and items[0].tokens_out == len(items[0].text.split())
     assert run.params["api_base"] == server.api_base
-    sent = server.config.requests[0]["body"]
-    assert sent["model"] == "test-model" and sent["max_tokens"] == 20
+    sent = sorted((r["body"] for r in server.config.requests), key=lambda b: b["seed"])[0]
+    assert sent["model"] == "test-model" and sent["max_tokens"] == 20 and sent["seed"] == 0
     assert sent["messages"] == [{"role": "user", "content": items[0].rendered_prompt}]

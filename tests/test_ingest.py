@@ -5,14 +5,15 @@ import pytest
 from synth.errors import SynthError
 from synth.export import export_items
 from synth.ingest import import_file, read_records, restore_export
+from synth.pipeline import import_run
 from synth.store import DuckStore
 
 
 def test_import_jsonl_keeps_other_columns_as_meta(store, tmp_path):
     path = tmp_path / "real.jsonl"
     path.write_text('{"text": " first review ", "stars": 5}\n\n{"text": "second", "stars": 2}\n')
-    run, items = import_file(store, path, run_name="real")
-    frame = store.items([run.run_id])
+    result = import_run(store, path, run_name="real")
+    frame = store.items([result.run_id])
     assert list(frame["text"]) == ["first review", "second"]
     assert [json.loads(m)["stars"] for m in frame["meta"]] == [5, 2]
     assert set(frame["status"]) == {"imported"}
@@ -22,9 +23,9 @@ def test_import_jsonl_keeps_other_columns_as_meta(store, tmp_path):
 def test_import_csv_with_other_column(store, tmp_path):
     path = tmp_path / "reviews.csv"
     path.write_text('id,body\n1,"Great, really great"\n2,Bad\n')
-    run, _ = import_file(store, path, text_column="body")
-    assert list(store.items([run.run_id])["text"]) == ["Great, really great", "Bad"]
-    assert run.name == "import reviews.csv"
+    result = import_run(store, path, text_column="body")
+    assert list(store.items([result.run_id])["text"]) == ["Great, really great", "Bad"]
+    assert result.name == "import reviews.csv"
 
 
 @pytest.mark.parametrize("name, content, message", [
@@ -41,19 +42,19 @@ def test_bad_files_are_refused_and_nothing_is_written(store, tmp_path, name, con
     path = tmp_path / name
     path.write_text(content)
     with pytest.raises(SynthError, match=message):
-        import_file(store, path)
+        import_run(store, path)
     assert store.count_items() == 0 and store.runs().empty
 
 
 def test_missing_file_and_bad_encoding(store, tmp_path):
     with pytest.raises(SynthError, match="File not found"):
-        import_file(store, tmp_path / "nope.jsonl")
+        import_file(tmp_path / "nope.jsonl")
     with pytest.raises(SynthError, match="not UTF-8"):
         read_records(tmp_path / "x.csv", data=b"text\n\xff\xfe\xfa\n")
 
 
-def test_upload_bytes_are_read_without_a_file(store):
-    run, items = import_file(store, "upload.csv", data=b"text\nfrom memory\n")
+def test_upload_bytes_are_read_without_a_file():
+    run, items = import_file("upload.csv", data=b"text\nfrom memory\n")
     assert [i.text for i in items] == ["from memory"]
 
 

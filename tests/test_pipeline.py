@@ -3,13 +3,13 @@
 import pytest
 
 from synth.errors import SynthError
-from synth.generation import GenerationRequest
+from synth.generation import RunConfig
 from synth.pipeline import generate_run, import_run, map_points
 
 
 def test_generate_embed_project_and_measure_a_real_batch_of_five(demo_store):
     before = demo_store.count_items()
-    req = GenerationRequest(template="Write a one-line review of a {product}.",
+    req = RunConfig(template="Write a one-line review of a {product}.",
                             variables={"product": ["bicycle", "teapot", "laptop"]}, n=5,
                             model="local/smollm2-135m", max_tokens=32, run_name="e2e batch")
     result = generate_run(demo_store, req)
@@ -30,17 +30,43 @@ def test_generate_embed_project_and_measure_a_real_batch_of_five(demo_store):
     assert 0 < stored["distinct_1"] <= 1 and 0 < stored["distinct_2"] <= 1
     assert 0 < stored["mean_pairwise_cosine_distance"] < 2
     assert stored["tokens_out"] == result.tokens_out
-    assert stored == pytest.approx(result.metrics, nan_ok=True)
+    assert {k: v for k, v in stored.items() if v == v} == pytest.approx(
+        {k: v for k, v in result.metrics.items() if v is not None})
+    assert stored["validity_rate"] != stored["validity_rate"]  # NULL: the run declared no fields
     embedded, _ = demo_store.query_readonly("SELECT count(*) AS n FROM embeddings")
     assert embedded["n"][0] == points["text_hash"].nunique()
 
 
-def test_provider_failure_writes_nothing(store, make_server):
-    srv = make_server(fail_status=500, fail_from=3)  # two calls succeed, then the provider fails
-    with pytest.raises(SynthError, match="Nothing was saved"):
-        generate_run(store, GenerationRequest(template="hi", n=4, model="openai/test-model",
-                                              api_base=srv.api_base))
-    assert len(srv.config.requests) == 3
+def test_transient_failures_are_kept_with_their_reason_and_successes_saved(store, make_server):
+    # Calls 3 and 4 get 503 every time: after the retries they are failures of a partial run.
+    srv = make_server(fail_status=503, fail_from=3, fail_until=10**6)
+    cfg = RunConfig(template="hi {x}", variables={"x": ["a", "b", "c", "d"]}, n=4, model="openai/test-model",
+                    api_base=srv.api_base, concurrency=1)
+    import synth.batch
+    result = generate_run(store, cfg)
+    assert result.status == "partial" and result.n_items == 2 and result.n_failed == 2
+    failures = store.frame("SELECT idx, error_kind, message, attempts FROM failures ORDER BY idx")
+    assert list(failures["idx"]) == [2, 3]
+    assert set(failures["error_kind"]) == {"ServiceUnavailableError"}
+    assert failures["message"].str.contains("unavailable").all()
+    assert (failures["attempts"] == synth.batch.BatchSettings(model="").max_retries + 1).all()
+    assert store.runs().iloc[0]["n_failed"] == 2
+
+
+def test_a_batch_where_every_call_fails_writes_nothing(store, make_server):
+    srv = make_server(fail_status=500)
+    with pytest.raises(SynthError, match="No item was made.*Nothing was saved"):
+        generate_run(store, RunConfig(template="hi", n=2, model="openai/test-model", api_base=srv.api_base))
+    assert store.count_items() == 0 and store.runs().empty
+
+
+def test_a_rejected_key_stops_the_batch_and_writes_nothing(store, make_server, monkeypatch):
+    srv = make_server(required_key="sk-right-000000")
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-wrong-111111")
+    with pytest.raises(SynthError, match="rejected the API key"):
+        generate_run(store, RunConfig(template="hi", n=6, model="openai/test-model", api_base=srv.api_base,
+                                      concurrency=1))
+    assert len(srv.config.requests) == 1  # no point calling five more times
     assert store.count_items() == 0 and store.runs().empty
 
 

@@ -9,7 +9,8 @@ from synth.records import Item, PromptSpec, Run
 from synth.store import DuckStore, _MIGRATIONS
 from conftest import ROOT
 
-DOCUMENTED_TABLES = ["prompts", "runs", "items", "embeddings", "metrics", "layouts", "projections"]
+DOCUMENTED_TABLES = ["prompts", "runs", "items", "embeddings", "metrics", "layouts", "projections",
+                     "item_versions", "failures", "judgements", "response_cache"]
 
 
 def _items(n, prefix="text"):
