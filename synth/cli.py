@@ -6,6 +6,7 @@ import argparse
 import json
 import math
 import sys
+from pathlib import Path
 from typing import Any, Sequence
 
 from synth import settings
@@ -43,28 +44,136 @@ def _store(args: argparse.Namespace):
     return open_store(args.db)
 
 
-def cmd_generate(args: argparse.Namespace) -> int:
-    from synth.generation import GenerationRequest, parse_var_spec
-    from synth.pipeline import generate_run
+def _source_from_args(args: argparse.Namespace) -> dict | None:
+    given = [(k, v) for k, v in (("file", args.source_file), ("folder", args.source_folder),
+                                 ("git", args.source_git), ("run", args.source_run),
+                                 ("pasted", args.source_text)) if v]
+    if len(given) > 1:
+        raise SynthError("Give one source: --source-file, --source-folder, --source-git, --source-run "
+                         "or --source-text.")
+    if not given:
+        return None
+    kind, value = given[0]
+    key = {"file": "path", "folder": "path", "git": "repo", "run": "run", "pasted": "text"}[kind]
+    source = {"kind": kind, key: value}
+    if kind == "file":
+        source["text_column"] = args.text_column
+    return source
+
+
+def _read_lines(path: str | None) -> list[str]:
+    if not path:
+        return []
+    file = Path(path)
+    if not file.is_file():
+        raise SynthError(f"File not found: {path}.")
+    return [line.strip() for line in file.read_text().splitlines() if line.strip()]
+
+
+def config_from_args(args: argparse.Namespace) -> "RunConfig":
+    from synth.generation import RunConfig, parse_var_spec
 
     variables: dict[str, list[str]] = {}
     for spec in args.var or []:
         name, values = parse_var_spec(spec)
         variables.setdefault(name, []).extend(values)
-    req = GenerationRequest(
-        template=args.template, variables=variables, n=args.n, model=args.model or "",
-        temperature=args.temperature, max_tokens=args.max_tokens, top_p=args.top_p, seed=args.seed,
-        system_prompt=args.system or "", prompt_name=args.prompt_name, run_name=args.run_name,
-        api_base=args.api_base)
+    output = None
+    if args.fields:
+        output = {"fields": [f.strip() for f in args.fields.split(",") if f.strip()]}
+    if args.schema:
+        output = {"schema": Path(args.schema).read_text() if Path(args.schema).is_file() else args.schema}
+    grammar = None
+    if args.grammar:
+        if not Path(args.grammar).is_file():
+            raise SynthError(f"Grammar file not found: {args.grammar}.")
+        grammar = Path(args.grammar).read_text()
+    judge = None
+    if args.judge_model or args.rubric:
+        from synth.judge import Rubric
+
+        rubric = Rubric.from_file(args.rubric) if args.rubric else Rubric()
+        judge = {"model": args.judge_model or args.model or "", "rubric": rubric.to_dict()}
+    technique = args.technique or ("symbolic" if grammar else "sampling")
+    n = args.n if args.n is not None else (0 if technique in ("back_translation", "transform") else 5)
+    return RunConfig(
+        technique=technique, template=args.template or "", variables=variables, n=n,
+        model=args.model or "", temperature=args.temperature, max_tokens=args.max_tokens, top_p=args.top_p,
+        seed=args.seed, system_prompt=args.system or "", prompt_name=args.prompt_name,
+        run_name=args.run_name, api_base=args.api_base, sampling_mode=args.sampling_mode,
+        examples=(args.example or []) + _read_lines(args.examples_file), k_examples=args.k_examples,
+        avoid_runs=args.avoid_run or [], k_avoid=args.k_avoid, source=_source_from_args(args),
+        per_source=args.per_source, grammar=grammar, unique=args.unique, output=output,
+        concurrency=args.concurrency, budget_usd=args.budget, regenerate=args.regenerate, judge=judge)
+
+
+def _report(args: argparse.Namespace, results: list) -> int:
+    for r in results:
+        for failure in r.failures:
+            print(f"failed: {failure}", file=sys.stderr)
+    lines = []
+    for r in results:
+        cost = "unknown" if r.cost_usd is None else f"${r.cost_usd:.4f}"
+        line = (f"run {r.run_id} ({r.name}): {r.n_items} items, {r.tokens_in}+{r.tokens_out} tokens, "
+                f"cost {cost}, {r.wall_s} s, {r.status}")
+        if r.n_failed or r.n_skipped or r.n_cached:
+            line += f" ({r.n_failed} failed, {r.n_skipped} skipped, {r.n_cached} from cache)"
+        if r.judge:
+            line += f"; judge mean score {r.judge['score_mean']}"
+        lines.append(line)
+    payload = results[0].to_dict() if len(results) == 1 else {"runs": [r.to_dict() for r in results]}
+    _print(args, payload, "\n".join(lines))
+    return 0
+
+
+def _progress(item, i, n):
+    print(f"[{i + 1}/{n}] {item.text[:100]!r}", file=sys.stderr)
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    from synth.pipeline import generate_run
+
+    cfg = config_from_args(args)
+    return _report(args, [generate_run(_store(args), cfg, on_item=_progress)])
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from synth.recipes import load_recipe, run_recipe
+
+    overrides = {"model": args.model, "api_base": args.api_base, "concurrency": args.concurrency,
+                 "budget_usd": args.budget, "regenerate": args.regenerate}
+    results = run_recipe(_store(args), load_recipe(args.recipe), on_item=_progress, overrides=overrides)
+    return _report(args, results)
+
+
+def cmd_judge(args: argparse.Namespace) -> int:
+    from synth.judge import Rubric, judge_items
+
     store = _store(args)
+    run_id = store.resolve_run(args.run)
+    ids = store.items([run_id])["item_id"].tolist()
+    rubric = Rubric.from_file(args.rubric) if args.rubric else Rubric()
+    result = judge_items(store, ids, args.model, rubric, args.api_base, args.concurrency)
+    _print(args, result.to_dict(), f"judged {result.n_items} items of {args.run} with {result.judge_model}: "
+           f"{result.n_valid} valid, mean score {result.score_mean}, pass rates {result.pass_rates}")
+    return 0
 
-    def progress(item, i, n):
-        print(f"[{i + 1}/{n}] {item.text[:100]!r}", file=sys.stderr)
 
-    result = generate_run(store, req, on_item=progress)
-    _print(args, result.to_dict(),
-           f"run {result.run_id} ({result.name}): {result.n_items} items, "
-           f"{result.tokens_in}+{result.tokens_out} tokens, cost {result.cost_usd}, {result.wall_s} s")
+def cmd_review(args: argparse.Namespace) -> int:
+    from synth import review
+
+    store = _store(args)
+    if sum(bool(x) for x in (args.accept, args.reject, args.edit is not None)) != 1:
+        raise SynthError("Say what to do: --accept, --reject or --edit TEXT.")
+    if args.edit is not None:
+        if len(args.items) != 1:
+            raise SynthError("--edit changes one item at a time.")
+        version = review.edit_item(store, args.items[0], args.edit, args.note)
+        payload, text = {"item_id": args.items[0], "version": version}, f"{args.items[0]} is now version {version}"
+    else:
+        status = "accepted" if args.accept else "rejected"
+        n = review.set_status(store, args.items, status)
+        payload, text = {"status": status, "items": n}, f"{n} items {status}"
+    _print(args, payload, text)
     return 0
 
 
@@ -103,7 +212,8 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     store = _store(args)
     run_ids = [store.resolve_run(r) for r in args.run] if args.run else None
-    n = export_items(store, args.out, run_ids)
+    statuses = [s.strip() for s in args.status.split(",")] if args.status else None
+    n = export_items(store, args.out, run_ids, statuses=statuses, min_score=args.min_score)
     _print(args, {"out": args.out, "rows": n}, f"wrote {n} items to {args.out}")
     return 0
 
@@ -122,25 +232,74 @@ def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--db", help=f"DuckDB file (default: $SYNTH_DB or {settings.SETTINGS['db_path'].default})")
     common.add_argument("--json", action="store_true", help="print the result as JSON")
+    model_args = argparse.ArgumentParser(add_help=False)
+    model_args.add_argument("--model", help=f"litellm model name (default {settings.DEFAULT_LOCAL_MODEL})")
+    model_args.add_argument("--api-base", help="OpenAI-compatible server, e.g. http://localhost:11434 for Ollama")
+    model_args.add_argument("--temperature", type=float, default=settings.DEFAULT_TEMPERATURE)
+    model_args.add_argument("--top-p", type=float, default=None)
+    model_args.add_argument("--max-tokens", type=int, default=settings.DEFAULT_MAX_TOKENS)
+    model_args.add_argument("--seed", type=int, default=settings.DEFAULT_SEED)
+    model_args.add_argument("--concurrency", type=int, default=4, help="calls in flight at once")
+    model_args.add_argument("--budget", type=float, help="stop spending at this many USD")
+    model_args.add_argument("--regenerate", type=int, default=0, help="new samples instead of cached responses")
 
     parser = argparse.ArgumentParser(prog="python -m synth",
                                      description="Synth Studio: generate, measure and export synthetic text.")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    g = sub.add_parser("generate", parents=[common], help="generate a batch from a prompt template")
-    g.add_argument("--template", required=True, help="prompt with {variables}")
+    g = sub.add_parser("generate", parents=[common, model_args], help="make a run with one technique")
+    g.add_argument("--technique", help="sampling (default), back_translation, transform or symbolic")
+    g.add_argument("--template", help="prompt with {variables}; for back_translation/transform, {text} is the source")
     g.add_argument("--var", action="append", metavar="NAME=V1,V2", help="values of a variable (repeatable)")
-    g.add_argument("--model", help=f"litellm model name (default {settings.DEFAULT_LOCAL_MODEL})")
-    g.add_argument("--n", type=int, default=5, help="number of items")
-    g.add_argument("--temperature", type=float, default=settings.DEFAULT_TEMPERATURE)
-    g.add_argument("--max-tokens", type=int, default=settings.DEFAULT_MAX_TOKENS)
-    g.add_argument("--top-p", type=float, default=None)
-    g.add_argument("--seed", type=int, default=settings.DEFAULT_SEED)
+    g.add_argument("--n", type=int, default=None, help="number of items (sources to use, for back_translation/transform; 0: all)")
     g.add_argument("--system", help="system prompt")
     g.add_argument("--prompt-name", default="default", help="prompt family; a changed template makes a new version")
     g.add_argument("--run-name")
-    g.add_argument("--api-base", help="OpenAI-compatible server, e.g. http://localhost:11434 for Ollama")
+    g.add_argument("--sampling-mode", default="product", choices=["product", "random"])
+    g.add_argument("--example", action="append", help="a few-shot example (repeatable)")
+    g.add_argument("--examples-file", help="few-shot examples, one per line")
+    g.add_argument("--k-examples", type=int, default=2, help="examples per call (a random subset)")
+    g.add_argument("--avoid-run", action="append", help="show items of this run as 'write something different'")
+    g.add_argument("--k-avoid", type=int, default=5)
+    g.add_argument("--source-file", help="JSONL/CSV of source texts (with --text-column)")
+    g.add_argument("--text-column", default="text")
+    g.add_argument("--source-folder", help="a folder of source files")
+    g.add_argument("--source-git", help="a local git repository of source files")
+    g.add_argument("--source-run", help="an earlier run whose items are the sources")
+    g.add_argument("--source-text", help="pasted source texts, separated by blank lines")
+    g.add_argument("--per-source", type=int, default=1, help="items per source text")
+    g.add_argument("--grammar", help="YAML/JSON slot grammar (technique symbolic)")
+    g.add_argument("--unique", action="store_true", help="symbolic: distinct texts only")
+    g.add_argument("--fields", help="structured output: comma-separated field names")
+    g.add_argument("--schema", help="structured output: a JSON Schema (file or inline JSON)")
+    g.add_argument("--judge-model", help="score every item with this model after generating")
+    g.add_argument("--rubric", help="YAML rubric, or one 'name: description' per line")
     g.set_defaults(func=cmd_generate)
+
+    r = sub.add_parser("run", parents=[common], help="run a recipe file (YAML or JSON)")
+    r.add_argument("recipe")
+    r.add_argument("--model")
+    r.add_argument("--api-base")
+    r.add_argument("--concurrency", type=int)
+    r.add_argument("--budget", type=float, help="USD cap per run")
+    r.add_argument("--regenerate", type=int, help="new samples instead of cached responses")
+    r.set_defaults(func=cmd_run)
+
+    j = sub.add_parser("judge", parents=[common], help="score a run's items with an LLM judge")
+    j.add_argument("--run", required=True)
+    j.add_argument("--model", help="litellm judge model (default: the default model)")
+    j.add_argument("--rubric", help="YAML rubric, or one 'name: description' per line")
+    j.add_argument("--api-base")
+    j.add_argument("--concurrency", type=int, default=4)
+    j.set_defaults(func=cmd_judge)
+
+    v = sub.add_parser("review", parents=[common], help="accept, reject or edit items")
+    v.add_argument("items", nargs="+", metavar="ITEM_ID")
+    v.add_argument("--accept", action="store_true")
+    v.add_argument("--reject", action="store_true")
+    v.add_argument("--edit", metavar="TEXT", help="new text (the original is kept as version 1)")
+    v.add_argument("--note")
+    v.set_defaults(func=cmd_review)
 
     i = sub.add_parser("import", parents=[common], help="import texts from a JSONL or CSV file")
     i.add_argument("file")
@@ -157,6 +316,8 @@ def build_parser() -> argparse.ArgumentParser:
     e = sub.add_parser("export", parents=[common], help="export items with provenance")
     e.add_argument("--out", required=True, help="FILE.jsonl, FILE.csv or FILE.parquet")
     e.add_argument("--run", action="append", help="run id or name (repeatable; default: all)")
+    e.add_argument("--status", help="only these statuses, e.g. accepted,edited")
+    e.add_argument("--min-score", type=float, help="only items whose latest judge score is at least this")
     e.set_defaults(func=cmd_export)
 
     q = sub.add_parser("sql", parents=[common], help="run a read-only SQL query")

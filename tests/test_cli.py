@@ -97,3 +97,69 @@ def test_entry_point_runs_as_a_module(tmp_path):
     bad = subprocess.run([sys.executable, "-m", "synth", "sql", "DELETE FROM items", "--db", str(db)],
                          cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert bad.returncode == 1 and "read-only" in bad.stderr
+
+
+def test_techniques_recipes_judge_review_and_filtered_export(capsys, tmp_path, make_server):
+    from openai_server import json_reply
+
+    srv = make_server(reply=json_reply)
+    db = str(tmp_path / "t.duckdb")
+    grammar = tmp_path / "g.yaml"
+    grammar.write_text("start: '<a> <b>'\nrules:\n  a: [hi, hello]\n  b: [you, there]\n")
+    code, out, err = run(capsys, "generate", "--db", db, "--json", "--technique", "symbolic", "--grammar",
+                         str(grammar), "--n", "4", "--unique", "--run-name", "grammar")
+    assert code == 0, err
+    assert json.loads(out)["n_items"] == 4 and json.loads(out)["model"] == "symbolic"
+
+    code, out, err = run(capsys, "generate", "--db", db, "--json", "--technique", "back_translation",
+                         "--source-text", "Paris is in France.\n\nTea is a drink.", "--model", "openai/test-model",
+                         "--api-base", srv.api_base, "--concurrency", "2", "--run-name", "bt")
+    assert code == 0, err
+    assert json.loads(out)["n_items"] == 2
+
+    code, out, err = run(capsys, "generate", "--db", db, "--json", "--template", "QA about {t}", "--var",
+                         "t=tea,rain", "--n", "2", "--fields", "question,answer", "--model", "openai/test-model",
+                         "--api-base", srv.api_base, "--judge-model", "openai/test-model", "--run-name", "qa")
+    assert code == 0, err
+    qa = json.loads(out)
+    assert qa["metrics"]["validity_rate"] == 1.0 and qa["judge"]["n_valid"] == 2
+    assert qa["metrics"]["judge_score_mean"] == qa["judge"]["score_mean"]
+
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("technique: transform\nsource: {kind: run, run: bt}\nn: 0\nper_source: 2\n"
+                      "template: 'Shorter: {text}'\nrun_name: shorter\n")
+    code, out, err = run(capsys, "run", str(recipe), "--db", db, "--json", "--model", "openai/test-model",
+                         "--api-base", srv.api_base)
+    assert code == 0, err
+    assert json.loads(out)["n_items"] == 4
+
+    code, out, _ = run(capsys, "judge", "--db", db, "--run", "shorter", "--model", "openai/test-model",
+                       "--api-base", srv.api_base, "--json")
+    assert json.loads(out)["n_items"] == 4
+
+    code, out, _ = run(capsys, "sql", "--db", db, "--json",
+                       "SELECT item_id FROM items i JOIN runs r USING (run_id) WHERE r.name = 'grammar' ORDER BY idx")
+    ids = [r["item_id"] for r in json.loads(out)["rows"]]
+    assert run(capsys, "review", ids[0], ids[1], "--accept", "--db", db)[0] == 0
+    assert run(capsys, "review", ids[2], "--reject", "--db", db)[0] == 0
+    code, out, _ = run(capsys, "review", ids[3], "--edit", "hey you", "--db", db, "--json")
+    assert json.loads(out) == {"item_id": ids[3], "version": 2}
+    code, out, _ = run(capsys, "export", "--db", db, "--out", str(tmp_path / "ok.jsonl"), "--status",
+                       "accepted,edited", "--json")
+    assert json.loads(out)["rows"] == 3
+    code, out, _ = run(capsys, "export", "--db", db, "--out", str(tmp_path / "best.jsonl"), "--min-score",
+                       "1", "--json")
+    assert json.loads(out)["rows"] == 6  # the qa and shorter items were judged
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["review", "it_x"], "--accept, --reject or --edit"),
+    (["review", "a", "b", "--edit", "x"], "one item at a time"),
+    (["generate", "--technique", "transform", "--source-text", "x", "--source-run", "y"], "Give one source"),
+    (["generate", "--technique", "symbolic", "--grammar", "missing.yaml"], "Grammar file not found"),
+    (["run", "missing.yaml"], "Recipe file not found"),
+    (["generate", "--template", "hi", "--concurrency", "0"], "Concurrency"),
+])
+def test_more_errors(capsys, tmp_path, argv, message):
+    code, _, err = run(capsys, *argv, "--db", str(tmp_path / "e.duckdb"))
+    assert code == 1 and message in err
