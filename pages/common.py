@@ -61,6 +61,7 @@ def app_pages() -> list:
         st.Page("pages/explore.py", title="Explore", icon=":material/scatter_plot:", default=True,
                 url_path="explore"),
         st.Page("pages/generate.py", title="Generate", icon=":material/auto_awesome:", url_path="generate"),
+        st.Page("pages/review.py", title="Review", icon=":material/rate_review:", url_path="review"),
         st.Page("pages/metrics.py", title="Metrics", icon=":material/monitoring:", url_path="metrics"),
     ]
 

@@ -1,26 +1,104 @@
-"""Generate: a prompt template with {variables}, values per variable, a model, and a batch."""
+"""Generate: pick a technique, set it up, run it; save or load the setup as a recipe."""
 
 from __future__ import annotations
 
 import pandas as pd
 import streamlit as st
 
-from pages.common import require_app, get_store
+from pages.common import get_store, require_app
 from synth import providers, settings
 from synth.errors import SynthError
-from synth.generation import GenerationRequest, template_fields
+from synth.generation import RunConfig, template_fields
 from synth.pipeline import generate_run, import_run
-
-DEFAULT_TEMPLATE = "Write one short customer review of a {product} that sounds {tone}."
-DEFAULT_VALUES = {"product": "coffee grinder\nrain jacket\nphone case", "tone": "happy\nannoyed"}
+from synth.recipes import config_from_recipe, load_recipe, recipe_text
+from synth.techniques import TECHNIQUES, get_technique
 
 require_app()
 
+DEFAULT_VALUES = {"product": "coffee grinder\nrain jacket\nphone case", "tone": "happy\nannoyed"}
+DEFAULT_GRAMMAR = """start: "<greeting> I <problem> my <product>. <ask>"
+rules:
+  greeting: ["Hi,", {text: "Hello,", weight: 2}, "Good morning,"]
+  problem: ["cannot log in to", "was charged twice for", "never received"]
+  product: ["account", "order", "subscription", "gift card"]
+  ask: ["Can you help?", {text: "What should I do?", weight: 2}, "Please fix this."]
+"""
+SOURCE_KINDS = {"pasted": "Paste texts", "file": "Upload a JSONL/CSV file", "folder": "A folder",
+                "git": "A git repository", "run": "An earlier run"}
+# Widget keys of the settings a recipe can carry, and how each maps to RunConfig.
+STATE_KEYS = {"model": "generate_model", "api_base": "generate_api_base", "temperature": "generate_temperature",
+              "top_p": "generate_top_p",
+              "max_tokens": "generate_max_tokens", "n": "generate_n", "seed": "generate_seed",
+              "concurrency": "generate_concurrency", "prompt_name": "generate_prompt_name",
+              "template": "generate_template", "system_prompt": "generate_system", "run_name": "generate_run_name",
+              "sampling_mode": "generate_sampling_mode", "k_examples": "generate_k_examples",
+              "k_avoid": "generate_k_avoid", "per_source": "generate_per_source", "unique": "generate_unique"}
 
-def model_ui() -> tuple[str, str | None]:
+
+def defaults_ui() -> None:
+    """Every recipe-carried widget starts from session state, so a loaded recipe can set it."""
+    defaults = {"generate_model": settings.get("default_model"), "generate_api_base": "",
+                "generate_temperature": settings.DEFAULT_TEMPERATURE, "generate_top_p": 1.0,
+                "generate_max_tokens": settings.DEFAULT_MAX_TOKENS, "generate_n": 5,
+                "generate_seed": settings.DEFAULT_SEED, "generate_concurrency": 4, "generate_budget": 0.0,
+                "generate_regenerate": 0, "generate_prompt_name": "reviews",
+                "generate_template": get_technique("sampling").default_template, "generate_k_examples": 2,
+                "generate_k_avoid": 5, "generate_per_source": 1, "generate_grammar": DEFAULT_GRAMMAR,
+                "generate_unique": False, "generate_system": "", "generate_run_name": ""}
+    for key, value in defaults.items():
+        st.session_state.setdefault(key, value)
+
+
+def load_recipe_ui() -> None:
+    """Upload a recipe file and put its settings into the widgets."""
+    with st.sidebar.expander("Load a recipe"):
+        upload = st.file_uploader("Recipe (.yaml or .json)", key="generate_recipe_file")
+        if upload is not None and st.button("Load", key="generate_recipe_load"):
+            try:
+                cfg = config_from_recipe(load_recipe(text=upload.getvalue().decode("utf-8")))
+                cfg.validate()
+            except (SynthError, UnicodeDecodeError) as exc:
+                st.error(str(exc))
+                return
+            state = st.session_state
+            for field, key in STATE_KEYS.items():
+                value = getattr(cfg, field)
+                if value is not None:
+                    state[key] = float(value) if isinstance(value, float) else value
+            state["generate_budget"] = float(cfg.budget_usd or 0.0)
+            state["generate_regenerate"] = cfg.regenerate
+            state["generate_technique"] = cfg.technique
+            if cfg.technique in ("back_translation", "transform"):
+                state.pop("generate_template", None)
+                state[f"generate_template_{cfg.technique}"] = cfg.template or get_technique(cfg.technique).default_template
+                source = cfg.source or {}
+                state["generate_source_kind"] = source.get("kind", "pasted")
+                for field, key in (("text", "generate_source_text"), ("path", "generate_source_path"),
+                                   ("repo", "generate_source_path"), ("text_column", "generate_source_column")):
+                    if field in source:
+                        state[key] = source[field]
+            for name, values in cfg.variables.items():
+                state[f"generate_var_{name}"] = "\n".join(values)
+            state["generate_examples"] = "\n\n".join(cfg.examples)
+            state["generate_output_mode"] = ("fields" if cfg.output and "fields" in cfg.output else
+                                             "schema" if cfg.output else "none")
+            if cfg.output and "fields" in cfg.output:
+                state["generate_fields"] = ", ".join(cfg.output["fields"])
+            if cfg.grammar:
+                state["generate_grammar"] = cfg.grammar if isinstance(cfg.grammar, str) else recipe_text_of(cfg.grammar)
+            st.rerun()
+
+
+def recipe_text_of(value) -> str:
+    import yaml
+
+    return yaml.safe_dump(value, sort_keys=False, allow_unicode=True)
+
+
+def model_ui() -> dict:
     st.sidebar.subheader("Model")
     model = st.sidebar.text_input(
-        "litellm model", value=settings.get("default_model"), key="generate_model",
+        "litellm model", key="generate_model",
         help="The embedded model needs no key: " + ", ".join(providers.list_models()) + ". Hosted "
              "models take a provider prefix (openai/gpt-4o-mini, anthropic/...), with the key in the "
              "environment or .streamlit/secrets.toml.")
@@ -28,26 +106,35 @@ def model_ui() -> tuple[str, str | None]:
         "API base (optional)", key="generate_api_base",
         help="An OpenAI-compatible server: Ollama (http://localhost:11434 with ollama/<model>) or "
              "vLLM / llama.cpp (http://host:8000/v1 with openai/<model>).")
-    return model.strip(), (api_base.strip() or None)
+    return {"model": model.strip(), "api_base": api_base.strip() or None}
 
 
-def params_ui() -> dict:
-    st.sidebar.subheader("Parameters")
-    return {
-        "temperature": st.sidebar.slider("Temperature", 0.0, 2.0, settings.DEFAULT_TEMPERATURE, 0.05,
-                                         key="generate_temperature"),
-        "max_tokens": int(st.sidebar.number_input("Max tokens", 1, 4096, settings.DEFAULT_MAX_TOKENS,
-                                                  key="generate_max_tokens")),
-        "n": int(st.sidebar.number_input("Batch size", 1, 1000, 5, key="generate_n")),
-        "seed": int(st.sidebar.number_input("Seed", 0, 2**31 - 1, settings.DEFAULT_SEED,
-                                            key="generate_seed")),
+def params_ui(uses_llm: bool) -> dict:
+    st.sidebar.subheader("Run")
+    values = {
+        "n": int(st.sidebar.number_input("Items (0: one per source)", 0, 100_000, key="generate_n")),
+        "seed": int(st.sidebar.number_input("Seed", 0, 2**31 - 1, key="generate_seed")),
     }
+    if not uses_llm:
+        return values
+    budget = st.sidebar.number_input("Budget (USD, 0: none)", 0.0, 10_000.0, step=0.01, key="generate_budget")
+    values.update({
+        "temperature": st.sidebar.slider("Temperature", 0.0, 2.0, step=0.05, key="generate_temperature"),
+        "top_p": st.sidebar.slider("top_p (1.0: off)", 0.05, 1.0, step=0.05, key="generate_top_p") or None,
+        "max_tokens": int(st.sidebar.number_input("Max tokens", 1, 4096, key="generate_max_tokens")),
+        "concurrency": int(st.sidebar.number_input("Concurrency", 1, 256, key="generate_concurrency")),
+        "budget_usd": budget or None,
+        "regenerate": int(st.sidebar.number_input(
+            "Regenerate", 0, 1000, key="generate_regenerate",
+            help="0 reuses cached responses for an identical batch (free); another number gives new samples.")),
+    })
+    return values
 
 
 def variables_ui(template: str) -> dict[str, list[str]]:
     """One text area per {variable} in the template, one value per line."""
     try:
-        fields = template_fields(template)
+        fields = [f for f in template_fields(template) if f not in ("examples", "avoid")]
     except SynthError as exc:
         st.error(str(exc))
         return {}
@@ -55,42 +142,138 @@ def variables_ui(template: str) -> dict[str, list[str]]:
     if fields:
         st.markdown("**Values per variable** (one per line)")
     for column, name in zip(st.columns(max(1, len(fields))), fields):
-        raw = column.text_area(f"{{{name}}}", value=DEFAULT_VALUES.get(name, ""),
-                               key=f"generate_var_{name}", height=120)
+        st.session_state.setdefault(f"generate_var_{name}", DEFAULT_VALUES.get(name, ""))
+        raw = column.text_area(f"{{{name}}}", key=f"generate_var_{name}", height=120)
         variables[name] = [line.strip() for line in raw.splitlines() if line.strip()]
     return variables
 
 
+def sampling_ui(store) -> dict:
+    template = st.text_area("Prompt template", key="generate_template", height=100,
+                            help="{variables} take values below; {examples} and {avoid} may place those lists.")
+    values = {"template": template, "variables": variables_ui(template)}
+    left, right = st.columns(2)
+    values["sampling_mode"] = left.radio("Combine values", ["product", "random"], key="generate_sampling_mode",
+                                         horizontal=True, help="product: every combination before repeats; "
+                                         "random: each variable drawn independently.")
+    with st.expander("Few-shot examples and items to avoid"):
+        raw = st.text_area("Seed examples (separate with a blank line)", key="generate_examples", height=100)
+        values["examples"] = [e.strip() for e in raw.split("\n\n") if e.strip()]
+        values["k_examples"] = int(st.number_input("Examples per call", 0, 20, key="generate_k_examples"))
+        runs = store.runs()
+        values["avoid_runs"] = st.multiselect("Avoid items of these runs (Self-Instruct style)",
+                                              runs["name"].tolist(), key="generate_avoid_runs")
+        values["k_avoid"] = int(st.number_input("Items to avoid per call", 0, 50, key="generate_k_avoid"))
+    return values
+
+
+def source_ui(store, technique: str) -> dict:
+    kind = st.radio("Source texts", list(SOURCE_KINDS), format_func=SOURCE_KINDS.get, horizontal=True,
+                    key="generate_source_kind")
+    source: dict = {"kind": kind}
+    if kind == "pasted":
+        source["text"] = st.text_area("Texts, separated by a blank line", key="generate_source_text", height=140)
+    elif kind == "file":
+        upload = st.file_uploader("JSONL or CSV", key="generate_source_file")
+        source["text_column"] = st.text_input("Text column", "text", key="generate_source_column")
+        if upload is not None:
+            source.update(path=upload.name, data=upload.getvalue())
+    elif kind in ("folder", "git"):
+        key = "path" if kind == "folder" else "repo"
+        source[key] = st.text_input("Path on this machine", str(settings.PROJECT_DIR), key="generate_source_path")
+        source["include"] = [p.strip() for p in st.text_input(
+            "Include (globs)", "*.py, *.md", key="generate_source_include").split(",") if p.strip()]
+        source["max_files"] = int(st.number_input("At most this many files", 1, 1000, 10, key="generate_source_max"))
+    else:
+        names = store.runs()["name"].tolist()
+        source["run"] = st.selectbox("Run", names, key="generate_source_run") if names else ""
+    st.session_state.setdefault(f"generate_template_{technique}", get_technique(technique).default_template)
+    template = st.text_area("Prompt ({text} is the source text)", key=f"generate_template_{technique}", height=110)
+    values = {"source": source, "template": template}
+    if technique == "transform":
+        values["per_source"] = int(st.number_input("Outputs per source", 1, 20, key="generate_per_source"))
+    return values
+
+
+def symbolic_ui() -> dict:
+    grammar = st.text_area("Grammar (YAML): a start template and weighted rules", key="generate_grammar",
+                           height=200)
+    return {"grammar": grammar, "unique": st.checkbox("Distinct texts only", key="generate_unique")}
+
+
+def output_ui() -> dict | None:
+    with st.expander("Structured output"):
+        mode = st.radio("Declare output fields", ["none", "fields", "schema"], horizontal=True,
+                        key="generate_output_mode")
+        if mode == "fields":
+            raw = st.text_input("Fields (comma-separated)", "question, answer", key="generate_fields")
+            return {"fields": [f.strip() for f in raw.split(",") if f.strip()]}
+        if mode == "schema":
+            return {"schema": st.text_area("JSON Schema (an object)", key="generate_schema", height=140)}
+    return None
+
+
+def judge_ui(model: str) -> dict | None:
+    with st.expander("Score with an LLM judge"):
+        if not st.checkbox("Judge every item after generating", key="generate_judge_on"):
+            return None
+        judge_model = st.text_input("Judge model", model, key="generate_judge_model")
+        rubric = st.text_area("Checklist (one 'name: description' per line)",
+                              "on_task: does what the prompt asked\nfluent: reads naturally",
+                              key="generate_rubric")
+        from synth.judge import Rubric
+
+        return {"model": judge_model, "rubric": Rubric.from_text(rubric).to_dict()}
+
+
 st.title("Generate")
-st.caption("Sample from a prompt template: every {variable} takes each of its values in turn, "
-           "in a seeded random order. Each item records its model, prompt, parameters, tokens, "
-           "latency and cost.")
+defaults_ui()
+load_recipe_ui()
+store = get_store()
+technique = st.selectbox("Technique", list(TECHNIQUES), format_func=lambda n: TECHNIQUES[n].title,
+                         key="generate_technique")
+st.caption(TECHNIQUES[technique].description)
+uses_llm = TECHNIQUES[technique].uses_llm
+settings_ = {**(model_ui() if uses_llm else {}), **params_ui(uses_llm)}
+if settings_.get("top_p") == 1.0:
+    settings_["top_p"] = None  # 1.0 is no nucleus cut: leave it out of the call
+settings_["prompt_name"] = st.text_input("Prompt name", key="generate_prompt_name",
+                                         help="Changing the template under the same name makes a new prompt version.")
+try:
+    if technique == "sampling":
+        settings_.update(sampling_ui(store))
+    elif technique in ("back_translation", "transform"):
+        settings_.update(source_ui(store, technique))
+    else:
+        settings_.update(symbolic_ui())
+    if uses_llm:
+        settings_["system_prompt"] = st.text_area("System prompt (optional)", key="generate_system", height=68)
+        settings_["output"] = output_ui()
+        settings_["judge"] = judge_ui(settings_["model"])
+except SynthError as exc:
+    st.error(str(exc))
+    st.stop()
+settings_["run_name"] = st.text_input("Run name (optional)", key="generate_run_name") or None
+config = RunConfig(technique=technique, **settings_)
 
-model, api_base = model_ui()
-params = params_ui()
-prompt_name = st.text_input("Prompt name", value="reviews", key="generate_prompt_name",
-                            help="Changing the template under the same name makes a new prompt version.")
-template = st.text_area("Prompt template", value=DEFAULT_TEMPLATE, key="generate_template", height=100)
-system_prompt = st.text_area("System prompt (optional)", key="generate_system", height=68)
-variables = variables_ui(template)
-run_name = st.text_input("Run name (optional)", key="generate_run_name")
+go, save = st.columns([1, 3])
+run_clicked = go.button("Generate", type="primary", key="generate_button")
+save.download_button("Save as recipe", recipe_text(config), file_name=f"{technique}.yaml",
+                     mime="application/x-yaml", key="generate_recipe_save")
 
-if st.button("Generate", type="primary", key="generate_button"):
-    request = GenerationRequest(template=template, variables=variables, model=model,
-                                system_prompt=system_prompt, prompt_name=prompt_name,
-                                run_name=run_name or None, api_base=api_base, **params)
+if run_clicked:
     progress = st.progress(0.0, text="Starting…")
     live = st.empty()
     arrived: list[dict] = []
 
     def on_item(item, i, n):
-        arrived.append({"#": i + 1, "text": item.text, "tokens": item.tokens_out,
-                        "latency ms": round(item.latency_ms)})
-        progress.progress((i + 1) / n, text=f"{i + 1} of {n} items")
+        arrived.append({"#": item.idx + 1, "text": item.text, "valid": item.valid, "tokens": item.tokens_out,
+                        "latency ms": round(item.latency_ms), "cached": item.cached})
+        progress.progress(min(1.0, (i + 1) / n), text=f"{i + 1} of {n} items")
         live.dataframe(pd.DataFrame(arrived), hide_index=True, width="stretch")
 
     try:
-        result = generate_run(get_store(), request, on_item=on_item)
+        result = generate_run(store, config, on_item=on_item)
     except SynthError as exc:
         progress.empty()
         st.error(str(exc))
@@ -101,13 +284,16 @@ if st.button("Generate", type="primary", key="generate_button"):
 last = st.session_state.get("generate_last_result")
 if last:
     cost = "unknown" if last["cost_usd"] is None else f"${last['cost_usd']:.4f}"
-    st.success(f"Run **{last['name']}** saved: {last['n_items']} items, "
-               f"{last['tokens_in']} + {last['tokens_out']} tokens, cost {cost}, {last['wall_s']} s. "
-               "See it on the Explore and Metrics pages.")
-    metrics = {k: v for k, v in last["metrics"].items()
-               if k in ("distinct_1", "distinct_2", "mean_pairwise_cosine_distance", "near_duplicate_rate")}
-    st.dataframe(pd.DataFrame([metrics]), hide_index=True)
-
+    st.success(f"Run **{last['name']}** saved ({last['status']}): {last['n_items']} items, "
+               f"{last['tokens_in']} + {last['tokens_out']} tokens, cost {cost}, {last['wall_s']} s"
+               f"{', ' + str(last['n_cached']) + ' from cache' if last['n_cached'] else ''}. "
+               "See it on the Explore, Review and Metrics pages.")
+    if last["n_failed"] or last["n_skipped"]:
+        st.warning(f"{last['n_failed']} calls failed and {last['n_skipped']} were not made "
+                   "(budget). Reasons:\n\n" + "\n".join(f"- {f}" for f in last["failures"][:5]))
+    shown = ("distinct_1", "distinct_2", "mean_pairwise_cosine_distance", "near_duplicate_rate",
+             "validity_rate", "judge_score_mean")
+    st.dataframe(pd.DataFrame([{k: last["metrics"].get(k) for k in shown}]), hide_index=True)
 
 st.divider()
 st.subheader("Import a dataset")
@@ -121,7 +307,7 @@ if st.button("Import", key="generate_import_button"):
         st.error("Choose a file first: a .jsonl or .csv file with a text column.")
     else:
         try:
-            result = import_run(get_store(), upload.name, import_column.strip() or "text",
+            result = import_run(store, upload.name, import_column.strip() or "text",
                                 import_name.strip() or None, data=upload.getvalue())
         except SynthError as exc:
             st.error(str(exc))

@@ -91,6 +91,12 @@ def browser(tmp_path_factory):
 POINTS = ".js-plotly-plot .scatterlayer .point"
 
 
+def settle(page) -> None:
+    """Wait until the app has finished its current run (a click during a run can be lost)."""
+    page.wait_for_timeout(300)
+    page.wait_for_function("!document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=120_000)
+
+
 def _demo_count() -> int:
     return len(read_records(settings.get("demo_file")))
 
@@ -134,7 +140,7 @@ def test_deep_link_on_a_fresh_server_then_import_refuses_bad_files_and_adds_good
     page.get_by_role("heading", name="Import a dataset").wait_for(timeout=180_000)
     nav = page.locator('[data-testid="stSidebarNav"]').inner_text()
     assert "Explore" in nav and "common" not in nav and "app" not in nav.split()
-    upload = page.locator('[data-testid="stFileUploaderDropzoneInput"]')
+    upload = page.locator('[data-testid="stMainBlockContainer"] [data-testid="stFileUploaderDropzoneInput"]').last
     cases = [("notes.txt", "just words", "unsupported file type .txt"),
              ("wrong-column.csv", "body\nhello\n", "has no column 'text'"),
              ("real.csv", "text\nA real review of a tent.\nA real note about tea.\nThird real line.\n",
@@ -144,11 +150,35 @@ def test_deep_link_on_a_fresh_server_then_import_refuses_bad_files_and_adds_good
         path.write_text(content)
         upload.set_input_files(str(path))
         page.get_by_text(name).first.wait_for(timeout=120_000)
+        settle(page)
         page.get_by_role("button", name="Import", exact=True).click()
-        page.get_by_text(message).first.wait_for(timeout=120_000)
+        try:
+            page.get_by_text(message).first.wait_for(timeout=120_000)
+        except Exception:
+            page.screenshot(path="/tmp/deep-fail.png", full_page=True)
+            raise
     page.goto(url)
     page.wait_for_selector(POINTS, timeout=180_000)
     page.wait_for_function(f"document.querySelectorAll('{POINTS}').length == {_demo_count() + 3}",
                            timeout=60_000)
+    assert page.locator('[data-testid="stException"]').count() == 0
+    page.close()
+
+
+def test_a_recipe_loads_into_the_generate_page_and_runs(app_url, browser):
+    page = browser.new_page()
+    page.goto(f"{app_url}/generate")
+    page.get_by_role("heading", name="Generate").wait_for(timeout=120_000)
+    page.get_by_text("Load a recipe").click()
+    recipe = ROOT / "data" / "recipes" / "support_grammar.yaml"
+    page.locator('[data-testid="stSidebar"] [data-testid="stFileUploaderDropzoneInput"]').set_input_files(str(recipe))
+    page.get_by_text("support_grammar.yaml").first.wait_for(timeout=60_000)
+    settle(page)
+    page.get_by_role("button", name="Load", exact=True).click()
+    page.locator("textarea").filter(has_text="cannot log in to").first.wait_for(timeout=60_000)
+    page.get_by_text("A slot grammar with weighted choices").wait_for(timeout=60_000)  # the technique's caption
+    settle(page)
+    page.get_by_role("button", name="Generate", exact=True).click()
+    page.get_by_text("Run support requests (grammar) saved", exact=False).first.wait_for(timeout=120_000)
     assert page.locator('[data-testid="stException"]').count() == 0
     page.close()

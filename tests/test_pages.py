@@ -107,3 +107,69 @@ def test_metrics_page_lists_every_run(demo_store):
     at.slider(key="metrics_threshold").set_value(0.6).run()
     assert not at.exception
     assert float(at.dataframe[0].value["near_duplicate_rate"].sum()) >= low
+
+
+def test_generate_page_runs_every_technique_it_lists(store):
+    at = open_app()
+    at.switch_page("pages/generate.py").run()
+    options = at.selectbox(key="generate_technique").options
+    assert options == ["Sampling from a prompt", "Back-translation", "Transform existing data",
+                       "Symbolic (grammar, no LLM)"]
+    at.selectbox(key="generate_technique").set_value("symbolic").run()
+    assert not at.exception
+    at.number_input(key="generate_n").set_value(12)
+    at.checkbox(key="generate_unique").check()
+    at.button(key="generate_button").click().run()
+    assert not at.exception and not at.error
+    runs = store.runs()
+    assert runs.iloc[-1]["model"] == "symbolic" and runs.iloc[-1]["n_items"] == 12
+    assert store.items()["text"].nunique() == 12
+
+
+def test_generate_page_back_translation_from_pasted_text(store):
+    at = open_app()
+    at.switch_page("pages/generate.py").run()
+    at.selectbox(key="generate_technique").set_value("back_translation").run()
+    at.radio(key="generate_source_kind").set_value("pasted").run()
+    at.text_area(key="generate_source_text").set_value("Tea is brewed with hot water.")
+    at.number_input(key="generate_n").set_value(0)
+    at.number_input(key="generate_max_tokens").set_value(16)
+    at.button(key="generate_button").click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    item = store.items().iloc[0]
+    assert item["technique"] == "back_translation" and item["source_ref"] == "pasted#1"
+
+
+def test_generate_page_offers_the_setup_as_a_recipe(store):
+    at = open_app()
+    at.switch_page("pages/generate.py").run()
+    buttons = at.get("download_button")
+    assert len(buttons) == 1 and buttons[0].proto.label == "Save as recipe"
+
+
+def test_review_page_lists_a_runs_items_and_judges_them(demo_store, tmp_path):
+    small_file = tmp_path / "two.csv"
+    small_file.write_text("text\nA kettle that boils fast.\nA tent that leaks.\n")
+    small = synth.pipeline.import_run(demo_store, small_file, run_name="two items").run_id
+    at = open_app()
+    at.switch_page("pages/review.py").run()
+    assert not at.exception
+    runs = demo_store.runs()
+    assert at.selectbox(key="review_run").value == runs["run_id"].iloc[-1]
+    editor = at.dataframe[0].value  # the editable table (AppTest can read it, not edit it)
+    assert list(editor.columns) == ["item_id", "text", "status", "judge_score", "valid", "version"]
+    assert len(editor) == runs["n_items"].iloc[-1]
+    assert at.multiselect(key="review_statuses").value == ["new", "imported", "accepted", "rejected", "edited"]
+    at.selectbox(key="review_run").set_value(small).run()
+    at.text_area(key="review_rubric").set_value("on_task: does what was asked")
+    at.button(key="review_judge").click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    n = int(runs.set_index("run_id").loc[small, "n_items"])
+    assert f"Judged {n} items" in at.success[0].value
+    assert len(demo_store.frame("SELECT * FROM judgements")) == n
+
+
+def test_review_page_on_an_empty_database(store):
+    at = open_app()
+    at.switch_page("pages/review.py").run()
+    assert not at.exception and "No runs yet" in at.info[0].value
