@@ -140,9 +140,11 @@ def fit_layout(store: DuckStore, items: pd.DataFrame, projector) -> pd.DataFrame
     embed_model = settings.get("embed_model")
     vectors = load_vectors(store, items["text"].tolist(), embed_model)
     coords = projector.fit(vectors)
-    store.save_layout(new_id("lay"), projector.name, embed_model, projector.params,
-                      items_signature(items), items["item_id"].tolist(), coords)
-    return pd.DataFrame({"item_id": items["item_id"].values, "x": coords[:, 0], "y": coords[:, 1]})
+    frame = pd.DataFrame({"item_id": items["item_id"].values, "x": coords[:, 0].astype(float),
+                          "y": coords[:, 1].astype(float)})
+    store.save_fit("layout", new_id("lay"), projector.name, embed_model, projector.params,
+                   items_signature(items), frame)
+    return frame
 
 
 def _run_job(key: tuple[str, str], store: DuckStore, items: pd.DataFrame, params: dict) -> None:
@@ -170,9 +172,9 @@ def current_layout(store: DuckStore, items: pd.DataFrame, background: bool = Tru
         return MapLayout(pd.DataFrame(columns=["item_id", "x", "y"]), "pca", {}, "empty")
     umap_params = UMAPProjector().params
     signature = items_signature(items)
-    stored = store.find_layout("umap", embed_model, umap_params, signature)
+    stored = store.find_fit("layout", "umap", embed_model, umap_params, signature)
     if stored is not None:
-        return MapLayout(stored, "umap", umap_params, "stored")
+        return MapLayout(stored[1], "umap", umap_params, "stored")
     vectors = load_vectors(store, items["text"].tolist(), embed_model)
     preview = PCAProjector().fit(vectors)
     coords = pd.DataFrame({"item_id": items["item_id"].values, "x": preview[:, 0], "y": preview[:, 1]})

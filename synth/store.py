@@ -190,6 +190,29 @@ def m002_generation_studio(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("CREATE INDEX judgements_item ON judgements(item_id)")
 
 
+@migration
+def m003_clusters(con: duckdb.DuckDBPyConnection) -> None:
+    """Clusterings of the whole dataset, for cluster_entropy, filters and the map."""
+    con.execute("""
+        CREATE TABLE clusterings (
+            clustering_id VARCHAR PRIMARY KEY,
+            method        VARCHAR NOT NULL,
+            embed_model   VARCHAR NOT NULL,
+            params        JSON,
+            items_hash    VARCHAR NOT NULL,
+            n_items       INTEGER NOT NULL,
+            created_at    TIMESTAMP NOT NULL
+        )""")
+    con.execute("""
+        CREATE TABLE clusters (
+            clustering_id VARCHAR NOT NULL,
+            item_id       VARCHAR NOT NULL,
+            cluster_id    INTEGER NOT NULL,
+            label         VARCHAR,
+            PRIMARY KEY (clustering_id, item_id)
+        )""")
+
+
 # Statement types a read-only query may have (DESCRIBE, SHOW and SUMMARIZE parse as SELECT).
 READ_ONLY_STATEMENTS = {"SELECT", "EXPLAIN"}
 
@@ -197,6 +220,11 @@ READ_ONLY_STATEMENTS = {"SELECT", "EXPLAIN"}
 def _lock_for(path: str) -> threading.RLock:
     with _PATH_LOCKS_GUARD:
         return _PATH_LOCKS.setdefault(path, threading.RLock())
+
+
+# A fit (a layout or a clustering): (header table, id column, per-item table).
+FITS = {"layout": ("layouts", "layout_id", "projections"),
+        "clustering": ("clusterings", "clustering_id", "clusters")}
 
 
 def _insert(con: duckdb.DuckDBPyConnection, table: str, rows: list[dict]) -> None:
@@ -405,12 +433,15 @@ class DuckStore:
     def put_embeddings(self, model: str, hashes: list[str], vectors: np.ndarray) -> None:
         if len(hashes) == 0:
             return
-        frame = pd.DataFrame({"model": model, "text_hash": hashes, "dim": vectors.shape[1],
-                              "vector": list(vectors.astype(np.float32)), "created_at": now()})
+        import pyarrow as pa
+
+        flat = pa.array(np.ascontiguousarray(vectors, dtype=np.float32).reshape(-1))
+        table = pa.table({"text_hash": pa.array(hashes, pa.string()),
+                          "vector": pa.FixedSizeListArray.from_arrays(flat, vectors.shape[1])})
         with self.transaction() as con:
-            con.register("new_vectors", frame)
-            con.execute("INSERT OR IGNORE INTO embeddings "
-                        "SELECT model, text_hash, dim, vector::FLOAT[], created_at FROM new_vectors")
+            con.register("new_vectors", table)
+            con.execute("INSERT OR IGNORE INTO embeddings SELECT ?, text_hash, ?, vector::FLOAT[], ? "
+                        "FROM new_vectors", [model, int(vectors.shape[1]), now()])
             con.unregister("new_vectors")
 
     def put_metrics(self, run_id: str, values: dict[str, float | None],
@@ -421,16 +452,18 @@ class DuckStore:
                             [[run_id, name, value, _json(params.get(name, {})), inputs_hash, now()]
                              for name, value in values.items()])
 
-    def save_layout(self, layout_id: str, method: str, embed_model: str, params: dict,
-                    items_hash: str, item_ids: list[str], coords: np.ndarray) -> None:
-        frame = pd.DataFrame({"layout_id": layout_id, "item_id": item_ids,
-                              "x": coords[:, 0].astype(float), "y": coords[:, 1].astype(float)})
+    def save_fit(self, kind: str, fit_id: str, method: str, embed_model: str, params: dict,
+                 items_hash: str, rows: pd.DataFrame) -> None:
+        """Store a layout or a clustering: its header and one row per item, in one transaction."""
+        header, id_column, per_item = FITS[kind]
+        rows = rows.assign(**{id_column: fit_id})
+        columns = [id_column] + [c for c in rows.columns if c != id_column]
         with self.transaction() as con:
-            con.execute("INSERT INTO layouts VALUES (?, ?, ?, ?, ?, ?, ?)",
-                        [layout_id, method, embed_model, _json(params), items_hash, len(item_ids), now()])
-            con.register("new_coords", frame)
-            con.execute("INSERT INTO projections SELECT layout_id, item_id, x, y FROM new_coords")
-            con.unregister("new_coords")
+            con.execute(f"INSERT INTO {header} VALUES (?, ?, ?, ?, ?, ?, ?)",
+                        [fit_id, method, embed_model, _json(params), items_hash, len(rows), now()])
+            con.register("new_rows", rows[columns])
+            con.execute(f"INSERT INTO {per_item} ({', '.join(columns)}) SELECT * FROM new_rows")
+            con.unregister("new_rows")
 
     # -- reads -------------------------------------------------------------------------------
 
@@ -447,6 +480,13 @@ class DuckStore:
                        (SELECT count(*) FROM runs), (SELECT count(*) FROM layouts),
                        (SELECT max(computed_at) FROM metrics), (SELECT count(*) FROM judgements),
                        (SELECT sum(hash(item_id || status || text_hash)) FROM items)""").fetchone()
+
+    def frame_with(self, sql: str, params: list, tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
+        """Like ``frame``, with DataFrames registered as tables for the query."""
+        with self.connect() as con:
+            for name, table in tables.items():
+                con.register(name, table)
+            return con.execute(sql, params).df()
 
     def count_items(self) -> int:
         with self.connect() as con:
@@ -494,9 +534,15 @@ class DuckStore:
             return {}
         with self.connect() as con:
             con.register("wanted", pd.DataFrame({"text_hash": list(set(hashes))}))
-            rows = con.execute("SELECT e.text_hash, e.vector FROM embeddings e "
-                               "JOIN wanted w USING (text_hash) WHERE e.model = ?", [model]).fetchall()
-        return {h: np.asarray(v, dtype=np.float32) for h, v in rows}
+            table = con.sql("SELECT e.text_hash, e.vector FROM embeddings e "
+                            "JOIN wanted w USING (text_hash) WHERE e.model = ?", params=[model]).to_arrow_table()
+        if table.num_rows == 0:
+            return {}
+        # Through Arrow: one flat buffer instead of a Python float per component.
+        vectors = table.column("vector").combine_chunks()
+        matrix = vectors.flatten().to_numpy(zero_copy_only=False).astype(np.float32)
+        matrix = matrix.reshape(table.num_rows, -1)
+        return dict(zip(table.column("text_hash").to_pylist(), matrix))
 
     def metrics(self, run_ids: list[str] | None = None) -> pd.DataFrame:
         where, params = run_filter("m", run_ids)
@@ -512,17 +558,18 @@ class DuckStore:
                               [run_id]).fetchone()
         return row[0] if row else None
 
-    def find_layout(self, method: str, embed_model: str, params: dict, items_hash: str
-                    ) -> pd.DataFrame | None:
-        """Stored coordinates of a layout fitted on exactly these items, or None."""
+    def find_fit(self, kind: str, method: str, embed_model: str, params: dict, items_hash: str
+                 ) -> tuple[str, pd.DataFrame] | None:
+        """(id, per-item rows) of the newest layout or clustering fitted on exactly these items."""
+        header, id_column, per_item = FITS[kind]
         with self.connect() as con:
-            row = con.execute("SELECT layout_id FROM layouts WHERE method = ? AND embed_model = ? "
+            row = con.execute(f"SELECT {id_column} FROM {header} WHERE method = ? AND embed_model = ? "
                               "AND params = ?::JSON AND items_hash = ? ORDER BY created_at DESC LIMIT 1",
                               [method, embed_model, _json(params), items_hash]).fetchone()
             if row is None:
                 return None
-            return con.execute("SELECT item_id, x, y FROM projections WHERE layout_id = ?",
-                               [row[0]]).df()
+            return row[0], con.execute(f"SELECT * EXCLUDE ({id_column}) FROM {per_item} "
+                                       f"WHERE {id_column} = ?", [row[0]]).df()
 
     def query_readonly(self, sql: str, limit: int = 1000, timeout_s: float = 10.0
                        ) -> tuple[pd.DataFrame, bool]:

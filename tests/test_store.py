@@ -10,7 +10,7 @@ from synth.store import DuckStore, _MIGRATIONS
 from conftest import ROOT
 
 DOCUMENTED_TABLES = ["prompts", "runs", "items", "embeddings", "metrics", "layouts", "projections",
-                     "item_versions", "failures", "judgements", "response_cache"]
+                     "item_versions", "failures", "judgements", "response_cache", "clusterings", "clusters"]
 
 
 def _items(n, prefix="text"):
