@@ -197,7 +197,9 @@ def cmd_metrics(args: argparse.Namespace) -> int:
     results = []
     for run in runs.itertuples():
         values = compute_run_metrics(store, run.run_id, args.threshold, force=args.force)
-        results.append({"run_id": run.run_id, "run_name": run.name, "metrics": values})
+        stored = store.metrics([run.run_id])
+        params = {name: json.loads(p) if isinstance(p, str) else p for name, p in zip(stored["name"], stored["params"])}
+        results.append({"run_id": run.run_id, "run_name": run.name, "metrics": values, "params": params})
     lines = []
     for r in results:
         lines.append(f"{r['run_id']}  {r['run_name']}")

@@ -1,26 +1,19 @@
+"""Embedding and set metrics against public references (scikit-learn, vendi-score); the lexical
+ones are checked against NLTK and rouge-score in tests/test_lexical.py."""
+
 import numpy as np
 import pandas as pd
 import pytest
 from sklearn.metrics.pairwise import cosine_distances, cosine_similarity
+from vendi_score import vendi
 
 from synth import metrics
 from synth.errors import SynthError
 from synth.records import Item, Run
 
 
-def test_distinct_n_by_hand():
-    texts = ["the cat sat", "the cat ran"]
-    # unigrams: the, cat, sat, the, cat, ran -> 4 unique of 6
-    assert metrics.distinct_n(texts, 1) == pytest.approx(4 / 6)
-    # bigrams: (the cat), (cat sat), (the cat), (cat ran) -> 3 unique of 4
-    assert metrics.distinct_n(texts, 2) == pytest.approx(3 / 4)
-    assert metrics.distinct_n(["Hello, HELLO hello!"], 1) == pytest.approx(1 / 3)
-    assert metrics.distinct_n(["one"], 2) is None
-    with pytest.raises(SynthError):
-        metrics.distinct_n(texts, 0)
-
-
 def test_mean_pairwise_cosine_distance_matches_sklearn():
+    """Tolerance 1e-6 (float32 inputs)."""
     rng = np.random.default_rng(0)
     x = rng.normal(size=(57, 16)).astype(np.float32)
     d = cosine_distances(x)
@@ -29,7 +22,27 @@ def test_mean_pairwise_cosine_distance_matches_sklearn():
     assert metrics.mean_pairwise_cosine_distance(x[:1]) is None
 
 
+@pytest.mark.parametrize("n, d", [(30, 16), (200, 16), (16, 16)])
+def test_vendi_score_matches_the_vendi_package(n, d):
+    """Relative tolerance 1e-8 against vendi.score_dual (n > d) and vendi.score_K (n <= d)."""
+    rng = np.random.default_rng(n)
+    x = rng.normal(size=(n, d))
+    x[: n // 3] = x[0] + rng.normal(scale=0.05, size=(n // 3, d))  # a clump, so the score is not trivial
+    value, params = metrics.vendi_score(x)
+    unit = x / np.linalg.norm(x, axis=1, keepdims=True)
+    reference = vendi.score_dual(x) if n > d else vendi.score_K(unit @ unit.T)
+    assert value == pytest.approx(float(reference), rel=1e-8)
+    assert params["form"] == ("dual (d x d)" if n > d else "primal (n x n)")
+
+
+def test_vendi_score_bounds():
+    """Identical items count once; orthogonal items each count."""
+    assert metrics.vendi_score(np.ones((10, 4)))[0] == pytest.approx(1.0)
+    assert metrics.vendi_score(np.eye(6))[0] == pytest.approx(6.0)
+
+
 def test_near_duplicate_rate_matches_brute_force(monkeypatch):
+    """Exact equality with sklearn's cosine_similarity, including the block-wise path."""
     rng = np.random.default_rng(1)
     base = rng.normal(size=(40, 8))
     x = np.vstack([base, base[:10] + rng.normal(scale=0.01, size=(10, 8))])
@@ -37,13 +50,27 @@ def test_near_duplicate_rate_matches_brute_force(monkeypatch):
     np.fill_diagonal(sims, -1)
     for threshold in (0.5, 0.9, 0.999):
         expected = (sims.max(axis=1) >= threshold).mean()
-        assert metrics.near_duplicate_rate(x, threshold) == pytest.approx(expected)
-    # the block-wise path gives the same answer as one block
+        assert metrics.near_duplicate_rate(x, threshold)[0] == pytest.approx(expected)
     monkeypatch.setattr(metrics, "BLOCK", 7)
-    assert metrics.near_duplicate_rate(x, 0.9) == pytest.approx((sims.max(axis=1) >= 0.9).mean())
-    assert metrics.near_duplicate_rate(x, 0.999) == pytest.approx(20 / 50)
+    assert metrics.near_duplicate_rate(x, 0.9)[0] == pytest.approx((sims.max(axis=1) >= 0.9).mean())
+    assert metrics.near_duplicate_rate(x, 0.999)[0] == pytest.approx(20 / 50)
     with pytest.raises(SynthError, match="threshold"):
         metrics.near_duplicate_rate(x, 1.5)
+
+
+def test_near_duplicate_rate_is_estimated_past_its_size_and_says_so(monkeypatch):
+    """The sampled estimate equals the exact rate over exactly the sampled queries."""
+    monkeypatch.setattr(metrics, "NEAR_DUP_EXACT_MAX", 100)
+    monkeypatch.setattr(metrics, "NEAR_DUP_QUERIES", 60)
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(150, 6))
+    x[75:] = x[:75] + rng.normal(scale=0.3, size=(75, 6))
+    value, params = metrics.near_duplicate_rate(x, 0.8, seed=3)
+    assert params["sampled"] and params["queries"] == 60 and params["population"] == 150
+    queries = np.sort(np.random.default_rng(3).choice(150, 60, replace=False))
+    sims = cosine_similarity(x)
+    np.fill_diagonal(sims, -1)
+    assert value == pytest.approx((sims[queries].max(axis=1) >= 0.8).mean())
 
 
 def test_compute_metrics_values_and_parameters():
@@ -51,25 +78,41 @@ def test_compute_metrics_values_and_parameters():
                           "tokens_out": [4, 5, 6], "latency_ms": [10.0, 20.0, 30.0],
                           "cost_usd": [0.5, 0.25, 0.25]})
     x = np.eye(3, 4, dtype=np.float32)
-    values, params = metrics.compute_metrics(items, x, 0.9)
+    values, params = metrics.compute_metrics(items, x, 0.9, clusters=[0, 0, 1])
+    assert list(values) == metrics.METRIC_NAMES
     assert values["count"] == 3
     assert values["length_mean"] == pytest.approx(3.0)
     assert values["length_p50"] == 3 and values["length_min"] == 2 and values["length_max"] == 4
     assert values["length_p95"] == pytest.approx(np.percentile([3, 2, 4], 95))
     assert values["tokens_total"] == 21 and values["cost_usd"] == pytest.approx(1.0)
     assert values["mean_pairwise_cosine_distance"] == pytest.approx(1.0)
+    assert values["vendi_score"] == pytest.approx(3.0)
+    assert values["cost_per_effective_sample"] == pytest.approx(1.0 / 3.0)
     assert values["near_duplicate_rate"] == 0.0
+    assert values["cluster_entropy"] == pytest.approx(-(2 / 3 * np.log2(2 / 3) + 1 / 3 * np.log2(1 / 3)))
     assert values["latency_mean_ms"] == pytest.approx(20.0)
+    assert values["validity_rate"] is None and values["judge_score_mean"] is None
     assert params["near_duplicate_rate"]["threshold"] == 0.9
     assert params["distinct_2"]["n"] == 2 and params["distinct_2"]["sample_size"] == 3
-    assert set(values) == set(metrics.METRIC_NAMES)
+    assert params["self_bleu"]["population"] == 3 and params["self_bleu"]["sampled"] is False
 
 
 def test_unknown_cost_stays_unknown():
     items = pd.DataFrame({"text": ["a", "b"], "tokens_in": [1, 1], "tokens_out": [1, 1],
                           "latency_ms": [1.0, 1.0], "cost_usd": [0.1, None]})
     values, _ = metrics.compute_metrics(items, np.eye(2, dtype=np.float32), 0.9)
-    assert values["cost_usd"] is None
+    assert values["cost_usd"] is None and values["cost_per_effective_sample"] is None
+
+
+def test_compare_says_better_or_worse_by_direction():
+    before = {"distinct_2": 0.5, "near_duplicate_rate": 0.2, "count": 10.0, "vendi_score": None}
+    after = {"distinct_2": 0.6, "near_duplicate_rate": 0.3, "count": 8.0, "vendi_score": 3.0}
+    table = metrics.compare(before, after).set_index("metric")
+    assert table.loc["distinct_2", "change"] == "better"
+    assert table.loc["near_duplicate_rate", "change"] == "worse"
+    assert table.loc["count", "change"] == "" and table.loc["count", "delta"] == -2.0
+    assert pd.isna(table.loc["vendi_score", "delta"])
+    assert list(table.index) == metrics.METRIC_NAMES
 
 
 def _save(store, texts, name="r"):
@@ -90,6 +133,7 @@ def test_run_metrics_are_stored_and_recomputed_only_when_inputs_change(store):
     stored = store.metrics([run_id]).set_index("name")
     assert stored["computed_at"].max() > stamp
     assert '"threshold": 0.99' in stored.loc["near_duplicate_rate", "params"]
+    assert '"clustering_id"' in stored.loc["cluster_entropy", "params"]
 
 
 def test_metrics_table_has_a_row_per_run(store):
