@@ -22,7 +22,7 @@ JSON_COLUMNS = ("variables", "params", "meta", "prompt_variables", "run_params",
 
 
 def export_frame(store: DuckStore, run_ids: list[str] | None = None, statuses: list[str] | None = None,
-                 min_score: float | None = None) -> pd.DataFrame:
+                 min_score: float | None = None, item_ids: list[str] | None = None) -> pd.DataFrame:
     """One row per item with everything needed to know how it was made; optionally only items with
     these review statuses and a latest judge score of at least ``min_score``."""
     where, params = run_filter("i", run_ids)
@@ -33,8 +33,10 @@ def export_frame(store: DuckStore, run_ids: list[str] | None = None, statuses: l
     if min_score is not None:
         clauses.append("j.judge_score >= ?")
         params.append(min_score)
+    if item_ids is not None:
+        clauses.append("i.item_id IN (SELECT item_id FROM wanted_items)")
     where = ("WHERE " + " AND ".join(clauses)) if clauses else ""
-    frame = store.frame(f"""
+    frame = store.frame_with(f"""
         SELECT i.item_id, i.run_id, r.name AS run_name, r.technique, i.idx, i.text, i.status,
                i.version, i.model, i.params, i.variables, i.rendered_prompt, i.fields, i.valid,
                i.invalid_reason, i.source_ref, i.source_text, i.tokens_in, i.tokens_out,
@@ -46,7 +48,8 @@ def export_frame(store: DuckStore, run_ids: list[str] | None = None, statuses: l
         LEFT JOIN (SELECT item_id, arg_max(score, created_at) AS judge_score
                    FROM judgements GROUP BY item_id) j ON j.item_id = i.item_id
         {where}
-        ORDER BY r.created_at, i.run_id, i.idx""", params)
+        ORDER BY r.created_at, i.run_id, i.idx""", params,
+        {"wanted_items": pd.DataFrame({"item_id": list(item_ids or [])})})
     for column in JSON_COLUMNS:
         frame[column] = frame[column].map(lambda v: json.loads(v) if isinstance(v, str) else v)
     for column in ("created_at", "run_created_at"):
@@ -55,7 +58,8 @@ def export_frame(store: DuckStore, run_ids: list[str] | None = None, statuses: l
 
 
 def export_items(store: DuckStore, out: str | Path, run_ids: list[str] | None = None,
-                 statuses: list[str] | None = None, min_score: float | None = None) -> int:
+                 statuses: list[str] | None = None, min_score: float | None = None,
+                 item_ids: list[str] | None = None) -> int:
     """Write items to ``out`` (format from its suffix); return the number of rows written."""
     out = Path(out)
     suffix = out.suffix.lower()
@@ -64,7 +68,7 @@ def export_items(store: DuckStore, out: str | Path, run_ids: list[str] | None = 
                          f"{', '.join(EXPORT_FORMATS)}.")
     if not out.parent.exists():
         raise SynthError(f"Folder {out.parent} does not exist. Create it or choose another --out.")
-    frame = export_frame(store, run_ids, statuses, min_score)
+    frame = export_frame(store, run_ids, statuses, min_score, item_ids)
     if frame.empty:
         raise SynthError("There are no items to export with these filters. Generate or import some, "
                          "or loosen the filters.")
@@ -92,3 +96,11 @@ def export_items(store: DuckStore, out: str | Path, run_ids: list[str] | None = 
         if os.path.exists(tmp):
             os.unlink(tmp)
     return len(frame)
+
+
+def export_bytes(store: DuckStore, fmt: str, **filters) -> bytes:
+    """The export as bytes in format ``fmt`` (".jsonl", ".csv" or ".parquet"), for a download."""
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / f"export{fmt}"
+        export_items(store, out, **filters)
+        return out.read_bytes()

@@ -9,13 +9,16 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
 import pandas as pd
 
 from synth import settings
-from synth.embedding import ensure_embeddings
+from synth.clustering import Clustering, current_clustering
+from synth.embedding import ensure_embeddings, load_vectors
+from synth.filters import FilterResult, FilterSpec, apply_filters
 from synth.generation import RunConfig, execute
 from synth.ingest import import_file
-from synth.metrics import compute_run_metrics
+from synth.metrics import compare, compute_run_metrics, measure_items
 from synth.projection import MapLayout, current_layout
 from synth.records import Item, Run
 from synth.store import DuckStore
@@ -106,3 +109,54 @@ def map_points(store: DuckStore, background: bool = True) -> tuple[pd.DataFrame,
     points = items.merge(layout.coords, on="item_id", how="inner")
     points["prompt_label"] = prompt_label(points)
     return points, layout
+
+
+@dataclass
+class Dataset:
+    """Every item with its prompt label and cluster, and its embeddings in the same order."""
+
+    items: pd.DataFrame
+    vectors: np.ndarray
+    clustering: "Clustering"
+
+
+@dataclass
+class View:
+    """A filtered view of the dataset with every metric before and after the filter."""
+
+    dataset: Dataset
+    result: FilterResult
+    before: dict
+    after: dict
+    before_params: dict
+    after_params: dict
+
+    def comparison(self) -> pd.DataFrame:
+        return compare(self.before, self.after)
+
+
+def load_dataset(store: DuckStore) -> Dataset:
+    """All items, embedded (cached) and clustered, ready for filters and metrics."""
+    items = store.items()
+    if items.empty:
+        return Dataset(items.assign(prompt_label=[], cluster=[], cluster_name=[]),
+                       np.zeros((0, 0), np.float32), current_clustering(store, items=items))
+    vectors = load_vectors(store, items["text"].tolist())
+    clustering = current_clustering(store, items=items)
+    items = items.assign(prompt_label=prompt_label(items),
+                         cluster=[clustering.labels.get(i, -1) for i in items["item_id"]])
+    items["cluster_name"] = items["cluster"].map(lambda c: clustering.names.get(c, "unclustered"))
+    return Dataset(items, vectors, clustering)
+
+
+def filtered_view(store: DuckStore, spec: FilterSpec, threshold: float | None = None,
+                  dataset: Dataset | None = None, before: tuple[dict, dict] | None = None) -> View:
+    """Apply ``spec`` and measure the dataset before and after it; no re-embedding, no projection.
+
+    ``before`` may pass in already computed (values, params) of the whole dataset."""
+    dataset = dataset or load_dataset(store)
+    result = apply_filters(dataset.items, dataset.vectors, spec)
+    if before is None:
+        before = measure_items(store, dataset.items, threshold, dataset.clustering)
+    after = measure_items(store, result.kept, threshold, dataset.clustering)
+    return View(dataset, result, before[0], after[0], before[1], after[1])

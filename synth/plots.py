@@ -21,8 +21,9 @@ WEBGL_FROM = 5000
 PALETTE = ["#4C78A8", "#F58518", "#54A24B", "#E45756", "#72B7B2", "#EECA3B", "#B279A2",
            "#FF9DA6", "#9D755D", "#BAB0AC"]
 
-COLOR_CHOICES = {"run": "run_name", "prompt version": "prompt_label", "model": "model",
-                 "status": "status", "technique": "technique"}
+COLOR_CHOICES = {"run": "run_name", "prompt version": "prompt_label", "cluster": "cluster_name",
+                 "model": "model", "status": "status", "technique": "technique"}
+DROPPED_COLOR = "#D0D0D0"
 
 
 def hover_text(text: str) -> str:
@@ -32,23 +33,33 @@ def hover_text(text: str) -> str:
     return "<br>".join(html.escape(line) for line in lines)
 
 
-def map_figure(points: pd.DataFrame, color_by: str = "run", title: str = "") -> go.Figure:
-    """A scatter of items at (x, y), one trace per colour group, item id in ``customdata``.
+def _hover(group: pd.DataFrame) -> list[str]:
+    return [f"{hover_text(t)}<br><br><i>{html.escape(str(r))} · {html.escape(str(p))}</i>"
+            for t, r, p in zip(group["text"], group["run_name"], group["prompt_label"])]
 
-    ``points`` needs columns item_id, x, y, text, run_name, prompt_label, model, status, technique.
+
+def map_figure(points: pd.DataFrame, color_by: str = "run", title: str = "",
+               dropped: pd.DataFrame | None = None) -> go.Figure:
+    """A scatter of items at (x, y), one trace per colour group, item id in ``customdata``;
+    ``dropped`` items (filtered out) are drawn underneath in grey.
+
+    ``points`` needs columns item_id, x, y, text, run_name, prompt_label and the colour column.
     """
     column = COLOR_CHOICES.get(color_by, color_by)
-    scatter = go.Scattergl if len(points) >= WEBGL_FROM else go.Scatter
+    total = len(points) + (0 if dropped is None else len(dropped))
+    scatter = go.Scattergl if total >= WEBGL_FROM else go.Scatter
     fig = go.Figure()
+    if dropped is not None and len(dropped):
+        fig.add_trace(scatter(
+            x=dropped["x"], y=dropped["y"], mode="markers", name="filtered out",
+            customdata=dropped[["item_id"]].to_numpy(), hovertext=_hover(dropped),
+            hovertemplate="%{hovertext}<extra>filtered out</extra>",
+            marker={"size": 6, "opacity": 0.5, "color": DROPPED_COLOR}))
     groups = points[column].fillna("(none)").astype(str) if len(points) else pd.Series(dtype=str)
     for i, (label, group) in enumerate(points.groupby(groups, sort=True)):
-        hover = [
-            f"{hover_text(t)}<br><br><i>{html.escape(str(r))} · {html.escape(str(p))}</i>"
-            for t, r, p in zip(group["text"], group["run_name"], group["prompt_label"])
-        ]
         fig.add_trace(scatter(
             x=group["x"], y=group["y"], mode="markers", name=html.escape(str(label)),
-            customdata=group[["item_id"]].to_numpy(), hovertext=hover,
+            customdata=group[["item_id"]].to_numpy(), hovertext=_hover(group),
             hovertemplate="%{hovertext}<extra></extra>",
             marker={"size": 7, "opacity": 0.8, "color": PALETTE[i % len(PALETTE)]},
         ))

@@ -19,7 +19,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 from openai_server import OpenAITestServer, ServerConfig  # noqa: E402
 
 from synth.demo import ensure_demo  # noqa: E402
-from synth.pipeline import open_store  # noqa: E402
+from synth.pipeline import map_points, open_store  # noqa: E402
 from synth.store import DuckStore  # noqa: E402
 
 KEY_VARIABLES = ["OPENAI_API_KEY", "ANTHROPIC_API_KEY", "SYNTH_SECRETS_FILE", "SYNTH_DEFAULT_MODEL",
@@ -49,7 +49,9 @@ def demo_db_file(tmp_path_factory) -> Path:
     old = os.environ.get("SYNTH_LOAD_DEMO")
     os.environ["SYNTH_LOAD_DEMO"] = "1"
     try:
-        ensure_demo(open_store(path))
+        store = open_store(path)
+        ensure_demo(store)
+        map_points(store, background=False)  # a stored UMAP layout, so pages never wait for one
     finally:
         if old is None:
             os.environ.pop("SYNTH_LOAD_DEMO")
