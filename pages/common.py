@@ -63,6 +63,10 @@ def app_pages() -> list:
         st.Page("pages/generate.py", title="Generate", icon=":material/auto_awesome:", url_path="generate"),
         st.Page("pages/review.py", title="Review", icon=":material/rate_review:", url_path="review"),
         st.Page("pages/metrics.py", title="Metrics", icon=":material/monitoring:", url_path="metrics"),
+        st.Page("pages/duplicates.py", title="Near-duplicates", icon=":material/content_copy:",
+                url_path="duplicates"),
+        st.Page("pages/export.py", title="Export", icon=":material/download:", url_path="export"),
+        st.Page("pages/sql.py", title="SQL console", icon=":material/database:", url_path="sql"),
     ]
 
 
@@ -94,3 +98,118 @@ def startup_ui() -> None:
 
 def intrinsic_note() -> None:
     st.caption(INTRINSIC_NOTE)
+
+
+def filters_ui(dataset) -> "FilterSpec":
+    """The filter panel shared by Explore, Metrics and Export.
+
+    Its state lives in the URL (st.query_params), so a filtered view can be shared as a link,
+    and in the session, so it follows the user from page to page."""
+    from synth.filters import FilterSpec
+
+    if "filters_spec" not in st.session_state:
+        st.session_state["filters_spec"] = FilterSpec.from_query(st.query_params.to_dict())
+    spec: FilterSpec = st.session_state["filters_spec"]
+    items = dataset.items
+    side = st.sidebar
+    side.subheader("Filters")
+    dedup_on = side.checkbox("Drop near-duplicates", value=spec.dedup_threshold is not None,
+                             key="filters_dedup_on", help="Diversity first: keep one item per group "
+                             "of near-duplicates (the reviewed, best judged, oldest one).")
+    dedup = side.slider("Cosine similarity counted as duplicate", 0.70, 1.00,
+                        spec.dedup_threshold or float(settings.get("near_dup_threshold")), 0.01,
+                        key="filters_dedup", disabled=not dedup_on)
+    longest = int(items["text"].str.count(r"\w+").max()) if len(items) else 1
+    low, high = side.slider("Length (words)", 0, max(longest, 1),
+                            (spec.min_words or 0, min(spec.max_words or longest, max(longest, 1))),
+                            key="filters_length")
+    include = side.text_input("Keep only texts matching (regex)", spec.include, key="filters_include")
+    exclude = side.text_input("Drop texts matching (regex)", spec.exclude, key="filters_exclude")
+    judge = side.slider("Minimum judge score (0: off)", 0.0, 5.0, spec.min_judge_score or 0.0, 0.5,
+                        key="filters_judge")
+    statuses = side.multiselect("Status", sorted(items["status"].unique()) if len(items) else [],
+                                [s for s in spec.statuses if s in set(items["status"])], key="filters_status")
+    names = dict(zip(dataset.clustering.names.keys(), dataset.clustering.names.values()))
+    clusters = side.multiselect("Clusters", sorted(names), [c for c in spec.clusters if c in names],
+                                format_func=lambda c: names.get(c, str(c)), key="filters_clusters")
+    runs = dict(zip(items["run_id"], items["run_name"]))
+    chosen_runs = side.multiselect("Runs", list(runs), [r for r in spec.runs if r in runs],
+                                   format_func=runs.get, key="filters_runs")
+    versions = sorted(items["prompt_label"].unique()) if len(items) else []
+    chosen_versions = side.multiselect("Prompt versions", versions,
+                                       [v for v in spec.prompt_versions if v in versions], key="filters_versions")
+    new = FilterSpec(dedup_threshold=float(dedup) if dedup_on else None,
+                     min_words=low or None, max_words=high if high < longest else None,
+                     include=include.strip(), exclude=exclude.strip(), min_judge_score=judge or None,
+                     statuses=statuses, clusters=[int(c) for c in clusters], runs=chosen_runs,
+                     prompt_versions=chosen_versions)
+    st.session_state["filters_spec"] = new
+    if new.to_query() != {k: v for k, v in st.query_params.to_dict().items()}:
+        st.query_params.from_dict(new.to_query())
+    if side.button("Clear filters", key="filters_clear"):
+        st.session_state["filters_spec"] = FilterSpec()
+        for key in [k for k in st.session_state if k.startswith("filters_") and k != "filters_spec"]:
+            del st.session_state[key]
+        st.query_params.clear()
+        st.rerun()
+    return new
+
+
+@st.cache_resource(max_entries=4, show_spinner="Loading items, embeddings and clusters…")
+def _dataset(db_path: str, data_version: tuple):
+    from synth.pipeline import load_dataset
+
+    return load_dataset(_store(db_path))
+
+
+def dataset_ui():
+    """The whole dataset, loaded once per state of the database (shared by the pages)."""
+    store = get_store()
+    try:
+        return _dataset(store.path, store.data_version())
+    except SynthError as exc:
+        st.error(str(exc))
+        st.stop()
+
+
+@st.cache_resource(max_entries=8, show_spinner="Measuring the whole dataset…")
+def _before(db_path: str, data_version: tuple, threshold: float):
+    from synth.metrics import measure_items
+
+    dataset = _dataset(db_path, data_version)
+    return measure_items(_store(db_path), dataset.items, threshold, dataset.clustering)
+
+
+@st.cache_resource(max_entries=16, show_spinner="Applying the filters and measuring…")
+def _view(db_path: str, data_version: tuple, spec_key: tuple, threshold: float):
+    from synth.filters import FilterSpec
+    from synth.pipeline import filtered_view
+
+    spec = FilterSpec.from_query(dict(spec_key))
+    return filtered_view(_store(db_path), spec, threshold, _dataset(db_path, data_version),
+                         _before(db_path, data_version, threshold))
+
+
+def view_ui(spec, threshold: float | None = None):
+    """The filtered view and its metrics before -> after (cached per database state and filter)."""
+    store = get_store()
+    threshold = float(settings.get("near_dup_threshold")) if threshold is None else threshold
+    try:
+        return _view(store.path, store.data_version(), tuple(sorted(spec.to_query().items())), threshold)
+    except SynthError as exc:
+        st.error(str(exc))
+        st.stop()
+
+
+def sampled_notes(params: dict) -> list[str]:
+    """One line per metric that was estimated on a sample, saying how."""
+    notes = []
+    for name, p in params.items():
+        if isinstance(p, dict) and p.get("sampled"):
+            how = p.get("how") or (f"{p.get('hypotheses')} of {p.get('population')} items sampled "
+                                   f"(seed {p.get('seed')})")
+            notes.append(f"{name}: estimated, {how}")
+        if isinstance(p, dict) and p.get("candidate_selection") == "tf-idf cosine top-k":
+            notes.append(f"{name}: each item compared with its {p.get('candidates')} most similar items "
+                         "by TF-IDF")
+    return notes

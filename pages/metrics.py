@@ -1,10 +1,13 @@
-"""Metrics: the intrinsic metrics of every run, read from DuckDB."""
+"""Metrics: every intrinsic metric of the filtered view, before -> after, and of every run."""
 
 from __future__ import annotations
 
+import json
+
 import streamlit as st
 
-from pages.common import require_app, get_store, intrinsic_note
+from pages.common import (dataset_ui, filters_ui, get_store, intrinsic_note, require_app, sampled_notes,
+                          view_ui)
 from synth import settings
 from synth.errors import SynthError
 from synth.metrics import METRIC_HELP, compute_all_metrics
@@ -12,26 +15,48 @@ from synth.metrics import METRIC_HELP, compute_all_metrics
 require_app()
 
 
-@st.cache_data(max_entries=16, show_spinner="Computing metrics…")
-def load_metrics(db_path: str, data_version: tuple, threshold: float):
+@st.cache_data(max_entries=16, show_spinner="Computing metrics per run…")
+def load_run_metrics(db_path: str, data_version: tuple, threshold: float):
     return compute_all_metrics(get_store(), threshold)
 
 
-st.title("Metrics per run")
+st.title("Metrics")
 intrinsic_note()
-threshold = st.slider("Near-duplicate threshold (cosine similarity)", 0.50, 1.00,
+dataset = dataset_ui()
+if dataset.items.empty:
+    st.info("No items yet. Generate a batch on the Generate page or import a file.")
+    st.stop()
+spec = filters_ui(dataset)
+threshold = st.slider("Near-duplicate threshold for the metric (cosine similarity)", 0.50, 1.00,
                       float(settings.get("near_dup_threshold")), 0.01, key="metrics_threshold")
+view = view_ui(spec, threshold)
+
+kept, total = len(view.result.kept), len(dataset.items)
+st.subheader(f"This view: {kept} of {total} items" + ("" if spec.is_empty() else " after the filters"))
+st.dataframe(view.comparison(), hide_index=True, width="stretch",
+             column_config={"before": st.column_config.NumberColumn(format="%.4g"),
+                            "after": st.column_config.NumberColumn(format="%.4g"),
+                            "delta": st.column_config.NumberColumn(format="%+.4g")})
+for note in sampled_notes(view.after_params):
+    st.caption(note)
+with st.expander(f"What the filters drop ({len(view.result.dropped)} items)"):
+    if view.result.dropped.empty:
+        st.caption("Nothing: no filter is set, or every item passes.")
+    else:
+        st.dataframe(view.result.dropped[["text", "reason", "run_name", "status", "duplicate_of", "item_id"]],
+                     hide_index=True, width="stretch")
+
+st.subheader("Per run")
 store = get_store()
 try:
-    table = load_metrics(store.path, store.data_version(), threshold)
+    table = load_run_metrics(store.path, store.data_version(), threshold)
 except SynthError as exc:
     st.error(str(exc))
     st.stop()
-if table.empty:
-    st.info("No runs yet. Generate a batch on the Generate page or import a file.")
-    st.stop()
 st.dataframe(table.drop(columns=["run_id"]), hide_index=True, width="stretch",
              column_config={"cost_usd": st.column_config.NumberColumn("cost_usd", format="$%.5f")})
+with st.expander("Parameters each metric used (this view)"):
+    st.code(json.dumps(view.after_params, indent=1, default=str), language="json")
 with st.expander("What the metrics mean"):
     for name, text in METRIC_HELP.items():
         st.markdown(f"- `{name}`: {text}")

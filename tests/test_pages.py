@@ -4,6 +4,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 import synth.pipeline
+from synth.metrics import METRIC_NAMES
 from conftest import ROOT
 
 TIMEOUT = 240
@@ -93,20 +94,79 @@ def test_generate_page_reports_a_bad_template_as_you_type(store):
     assert "unbalanced braces" in at.error[0].value
 
 
-def test_metrics_page_lists_every_run(demo_store):
+def test_metrics_page_shows_before_after_and_every_run(demo_store):
     at = open_app()
     at.switch_page("pages/metrics.py").run()
     assert not at.exception
-    table = at.dataframe[0].value
+    comparison = at.dataframe[0].value
+    assert comparison["metric"].tolist() == METRIC_NAMES
+    assert (comparison["before"].fillna(-1) == comparison["after"].fillna(-1)).all()  # no filter yet
+    table = at.dataframe[1].value
     assert len(table) == len(demo_store.runs())
-    for column in ("count", "distinct_1", "distinct_2", "mean_pairwise_cosine_distance",
-                   "near_duplicate_rate", "length_mean", "length_p95", "tokens_total", "cost_usd"):
+    for column in ("count", "distinct_1", "distinct_2", "distinct_3", "self_bleu", "vendi_score",
+                   "near_duplicate_rate", "cluster_entropy", "length_p95", "tokens_total", "cost_usd"):
         assert column in table.columns
     assert (table["count"] > 0).all()
     low = float(table["near_duplicate_rate"].sum())
     at.slider(key="metrics_threshold").set_value(0.6).run()
     assert not at.exception
-    assert float(at.dataframe[0].value["near_duplicate_rate"].sum()) >= low
+    assert float(at.dataframe[1].value["near_duplicate_rate"].sum()) >= low
+
+
+def test_filters_from_the_url_change_the_metrics_and_list_what_they_drop(demo_store):
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)
+    at.query_params["dedup"] = "0.9"
+    at.query_params["lmin"] = "30"
+    at.run()
+    at.switch_page("pages/metrics.py").run()
+    assert not at.exception
+    comparison = at.dataframe[0].value.set_index("metric")
+    total = demo_store.count_items()
+    kept = comparison.loc["count", "after"]
+    assert comparison.loc["count", "before"] == total and kept < total
+    assert comparison.loc["near_duplicate_rate", "after"] <= comparison.loc["near_duplicate_rate", "before"]
+    dropped = at.dataframe[1].value
+    assert len(dropped) == total - kept
+    assert set(dropped["reason"]) <= {"shorter than 30 words"} | {
+        r for r in dropped["reason"] if r.startswith("near-duplicate")}
+    assert at.checkbox(key="filters_dedup_on").value is True
+    assert at.slider(key="filters_length").value[0] == 30
+    assert dict(at.query_params) == {"dedup": "0.9", "lmin": "30"}
+
+
+def test_explore_filters_the_map(demo_store):
+    at = open_app()
+    runs = demo_store.runs()
+    first = runs["run_id"].iloc[0]
+    at.multiselect(key="filters_runs").set_value([first]).run()
+    assert not at.exception
+    n = int(runs["n_items"].iloc[0])
+    assert any(f"{n} of {demo_store.count_items()} items shown" in c.value for c in at.caption)
+    assert dict(at.query_params) == {"run": first}  # the view can be shared as a link
+
+
+def test_export_page_offers_the_filtered_view(demo_store):
+    at = open_app()
+    at.switch_page("pages/export.py").run()
+    assert not at.exception
+    assert f"{demo_store.count_items()} of {demo_store.count_items()} items" in at.markdown[0].value
+    buttons = at.get("download_button")
+    assert len(buttons) == 1 and f"Download {demo_store.count_items()} items" in buttons[0].proto.label
+
+
+def test_near_duplicate_inspector_keeps_and_drops(demo_store):
+    at = open_app()
+    at.switch_page("pages/duplicates.py").run()
+    assert not at.exception
+    at.slider(key="duplicates_threshold").set_value(0.9).run()
+    keep_buttons = [b for b in at.button if b.key and b.key.startswith("duplicates_keep_a_")]
+    assert keep_buttons, "the demo data has near-duplicates at 0.9"
+    keep_buttons[0].click().run()
+    assert not at.exception
+    statuses = demo_store.items().set_index("item_id")["status"]
+    item_a, item_b = keep_buttons[0].key[len("duplicates_keep_a_"):].split("_it_")
+    assert statuses[item_a] == "accepted" and statuses["it_" + item_b] == "rejected"
+
 
 
 def test_generate_page_runs_every_technique_it_lists(store):
