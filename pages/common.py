@@ -213,3 +213,14 @@ def sampled_notes(params: dict) -> list[str]:
             notes.append(f"{name}: each item compared with its {p.get('candidates')} most similar items "
                          "by TF-IDF")
     return notes
+
+
+def dropped_ui(view) -> None:
+    """What the filters drop, and why (shown on every page that filters)."""
+    dropped = view.result.dropped
+    with st.expander(f"What the filters drop ({len(dropped)} items)"):
+        if dropped.empty:
+            st.caption("Nothing: no filter is set, or every item passes.")
+        else:
+            st.dataframe(dropped[["text", "reason", "run_name", "status", "duplicate_of", "item_id"]],
+                         hide_index=True, width="stretch")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from pages.common import dataset_ui, filters_ui, get_store, intrinsic_note, require_app, view_ui
+from pages.common import dataset_ui, dropped_ui, filters_ui, get_store, intrinsic_note, require_app, view_ui
 from synth import plots
 from synth.errors import SynthError
 from synth.metrics import METRICS
@@ -78,6 +78,7 @@ fig = plots.map_figure(shown, color_by, dropped=dropped)
 event = st.plotly_chart(fig, on_select="rerun", selection_mode=("points", "box", "lasso"),
                         key="explore_map", width="stretch")
 
+dropped_ui(view)
 selected = plots.selected_item_ids(event.get("selection") if event else None)
 if selected:
     st.subheader(f"{len(selected)} selected")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from pages.common import dataset_ui, filters_ui, get_store, require_app, view_ui
+from pages.common import dataset_ui, dropped_ui, filters_ui, get_store, require_app, view_ui
 from synth.errors import SynthError
 from synth.export import EXPORT_FORMATS, export_bytes
 
@@ -21,6 +21,7 @@ spec = filters_ui(dataset)
 view = view_ui(spec)
 ids = view.result.kept_ids
 st.write(f"{len(ids)} of {len(dataset.items)} items in the filtered view.")
+dropped_ui(view)
 fmt = st.radio("Format", list(EXPORT_FORMATS), horizontal=True, key="export_format")
 if ids:
     try:

@@ -6,7 +6,7 @@ import json
 
 import streamlit as st
 
-from pages.common import (dataset_ui, filters_ui, get_store, intrinsic_note, require_app, sampled_notes,
+from pages.common import (dataset_ui, dropped_ui, filters_ui, get_store, intrinsic_note, require_app, sampled_notes,
                           view_ui)
 from synth import settings
 from synth.errors import SynthError
@@ -39,12 +39,7 @@ st.dataframe(view.comparison(), hide_index=True, width="stretch",
                             "delta": st.column_config.NumberColumn(format="%+.4g")})
 for note in sampled_notes(view.after_params):
     st.caption(note)
-with st.expander(f"What the filters drop ({len(view.result.dropped)} items)"):
-    if view.result.dropped.empty:
-        st.caption("Nothing: no filter is set, or every item passes.")
-    else:
-        st.dataframe(view.result.dropped[["text", "reason", "run_name", "status", "duplicate_of", "item_id"]],
-                     hide_index=True, width="stretch")
+dropped_ui(view)
 
 st.subheader("Per run")
 store = get_store()
