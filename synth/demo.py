@@ -17,7 +17,7 @@ from synth.errors import SynthError
 from synth.ingest import restore_export
 from synth.metrics import compute_all_metrics
 from synth.records import text_hash
-from synth.store import DuckStore
+from synth.store import DuckStore, in_session
 
 
 def vectors_file(demo_file: str | Path) -> Path:
@@ -50,8 +50,12 @@ def write_demo_vectors(store: DuckStore, demo_file: str | Path) -> Path:
     return out
 
 
-def ensure_demo(store: DuckStore) -> list[str]:
-    """Load the demo dataset into an empty database (if the setting allows); return new run ids."""
+@in_session
+def ensure_demo(store: DuckStore, measure: bool = True) -> list[str]:
+    """Load the demo dataset into an empty database (if the setting allows); return new run ids.
+
+    ``measure=False`` leaves the per-run metrics to be computed later (the app does it in the
+    background after the first map, see ``metrics.measure_in_background``)."""
     if not settings.get("load_demo") or store.count_items() > 0:
         return []
     path = Path(settings.get("demo_file"))
@@ -62,5 +66,6 @@ def ensure_demo(store: DuckStore) -> list[str]:
     model = settings.get("embed_model")
     load_demo_vectors(store, vectors_file(path), model)
     ensure_embeddings(store, store.items()["text"].tolist(), model)  # anything the file lacked
-    compute_all_metrics(store)
+    if measure:
+        compute_all_metrics(store)
     return added

@@ -11,6 +11,7 @@ their parameters say so.
 
 from __future__ import annotations
 
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -21,7 +22,7 @@ from synth import lexical, settings
 from synth.embedding import load_vectors
 from synth.errors import SynthError
 from synth.records import content_hash
-from synth.store import DuckStore
+from synth.store import DuckStore, in_session
 
 # Bump when a metric's definition changes, so stored values are recomputed.
 METRICS_VERSION = 3
@@ -241,6 +242,7 @@ def measure_items(store: DuckStore, items: pd.DataFrame, threshold: float | None
     return values, params
 
 
+@in_session
 def compute_run_metrics(store: DuckStore, run_id: str, threshold: float | None = None,
                         force: bool = False) -> dict[str, float | None]:
     """Metrics of one run, from the ``metrics`` table unless its inputs changed since."""
@@ -272,6 +274,29 @@ def compute_all_metrics(store: DuckStore, threshold: float | None = None) -> pd.
         rows.append({"run_id": run.run_id, "run": run.name, "model": run.model,
                      "prompt_version": run.prompt_version, **values})
     return pd.DataFrame(rows, columns=["run_id", "run", "model", "prompt_version", *METRIC_NAMES])
+
+
+_BACKGROUND: dict[str, threading.Thread] = {}
+_BACKGROUND_LOCK = threading.Lock()
+
+
+def measure_in_background(store: DuckStore) -> threading.Thread:
+    """Compute missing or stale per-run metrics in a background thread (one per database); each
+    run takes the database only for its own short session, so pages keep working meanwhile."""
+    with _BACKGROUND_LOCK:
+        thread = _BACKGROUND.get(store.path)
+        if thread is None or not thread.is_alive():
+            thread = threading.Thread(target=_measure_quietly, args=(store,), name="synth-metrics", daemon=True)
+            _BACKGROUND[store.path] = thread
+            thread.start()
+    return thread
+
+
+def _measure_quietly(store: DuckStore) -> None:
+    try:
+        compute_all_metrics(store)
+    except SynthError:
+        pass  # the Metrics page computes them again and shows the error
 
 
 def compare(before: dict[str, float | None], after: dict[str, float | None]) -> pd.DataFrame:

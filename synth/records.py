@@ -98,6 +98,7 @@ class Run:
     n_skipped: int = 0
     budget_usd: float | None = None
     config: dict[str, Any] | None = None  # what it takes to run it again
+    role: str = "synthetic"  # or "reference": real data to compare the synthetic set with
 
     def totals(self, items: list[Item]) -> dict[str, Any]:
         costs = [i.cost_usd for i in items]

@@ -9,6 +9,7 @@ the CLI can take turns on the same file (DuckDB lets only one process hold it at
 
 from __future__ import annotations
 
+import functools
 import json
 import threading
 import time
@@ -213,6 +214,32 @@ def m003_clusters(con: duckdb.DuckDBPyConnection) -> None:
         )""")
 
 
+@migration
+def m004_map(con: duckdb.DuckDBPyConnection) -> None:
+    """Stable layouts (models kept for transform), reference runs, tags, named clusters."""
+    con.execute("ALTER TABLE runs ADD COLUMN role VARCHAR DEFAULT 'synthetic'")
+    con.execute("ALTER TABLE items ADD COLUMN tags JSON")
+    con.execute("ALTER TABLE layouts ADD COLUMN trustworthiness DOUBLE")
+    con.execute("ALTER TABLE layouts ADD COLUMN trust_params JSON")
+    con.execute("ALTER TABLE projections ADD COLUMN placed VARCHAR DEFAULT 'fit'")
+    con.execute("""
+        CREATE TABLE layout_models (
+            layout_id  VARCHAR PRIMARY KEY,
+            model      BLOB NOT NULL,
+            created_at TIMESTAMP NOT NULL
+        )""")
+    con.execute("""
+        CREATE TABLE cluster_labels (
+            clustering_id VARCHAR NOT NULL,
+            cluster_id    INTEGER NOT NULL,
+            size          INTEGER NOT NULL,
+            keywords      VARCHAR,
+            llm_label     VARCHAR,
+            llm_model     VARCHAR,
+            PRIMARY KEY (clustering_id, cluster_id)
+        )""")
+
+
 # Statement types a read-only query may have (DESCRIBE, SHOW and SUMMARIZE parse as SELECT).
 READ_ONLY_STATEMENTS = {"SELECT", "EXPLAIN"}
 
@@ -227,13 +254,25 @@ FITS = {"layout": ("layouts", "layout_id", "projections"),
         "clustering": ("clusterings", "clustering_id", "clusters")}
 
 
+BULK_ROWS = 50
+
+
 def _insert(con: duckdb.DuckDBPyConnection, table: str, rows: list[dict]) -> None:
     """Insert rows by column name, so added columns never shift positional values."""
     if not rows:
         return
     columns = list(rows[0])
-    con.executemany(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})",
-                    [[row[c] for c in columns] for row in rows])
+    if len(rows) < BULK_ROWS:
+        con.executemany(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})",
+                        [[row[c] for c in columns] for row in rows])
+        return
+    # Many rows: one INSERT ... SELECT from a DataFrame (executemany binds row by row, ~1 ms each).
+    frame = pd.DataFrame({c: pd.Series([row[c] for row in rows], dtype=object) for c in columns})
+    con.register("_insert_rows", frame)
+    try:
+        con.execute(f"INSERT INTO {table} ({', '.join(columns)}) SELECT {', '.join(columns)} FROM _insert_rows")
+    finally:
+        con.unregister("_insert_rows")
 
 
 def run_filter(alias: str, run_ids: list[str] | None) -> tuple[str, list[str]]:
@@ -247,12 +286,24 @@ def _json(value: Any) -> str | None:
     return None if value is None else json.dumps(value, ensure_ascii=False, sort_keys=True, default=str)
 
 
+def in_session(func):
+    """Run ``func(store, ...)`` on one connection (see ``DuckStore.session``)."""
+
+    @functools.wraps(func)
+    def wrapper(store: "DuckStore", *args, **kwargs):
+        with store.session():
+            return func(store, *args, **kwargs)
+
+    return wrapper
+
+
 class DuckStore:
     """The project's database file. Creates it and applies migrations on first use."""
 
     def __init__(self, path: str | Path):
         self.path = str(Path(path).expanduser().resolve())
         self._lock = _lock_for(self.path)
+        self._session = threading.local()
         try:
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -265,12 +316,36 @@ class DuckStore:
     @contextmanager
     def connect(self, read_only: bool = False, config: dict | None = None
                 ) -> Iterator[duckdb.DuckDBPyConnection]:
-        """A connection held under the file's lock and closed afterwards."""
+        """A connection held under the file's lock and closed afterwards (inside ``session()``,
+        the session's connection)."""
         with self._lock:
+            held = getattr(self._session, "con", None)
+            if held is not None and not read_only and not config:
+                cursor = held.cursor()  # cheap: the database is already open
+                try:
+                    yield cursor
+                finally:
+                    cursor.close()
+                return
             con = self._open(read_only, config or {})
             try:
                 yield con
             finally:
+                con.close()
+
+    @contextmanager
+    def session(self) -> Iterator["DuckStore"]:
+        """One connection for every statement inside, in this thread (opening the file costs tens
+        of milliseconds; a page load makes dozens of calls). Other processes wait until it ends."""
+        with self._lock:
+            if getattr(self._session, "con", None) is not None:
+                yield self
+                return
+            self._session.con = self._open(False, {})
+            try:
+                yield self
+            finally:
+                con, self._session.con = self._session.con, None
                 con.close()
 
     def _open(self, read_only: bool, config: dict) -> duckdb.DuckDBPyConnection:
@@ -359,7 +434,7 @@ class DuckStore:
             "prompt_id": run.prompt_id, "model": run.model, "params": _json(run.params),
             "source": run.source, **totals, "wall_s": run.wall_s, "created_at": run.created_at,
             "status": run.status, "n_failed": len(run.failures), "n_skipped": run.n_skipped,
-            "budget_usd": run.budget_usd, "config": _json(run.config),
+            "budget_usd": run.budget_usd, "config": _json(run.config), "role": run.role,
         }])
         rows = []
         for it in items:
@@ -453,17 +528,67 @@ class DuckStore:
                              for name, value in values.items()])
 
     def save_fit(self, kind: str, fit_id: str, method: str, embed_model: str, params: dict,
-                 items_hash: str, rows: pd.DataFrame) -> None:
-        """Store a layout or a clustering: its header and one row per item, in one transaction."""
+                 items_hash: str, rows: pd.DataFrame, extra: dict | None = None,
+                 model: bytes | None = None) -> None:
+        """Store a layout or a clustering (its header, one row per item and, for a layout, the
+        fitted model used to place new items), in one transaction."""
         header, id_column, per_item = FITS[kind]
+        values = {id_column: fit_id, "method": method, "embed_model": embed_model, "params": _json(params),
+                  "items_hash": items_hash, "n_items": len(rows), "created_at": now(),
+                  **{k: (_json(v) if isinstance(v, dict) else v) for k, v in (extra or {}).items()}}
+        with self.transaction() as con:
+            _insert(con, header, [values])
+            self._insert_fit_rows(con, kind, fit_id, rows)
+            if model is not None:
+                con.execute("INSERT INTO layout_models VALUES (?, ?, ?)", [fit_id, model, now()])
+
+    @staticmethod
+    def _insert_fit_rows(con: duckdb.DuckDBPyConnection, kind: str, fit_id: str, rows: pd.DataFrame) -> None:
+        _, id_column, per_item = FITS[kind]
         rows = rows.assign(**{id_column: fit_id})
         columns = [id_column] + [c for c in rows.columns if c != id_column]
+        con.register("new_rows", rows[columns])
+        con.execute(f"INSERT INTO {per_item} ({', '.join(columns)}) SELECT * FROM new_rows")
+        con.unregister("new_rows")
+
+    def append_fit_rows(self, kind: str, fit_id: str, rows: pd.DataFrame) -> None:
+        """Add items to an existing layout (placed with its model) without moving the others."""
         with self.transaction() as con:
-            con.execute(f"INSERT INTO {header} VALUES (?, ?, ?, ?, ?, ?, ?)",
-                        [fit_id, method, embed_model, _json(params), items_hash, len(rows), now()])
-            con.register("new_rows", rows[columns])
-            con.execute(f"INSERT INTO {per_item} ({', '.join(columns)}) SELECT * FROM new_rows")
-            con.unregister("new_rows")
+            self._insert_fit_rows(con, kind, fit_id, rows)
+
+    def layout_model(self, layout_id: str) -> bytes | None:
+        with self.connect() as con:
+            row = con.execute("SELECT model FROM layout_models WHERE layout_id = ?", [layout_id]).fetchone()
+        return None if row is None else bytes(row[0])
+
+    def save_cluster_labels(self, clustering_id: str, labels: pd.DataFrame) -> None:
+        """Names of a clustering's clusters (cluster_id, size, keywords, llm_label, llm_model); the
+        display name (the LLM's if there is one) is copied to ``clusters.label``."""
+        with self.transaction() as con:
+            con.execute("DELETE FROM cluster_labels WHERE clustering_id = ?", [clustering_id])
+            con.register("new_labels", labels.assign(clustering_id=clustering_id))
+            con.execute("INSERT INTO cluster_labels (clustering_id, cluster_id, size, keywords, llm_label, "
+                        "llm_model) SELECT clustering_id, cluster_id, size, keywords, llm_label, llm_model "
+                        "FROM new_labels")
+            con.execute("UPDATE clusters c SET label = coalesce(n.llm_label, n.keywords) FROM new_labels n "
+                        "WHERE c.clustering_id = ? AND c.cluster_id = n.cluster_id", [clustering_id])
+            con.unregister("new_labels")
+
+    def cluster_labels(self, clustering_id: str) -> pd.DataFrame:
+        return self.frame("SELECT cluster_id, size, keywords, llm_label, llm_model FROM cluster_labels "
+                          "WHERE clustering_id = ? ORDER BY cluster_id", [clustering_id])
+
+    def add_tags(self, item_ids: list[str], tags: list[str]) -> int:
+        """Add tags to items (kept as a JSON list, without repeats); return how many items exist."""
+        if not item_ids:
+            return 0
+        marks = ", ".join("?" * len(item_ids))
+        with self.transaction() as con:
+            rows = con.execute(f"SELECT item_id, tags FROM items WHERE item_id IN ({marks})", item_ids).fetchall()
+            for item_id, current in rows:
+                merged = list(dict.fromkeys((json.loads(current) if current else []) + list(tags)))
+                con.execute("UPDATE items SET tags = ? WHERE item_id = ?", [_json(merged), item_id])
+        return len(rows)
 
     # -- reads -------------------------------------------------------------------------------
 
@@ -479,7 +604,10 @@ class DuckStore:
                 SELECT (SELECT count(*) FROM items), (SELECT max(created_at) FROM items),
                        (SELECT count(*) FROM runs), (SELECT count(*) FROM layouts),
                        (SELECT max(computed_at) FROM metrics), (SELECT count(*) FROM judgements),
-                       (SELECT sum(hash(item_id || status || text_hash)) FROM items)""").fetchone()
+                       (SELECT sum(hash(item_id || status || text_hash || coalesce(CAST(tags AS VARCHAR), '')))
+                        FROM items),
+                       (SELECT count(*) FROM projections), (SELECT count(*) FROM cluster_labels),
+                       (SELECT count(*) FROM clusterings)""").fetchone()
 
     def frame_with(self, sql: str, params: list, tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
         """Like ``frame``, with DataFrames registered as tables for the query."""
@@ -521,7 +649,7 @@ class DuckStore:
 
     def _items_query(self, where: str, params: list) -> pd.DataFrame:
         return self.frame(f"""
-            SELECT i.*, r.name AS run_name, r.technique, p.name AS prompt_name,
+            SELECT i.*, r.name AS run_name, r.technique, r.role AS run_role, p.name AS prompt_name,
                    p.version AS prompt_version, j.judge_score
             FROM items i JOIN runs r USING (run_id) LEFT JOIN prompts p ON p.prompt_id = i.prompt_id
             LEFT JOIN (SELECT item_id, arg_max(score, created_at) AS judge_score
@@ -558,18 +686,26 @@ class DuckStore:
                               [run_id]).fetchone()
         return row[0] if row else None
 
-    def find_fit(self, kind: str, method: str, embed_model: str, params: dict, items_hash: str
+    def find_fit(self, kind: str, method: str, embed_model: str, params: dict, items_hash: str | None
                  ) -> tuple[str, pd.DataFrame] | None:
-        """(id, per-item rows) of the newest layout or clustering fitted on exactly these items."""
+        """(id, per-item rows) of the newest layout or clustering with these parameters, fitted on
+        exactly these items (or on any items when ``items_hash`` is None)."""
         header, id_column, per_item = FITS[kind]
+        same_items = "" if items_hash is None else "AND items_hash = ? "
         with self.connect() as con:
             row = con.execute(f"SELECT {id_column} FROM {header} WHERE method = ? AND embed_model = ? "
-                              "AND params = ?::JSON AND items_hash = ? ORDER BY created_at DESC LIMIT 1",
-                              [method, embed_model, _json(params), items_hash]).fetchone()
+                              f"AND params = ?::JSON {same_items}ORDER BY created_at DESC LIMIT 1",
+                              [method, embed_model, _json(params)] + ([] if items_hash is None else [items_hash])
+                              ).fetchone()
             if row is None:
                 return None
             return row[0], con.execute(f"SELECT * EXCLUDE ({id_column}) FROM {per_item} "
                                        f"WHERE {id_column} = ?", [row[0]]).df()
+
+    def fit_header(self, kind: str, fit_id: str) -> dict:
+        header, id_column, _ = FITS[kind]
+        frame = self.frame(f"SELECT * FROM {header} WHERE {id_column} = ?", [fit_id])
+        return frame.iloc[0].to_dict() if len(frame) else {}
 
     def query_readonly(self, sql: str, limit: int = 1000, timeout_s: float = 10.0
                        ) -> tuple[pd.DataFrame, bool]:
