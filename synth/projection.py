@@ -1,18 +1,24 @@
-"""Projection: embeddings in, 2-D map coordinates out.
+"""Projection: embeddings in, 2-D map coordinates out, stable as the data grows.
 
-Reads: items and their cached embeddings. Writes: ``layouts`` and ``projections``.
+Reads: items and their cached embeddings. Writes: ``layouts`` (with the layout's
+trustworthiness), ``projections`` (item id, x, y, how it was placed) and ``layout_models``.
+
+A layout is fitted once and then kept: items that arrive later are placed with the fitted UMAP's
+``transform``, so existing points never move; "re-fit" makes a new layout on demand. The fitted
+model is stored with the layout, so placing works after a restart too.
 
 UMAP compiles with numba for 15 to 60 s the first time it runs in a process, so the map never
-waits for it: a stored UMAP layout of exactly the current items is shown if there is one;
-otherwise a PCA preview is shown at once while UMAP fits in a background thread and stores its
-layout for the next rerun.
+waits for it: without a stored layout a PCA preview is shown at once while UMAP fits in a
+background thread; a warm-up compiles fit and transform in the background at start.
 """
 
 from __future__ import annotations
 
+import pickle
 import threading
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -111,10 +117,14 @@ register_projector(UMAPProjector)
 class MapLayout:
     """Coordinates of every item and how they were obtained."""
 
-    coords: pd.DataFrame  # item_id, x, y
+    coords: pd.DataFrame  # item_id, x, y (and placed: fit / transform)
     method: str  # "umap" or "pca"
     params: dict
-    status: str  # "stored", "preview" (UMAP running), "pca" (too few items), "failed: ..."
+    status: str  # "stored", "preview" (UMAP running), "placing" (new items: transform running),
+    # "pca" (too few items), "failed: ..."
+    layout_id: str | None = None
+    trustworthiness: float | None = None
+    n_placed: int = 0  # items new to the layout in this call (placed, or "pending" while placing)
 
 
 @dataclass
@@ -128,6 +138,9 @@ class _Job:
 _JOBS: dict[tuple[str, str], _Job] = {}
 _JOBS_LOCK = threading.Lock()
 _WARM = {"started": False, "done": False}
+_MODELS: dict[str, Any] = {}  # layout id -> fitted UMAP, loaded once per process
+TRUST_SAMPLE = 2000
+TRUST_NEIGHBOURS = 5
 
 
 def items_signature(items: pd.DataFrame) -> str:
@@ -135,22 +148,108 @@ def items_signature(items: pd.DataFrame) -> str:
     return content_hash(sorted((items["item_id"] + ":" + items["text_hash"]).tolist()))
 
 
-def fit_layout(store: DuckStore, items: pd.DataFrame, projector) -> pd.DataFrame:
-    """Fit ``projector`` on the items' embeddings and store the layout; return its coordinates."""
+def trustworthiness(vectors: np.ndarray, coords: np.ndarray, seed: int = 0) -> tuple[float | None, dict]:
+    """scikit-learn's trustworthiness of a layout (1: local neighbourhoods are kept), on a seeded
+    sample past a stated size."""
+    from sklearn.manifold import trustworthiness as sk_trust
+
+    n = len(vectors)
+    params = {"n_neighbors": TRUST_NEIGHBOURS, "metric": "cosine", "population": n, "sampled": n > TRUST_SAMPLE}
+    if n <= TRUST_NEIGHBOURS * 2 + 1:
+        return None, params
+    rows = np.arange(n)
+    if n > TRUST_SAMPLE:
+        rows = np.sort(np.random.default_rng(seed).choice(n, TRUST_SAMPLE, replace=False))
+        params.update(sample_size=TRUST_SAMPLE, seed=seed)
+    value = sk_trust(vectors[rows], coords[rows], n_neighbors=TRUST_NEIGHBOURS, metric="cosine")
+    return float(value), params
+
+
+def fit_layout(store: DuckStore, items: pd.DataFrame, projector) -> MapLayout:
+    """Fit ``projector`` on the items' embeddings and store the layout and its model."""
     embed_model = settings.get("embed_model")
     vectors = load_vectors(store, items["text"].tolist(), embed_model)
     coords = projector.fit(vectors)
+    trust, trust_params = trustworthiness(vectors, coords, projector.params.get("seed", 0))
+    layout_id = new_id("lay")
     frame = pd.DataFrame({"item_id": items["item_id"].values, "x": coords[:, 0].astype(float),
-                          "y": coords[:, 1].astype(float)})
-    store.save_fit("layout", new_id("lay"), projector.name, embed_model, projector.params,
-                   items_signature(items), frame)
+                          "y": coords[:, 1].astype(float), "placed": "fit"})
+    model = getattr(projector, "_model", None)
+    store.save_fit("layout", layout_id, projector.name, embed_model, projector.params, items_signature(items),
+                   frame, extra={"trustworthiness": trust, "trust_params": trust_params},
+                   model=pickle.dumps(model) if model is not None else None)
+    if model is not None:
+        _MODELS[layout_id] = model
+    return MapLayout(frame, projector.name, projector.params, "stored", layout_id, trust)
+
+
+def _model_for(store: DuckStore, layout_id: str):
+    if layout_id not in _MODELS:
+        blob = store.layout_model(layout_id)
+        if blob is None:
+            return None
+        _MODELS[layout_id] = pickle.loads(blob)  # our own layout, written by fit_layout
+    return _MODELS[layout_id]
+
+
+def place_new_items(store: DuckStore, layout_id: str, items: pd.DataFrame) -> pd.DataFrame:
+    """Place items a layout has not seen with its model's ``transform``; existing points stay put."""
+    model = _model_for(store, layout_id)
+    if model is None:
+        raise SynthError("This layout has no stored model to place new items with. Re-fit the layout.")
+    vectors = load_vectors(store, items["text"].tolist())
+    coords = model.transform(vectors)
+    frame = pd.DataFrame({"item_id": items["item_id"].values, "x": coords[:, 0].astype(float),
+                          "y": coords[:, 1].astype(float), "placed": "transform"})
+    store.append_fit_rows("layout", layout_id, frame)
     return frame
 
 
-def _run_job(key: tuple[str, str], store: DuckStore, items: pd.DataFrame, params: dict) -> None:
+_GO = threading.Event()  # background fits wait for it (see defer_background)
+_GO.set()
+
+
+def defer_background() -> None:
+    """Hold background UMAP work (fits and the warm-up) until ``release_background``: the app
+    draws its first screen before the numba compile starts competing for the CPU."""
+    _GO.clear()
+
+
+def release_background() -> None:
+    _GO.set()
+
+
+def near_neighbour_positions(known: np.ndarray, known_xy: np.ndarray, new: np.ndarray, k: int = 5) -> np.ndarray:
+    """Where new items go until ``transform`` has placed them: the similarity-weighted mean position
+    of their k most similar placed items (how UMAP's transform starts, before it optimises)."""
+    a = known / np.maximum(np.linalg.norm(known, axis=1, keepdims=True), 1e-12)
+    b = new / np.maximum(np.linalg.norm(new, axis=1, keepdims=True), 1e-12)
+    k = min(k, len(a))
+    out = np.empty((len(b), 2))
+    for start in range(0, len(b), 1024):
+        sim = b[start:start + 1024] @ a.T
+        top = np.argpartition(-sim, k - 1, axis=1)[:, :k]
+        weights = np.maximum(np.take_along_axis(sim, top, axis=1), 1e-6)
+        out[start:start + 1024] = (known_xy[top] * weights[..., None]).sum(axis=1) / weights.sum(axis=1)[:, None]
+    return out
+
+
+def _start_job(key: tuple[str, str], work) -> _Job:
+    """Run ``work()`` in a background thread once per key (after ``release_background``)."""
+    with _JOBS_LOCK:
+        job = _JOBS.get(key)
+        if job is None or (job.done and job.error is None):
+            thread = threading.Thread(target=_run_job, args=(key, work), name="synth-umap", daemon=True)
+            job = _JOBS[key] = _Job(thread)
+            thread.start()
+    return job
+
+
+def _run_job(key: tuple[str, str], work) -> None:
     job = _JOBS[key]
+    _GO.wait()
     try:
-        fit_layout(store, items, UMAPProjector(**_umap_kwargs(params)))
+        work()
     except Exception as exc:  # reported on the map; the preview stays usable
         job.error = f"{type(exc).__name__}: {exc}"
     finally:
@@ -161,38 +260,68 @@ def _umap_kwargs(params: dict) -> dict:
     return {"n_neighbors": params["n_neighbors"], "min_dist": params["min_dist"], "seed": params["seed"]}
 
 
-def current_layout(store: DuckStore, items: pd.DataFrame, background: bool = True) -> MapLayout:
-    """The map of ``items``: the stored UMAP layout if one fits them, else a PCA preview.
+def umap_params(n_neighbors: int | None = None, min_dist: float | None = None, seed: int | None = None) -> dict:
+    """The layout parameters, defaults from the settings."""
+    return UMAPProjector(n_neighbors, min_dist, seed).params
 
-    With ``background=True`` a missing UMAP layout is fitted in a thread and stored, and the call
-    returns at once; with ``background=False`` it is fitted before returning.
+
+def current_layout(store: DuckStore, items: pd.DataFrame, background: bool = True,
+                   params: dict | None = None) -> MapLayout:
+    """The map of ``items``: the newest stored UMAP layout with these parameters, with any new
+    items placed by ``transform``; without one, a PCA preview while UMAP fits.
+
+    With ``background=True`` a missing layout is fitted in a thread and the call returns at once;
+    with ``background=False`` it is fitted before returning.
     """
     embed_model = settings.get("embed_model")
     if items.empty:
         return MapLayout(pd.DataFrame(columns=["item_id", "x", "y"]), "pca", {}, "empty")
-    umap_params = UMAPProjector().params
-    signature = items_signature(items)
-    stored = store.find_fit("layout", "umap", embed_model, umap_params, signature)
-    if stored is not None:
-        return MapLayout(stored[1], "umap", umap_params, "stored")
+    params = params or umap_params()
+    found = store.find_fit("layout", "umap", embed_model, params, None)
+    if found is not None:
+        layout_id, coords = found
+        header = store.fit_header("layout", layout_id)
+        trust = header.get("trustworthiness")
+        trust = None if pd.isna(trust) else float(trust)
+        missing = items[~items["item_id"].isin(coords["item_id"])]
+        coords = coords[coords["item_id"].isin(items["item_id"])]
+        if missing.empty:
+            return MapLayout(coords, "umap", params, "stored", layout_id, trust)
+        if not background:
+            placed = place_new_items(store, layout_id, missing)
+            return MapLayout(pd.concat([coords, placed], ignore_index=True), "umap", params, "stored",
+                             layout_id, trust, len(missing))
+        # transform may compile for a while (a new code path past 4,096 fitted items): place the new
+        # items in the background, and near their most similar placed items meanwhile.
+        key = (store.path, content_hash({"place": layout_id, "items": items_signature(missing)}))
+        job = _start_job(key, lambda: place_new_items(store, layout_id, missing.copy()))
+        known = load_vectors(store, items.set_index("item_id").loc[coords["item_id"], "text"].tolist(), embed_model)
+        guess = near_neighbour_positions(known, coords[["x", "y"]].to_numpy(float),
+                                         load_vectors(store, missing["text"].tolist(), embed_model))
+        pending = pd.DataFrame({"item_id": missing["item_id"].values, "x": guess[:, 0], "y": guess[:, 1],
+                                "placed": "pending"})
+        status = f"failed: {job.error}" if job.error else "placing"
+        return MapLayout(pd.concat([coords, pending], ignore_index=True), "umap", params, status,
+                         layout_id, trust, len(missing))
     vectors = load_vectors(store, items["text"].tolist(), embed_model)
     preview = PCAProjector().fit(vectors)
     coords = pd.DataFrame({"item_id": items["item_id"].values, "x": preview[:, 0], "y": preview[:, 1]})
     if len(items) < UMAP_MIN_POINTS:
         return MapLayout(coords, "pca", {}, "pca")
     if not background:
-        coords = fit_layout(store, items, UMAPProjector(**_umap_kwargs(umap_params)))
-        return MapLayout(coords, "umap", umap_params, "stored")
-    key = (store.path, content_hash({"items": signature, "params": umap_params, "model": embed_model}))
-    with _JOBS_LOCK:
-        job = _JOBS.get(key)
-        if job is None:
-            thread = threading.Thread(target=_run_job, args=(key, store, items.copy(), umap_params),
-                                      name="synth-umap", daemon=True)
-            job = _JOBS[key] = _Job(thread)
-            thread.start()
+        return fit_layout(store, items, UMAPProjector(**_umap_kwargs(params)))
+    key = (store.path, content_hash({"items": items_signature(items), "params": params, "model": embed_model}))
+    fitting = items.copy()
+    job = _start_job(key, lambda: fit_layout(store, fitting, UMAPProjector(**_umap_kwargs(params))))
     status = f"failed: {job.error}" if job.error else "preview"
     return MapLayout(coords, "pca", {}, status)
+
+
+def refit_layout(store: DuckStore, items: pd.DataFrame, params: dict | None = None) -> MapLayout:
+    """A new layout of all items (existing points move); the previous one stays stored."""
+    if len(items) < UMAP_MIN_POINTS:
+        raise SynthError(f"UMAP needs at least {UMAP_MIN_POINTS} items; there are {len(items)}.")
+    return fit_layout(store, items, UMAPProjector(**_umap_kwargs(params or umap_params())))
 
 
 def pending_layouts() -> int:
@@ -210,14 +339,19 @@ def wait_for_layouts(timeout_s: float = 300.0) -> None:
 
 def _warm() -> None:
     rng = np.random.default_rng(0)
+    _GO.wait()
     try:
-        UMAPProjector(n_neighbors=5).fit(rng.normal(size=(60, 8)).astype(np.float32))
+        projector = UMAPProjector(n_neighbors=5)
+        projector.fit(rng.normal(size=(60, 8)).astype(np.float32))
+        projector.transform(rng.normal(size=(5, 8)).astype(np.float32))
+    except Exception:  # a warm-up only; a real fit reports its own error on the map
+        pass
     finally:
         _WARM["done"] = True
 
 
 def start_warmup() -> None:
-    """Compile UMAP's numba code in a background thread so the first real fit is fast."""
+    """Compile UMAP's fit and transform in a background thread so the real ones are fast."""
     with _JOBS_LOCK:
         if _WARM["started"]:
             return

@@ -88,12 +88,130 @@ def test_preview_first_then_stored_umap_layout(store):
         stored.coords.sort_values("item_id").reset_index(drop=True))
 
 
-def test_layout_is_refitted_when_items_change(store):
-    items = _store_with(store, 20)
-    projection.current_layout(store, items, background=False)
-    store.save_run(Run(name="more", technique="sampling"), [Item(text="a brand new text", idx=0)])
-    layout = projection.current_layout(store, store.items())
-    assert layout.status in {"preview", "stored"}
+def _sorted(coords):
+    return coords.sort_values("item_id").reset_index(drop=True)
+
+
+def test_new_items_are_placed_with_transform_and_old_points_do_not_move(store):
+    items = _store_with(store, 30)
+    fitted = projection.current_layout(store, items, background=False)
+    before = _sorted(fitted.coords)[["item_id", "x", "y"]]
+    store.save_run(Run(name="more", technique="sampling"),
+                   [Item(text=f"A brand new note about the violin number {i}", idx=i) for i in range(5)])
+    placed = projection.current_layout(store, store.items(), background=False)
+    assert placed.status == "stored" and placed.layout_id == fitted.layout_id and placed.n_placed == 5
+    after = _sorted(placed.coords)
+    old = after[after["item_id"].isin(before["item_id"])].reset_index(drop=True)
+    assert np.array_equal(old[["x", "y"]].to_numpy(), before[["x", "y"]].to_numpy())  # exactly, not approx
+    assert (old["placed"] == "fit").all()
+    new = after[~after["item_id"].isin(before["item_id"])]
+    assert len(new) == 5 and (new["placed"] == "transform").all()
+    assert np.isfinite(new[["x", "y"]].to_numpy()).all()
+    assert store.frame("SELECT count(*) AS n FROM layouts")["n"][0] == 1  # no refit
+    # Placed once: the next call reads them back and places nothing.
+    again = projection.current_layout(store, store.items())
+    assert again.n_placed == 0
+    reread = _sorted(again.coords)
+    assert list(reread["item_id"]) == list(after["item_id"]) and list(reread["placed"]) == list(after["placed"])
+    assert np.array_equal(reread[["x", "y"]].to_numpy(float), after[["x", "y"]].to_numpy(float))
+
+
+def test_placing_works_after_a_restart_from_the_stored_model(store):
+    items = _store_with(store, 30)
+    fitted = projection.current_layout(store, items, background=False)
+    projection._MODELS.clear()  # a new process: only the database remembers the fitted model
+    store.save_run(Run(name="more", technique="sampling"), [Item(text="A note about the harbour", idx=0)])
+    placed = projection.current_layout(store, store.items(), background=False)
+    assert placed.layout_id == fitted.layout_id and placed.n_placed == 1
+    assert store.layout_model(fitted.layout_id) is not None
+
+
+def test_in_the_app_new_items_are_placed_in_the_background_near_their_neighbours_meanwhile(store):
+    items = _store_with(store, 30)
+    fitted = projection.current_layout(store, items, background=False)
+    twin = items.iloc[0]
+    store.save_run(Run(name="more", technique="sampling"), [Item(text=twin["text"] + "!", idx=0)])
+    projection.defer_background()
+    try:
+        placing = projection.current_layout(store, store.items())
+        assert placing.status == "placing" and placing.n_placed == 1
+        pending = placing.coords[placing.coords["placed"] == "pending"]
+        assert len(pending) == 1 and len(placing.coords) == 31
+        old = _sorted(placing.coords[placing.coords["placed"] == "fit"])
+        assert np.array_equal(old[["x", "y"]].to_numpy(float), _sorted(fitted.coords)[["x", "y"]].to_numpy(float))
+    finally:
+        projection.release_background()
     projection.wait_for_layouts()
-    assert projection.current_layout(store, store.items()).status == "stored"
+    done = projection.current_layout(store, store.items())
+    assert done.status == "stored" and set(done.coords["placed"]) == {"fit", "transform"}
+
+
+def test_near_neighbour_positions_are_the_weighted_mean_of_the_most_similar():
+    known = np.array([[1, 0], [0, 1], [-1, 0]], dtype=np.float32)
+    xy = np.array([[10.0, 0.0], [0.0, 10.0], [-10.0, 0.0]])
+    got = projection.near_neighbour_positions(known, xy, np.array([[1.0, 0.0], [1.0, 1.0]]), k=1)
+    assert got[0] == pytest.approx([10.0, 0.0])
+    both = projection.near_neighbour_positions(known, xy, np.array([[1.0, 1.0]]), k=2)
+    assert both[0] == pytest.approx([5.0, 5.0])  # equally similar to the first two
+
+
+def test_new_items_land_near_their_neighbours():
+    """transform puts a new point next to the old points it resembles."""
+    x, labels = _blobs(per=40)
+    projector = projection.UMAPProjector(n_neighbors=10)
+    coords = projector.fit(x[labels != 9])
+    new = projector.transform(x[:3] + 0.01)  # near three points of cluster 0
+    centroids = np.array([coords[labels == k].mean(axis=0) for k in range(3)])
+    nearest = np.linalg.norm(new[:, None, :] - centroids[None], axis=2).argmin(axis=1)
+    assert list(nearest) == [0, 0, 0]
+
+
+def test_refit_makes_a_new_layout_and_keeps_the_old_one(store):
+    items = _store_with(store, 30)
+    first = projection.current_layout(store, items, background=False)
+    params = projection.umap_params(n_neighbors=5, min_dist=0.3, seed=1)
+    second = projection.refit_layout(store, items, params)
+    assert second.layout_id != first.layout_id and second.params == params
+    assert projection.current_layout(store, items, params=params).layout_id == second.layout_id
+    assert projection.current_layout(store, items).layout_id == first.layout_id  # other parameters
     assert store.frame("SELECT count(*) AS n FROM layouts")["n"][0] == 2
+    again = projection.refit_layout(store, items, params)
+    assert projection.current_layout(store, items, params=params).layout_id == again.layout_id  # newest wins
+
+
+def test_trustworthiness_is_scikit_learns_and_stored(store):
+    from sklearn.manifold import trustworthiness
+
+    items = _store_with(store, 30)
+    layout = projection.current_layout(store, items, background=False)
+    vectors = projection.load_vectors(store, items["text"].tolist())
+    coords = layout.coords.set_index("item_id").loc[items["item_id"], ["x", "y"]].to_numpy()
+    expected = trustworthiness(vectors, coords, n_neighbors=5, metric="cosine")
+    assert layout.trustworthiness == pytest.approx(expected, abs=1e-12)
+    header = store.fit_header("layout", layout.layout_id)
+    assert header["trustworthiness"] == pytest.approx(expected, abs=1e-12)
+    assert 0.5 < expected <= 1.0
+
+
+def test_trustworthiness_is_sampled_past_its_limit(monkeypatch):
+    monkeypatch.setattr(projection, "TRUST_SAMPLE", 40)
+    x, _ = _blobs(per=30)
+    value, params = projection.trustworthiness(x, x[:, :2])
+    assert params["sampled"] and params["sample_size"] == 40 and params["population"] == 90
+    assert 0.0 < value <= 1.0
+
+
+def test_background_work_waits_until_released(store):
+    items = _store_with(store, 30)
+    projection.defer_background()
+    try:
+        first = projection.current_layout(store, items)
+        assert first.status == "preview"
+        import time
+
+        time.sleep(0.5)
+        assert projection.pending_layouts() == 1  # held back: the first screen is drawn first
+    finally:
+        projection.release_background()
+    projection.wait_for_layouts()
+    assert projection.current_layout(store, items).status == "stored"
