@@ -180,7 +180,7 @@ def cmd_review(args: argparse.Namespace) -> int:
 def cmd_import(args: argparse.Namespace) -> int:
     from synth.pipeline import import_run
 
-    result = import_run(_store(args), args.file, args.text_column, args.run_name)
+    result = import_run(_store(args), args.file, args.text_column, args.run_name, reference=args.reference)
     _print(args, result.to_dict(), f"run {result.run_id} ({result.name}): {result.n_items} items imported")
     return 0
 
@@ -227,6 +227,22 @@ def cmd_sql(args: argparse.Namespace) -> int:
                "truncated": truncated}
     note = f"\n(first {args.limit} rows shown)" if truncated else ""
     _print(args, payload, frame.to_string(index=False) + note)
+    return 0
+
+
+def cmd_map(args: argparse.Namespace) -> int:
+    from synth.pipeline import refresh_map
+    from synth.projection import umap_params
+
+    params = umap_params(args.n_neighbors, args.min_dist, args.seed)
+    report = refresh_map(_store(args), params, args.refit, args.cluster_method, args.k, args.min_cluster_size,
+                         args.name_with, args.api_base)
+    trust = "unknown" if report["trustworthiness"] is None else f"{report['trustworthiness']:.3f}"
+    lines = [f"layout {report['layout_id']} ({report['method']}, {report['params']}): {report['n_items']} items, "
+             f"{report['placed_now']} placed now, trustworthiness {trust}",
+             f"clustering {report['clustering_id']} ({report['cluster_method']}, {report['cluster_params']}):"]
+    lines += [f"  {c['cluster_id']:>3}  {c['size']:>5}  {c['label']}" for c in report["clusters"]]
+    _print(args, report, "\n".join(lines))
     return 0
 
 
@@ -307,6 +323,7 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("file")
     i.add_argument("--text-column", default="text")
     i.add_argument("--run-name")
+    i.add_argument("--reference", action="store_true", help="real data to compare the synthetic set with")
     i.set_defaults(func=cmd_import)
 
     m = sub.add_parser("metrics", parents=[common], help="intrinsic metrics per run")
@@ -321,6 +338,18 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--status", help="only these statuses, e.g. accepted,edited")
     e.add_argument("--min-score", type=float, help="only items whose latest judge score is at least this")
     e.set_defaults(func=cmd_export)
+
+    mp = sub.add_parser("map", parents=[common], help="compute or refresh the map layout and clusters")
+    mp.add_argument("--refit", action="store_true", help="a new layout of all items (points move)")
+    mp.add_argument("--n-neighbors", type=int)
+    mp.add_argument("--min-dist", type=float)
+    mp.add_argument("--seed", type=int)
+    mp.add_argument("--cluster-method", choices=["kmeans", "hdbscan"])
+    mp.add_argument("--k", type=int, help="k-means clusters (default sqrt(n/2))")
+    mp.add_argument("--min-cluster-size", type=int, help="HDBSCAN's smallest cluster")
+    mp.add_argument("--name-with", metavar="MODEL", help="also name clusters with this litellm model")
+    mp.add_argument("--api-base")
+    mp.set_defaults(func=cmd_map)
 
     q = sub.add_parser("sql", parents=[common], help="run a read-only SQL query")
     q.add_argument("query")

@@ -18,7 +18,7 @@ from synth.errors import SynthError
 from synth.store import DuckStore, run_filter
 
 EXPORT_FORMATS = (".jsonl", ".csv", ".parquet")
-JSON_COLUMNS = ("variables", "params", "meta", "prompt_variables", "run_params", "fields")
+JSON_COLUMNS = ("variables", "params", "meta", "prompt_variables", "run_params", "fields", "tags")
 
 
 def export_frame(store: DuckStore, run_ids: list[str] | None = None, statuses: list[str] | None = None,
@@ -43,7 +43,7 @@ def export_frame(store: DuckStore, run_ids: list[str] | None = None, statuses: l
                i.latency_ms, i.cost_usd, i.cached, i.finish_reason, i.created_at, i.meta,
                j.judge_score, i.prompt_id, p.name AS prompt_name, p.version AS prompt_version,
                p.template, p.system_prompt, p.variables AS prompt_variables, r.params AS run_params,
-               r.created_at AS run_created_at, r.wall_s AS run_wall_s
+               r.created_at AS run_created_at, r.wall_s AS run_wall_s, r.role AS run_role, i.tags
         FROM items i JOIN runs r USING (run_id) LEFT JOIN prompts p ON p.prompt_id = i.prompt_id
         LEFT JOIN (SELECT item_id, arg_max(score, created_at) AS judge_score
                    FROM judgements GROUP BY item_id) j ON j.item_id = i.item_id

@@ -78,12 +78,13 @@ def texts_from_records(rows: list[dict[str, Any]], text_column: str, source: str
     return texts
 
 
-def import_records(rows: list[dict[str, Any]], text_column: str = "text",
-                   run_name: str | None = None, source: str = "upload") -> tuple[Run, list[Item]]:
+def import_records(rows: list[dict[str, Any]], text_column: str = "text", run_name: str | None = None,
+                   source: str = "upload", reference: bool = False) -> tuple[Run, list[Item]]:
     """``rows`` as one run of technique ``import`` (not yet saved); other columns go to ``meta``."""
     texts = texts_from_records(rows, text_column, source)
     run = Run(name=run_name or f"import {Path(source).name}", technique="import",
-              params={"text_column": text_column}, source=source)
+              params={"text_column": text_column}, source=source,
+              role="reference" if reference else "synthetic")
     items = [
         Item(text=text, idx=i, model=None, cost_usd=0.0, status="imported",
              meta={k: v for k, v in row.items() if k != text_column})
@@ -92,11 +93,12 @@ def import_records(rows: list[dict[str, Any]], text_column: str = "text",
     return run, items
 
 
-def import_file(path: str | Path, text_column: str = "text",
-                run_name: str | None = None, data: bytes | None = None) -> tuple[Run, list[Item]]:
-    """Read a JSONL or CSV file as a run (not yet saved); raises if any row is bad."""
+def import_file(path: str | Path, text_column: str = "text", run_name: str | None = None,
+                data: bytes | None = None, reference: bool = False) -> tuple[Run, list[Item]]:
+    """Read a JSONL or CSV file as a run (not yet saved); raises if any row is bad. A reference
+    run holds real data to compare the synthetic set with."""
     rows = read_records(path, data)
-    return import_records(rows, text_column, run_name, source=str(Path(path).name))
+    return import_records(rows, text_column, run_name, source=str(Path(path).name), reference=reference)
 
 
 def _ts(value: Any) -> datetime:
@@ -128,6 +130,7 @@ def restore_export(store: DuckStore, path: str | Path) -> list[str]:
                                 system_prompt=first.get("system_prompt") or "",
                                 name=first.get("prompt_name") or "default")
         run = Run(name=first["run_name"], technique=first["technique"], run_id=run_id,
+                  role=first.get("run_role") or "synthetic",
                   model=first.get("model"), params=first.get("run_params") or {},
                   created_at=_ts(first.get("run_created_at")), wall_s=float(first.get("run_wall_s") or 0))
         items = [

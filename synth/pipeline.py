@@ -16,12 +16,13 @@ from synth import settings
 from synth.clustering import Clustering, current_clustering
 from synth.embedding import ensure_embeddings, load_vectors
 from synth.filters import FilterResult, FilterSpec, apply_filters
+from synth.errors import SynthError
 from synth.generation import RunConfig, execute
 from synth.ingest import import_file
 from synth.metrics import compare, compute_run_metrics, measure_items
 from synth.projection import MapLayout, current_layout
 from synth.records import Item, Run
-from synth.store import DuckStore
+from synth.store import DuckStore, in_session
 
 
 @dataclass
@@ -55,6 +56,7 @@ def open_store(db: str | Path | None = None) -> DuckStore:
     return DuckStore(db or settings.get("db_path"))
 
 
+@in_session
 def save_and_measure(store: DuckStore, run: Run, items: list[Item], prompt=None) -> RunResult:
     """Save a run in one transaction, embed its items and compute its metrics."""
     store.save_run(run, items, prompt)
@@ -87,9 +89,10 @@ def generate_run(store: DuckStore, cfg: RunConfig,
 
 
 def import_run(store: DuckStore, path: str | Path, text_column: str = "text",
-               run_name: str | None = None, data: bytes | None = None) -> RunResult:
-    """Import a JSONL or CSV file as a run, embed it and compute its metrics."""
-    run, items = import_file(path, text_column, run_name, data)
+               run_name: str | None = None, data: bytes | None = None, reference: bool = False) -> RunResult:
+    """Import a JSONL or CSV file as a run (``reference``: real data to compare with), embed it and
+    compute its metrics."""
+    run, items = import_file(path, text_column, run_name, data, reference)
     return save_and_measure(store, run, items)
 
 
@@ -99,13 +102,16 @@ def prompt_label(frame: pd.DataFrame) -> pd.Series:
                        if pd.notna(r["prompt_version"]) else f"({r['technique']})", axis=1)
 
 
-def map_points(store: DuckStore, background: bool = True) -> tuple[pd.DataFrame, MapLayout]:
-    """Every item with its map coordinates, and how the layout was obtained."""
+@in_session
+def map_points(store: DuckStore, background: bool = True, params: dict | None = None
+               ) -> tuple[pd.DataFrame, MapLayout]:
+    """Every item with its map coordinates, and how the layout was obtained; items new to the
+    stored layout are placed with its model, so the others do not move."""
     items = store.items()
     if items.empty:
         return items.assign(x=[], y=[], prompt_label=[]), current_layout(store, items)
     ensure_embeddings(store, items["text"].tolist())
-    layout = current_layout(store, items, background=background)
+    layout = current_layout(store, items, background=background, params=params)
     points = items.merge(layout.coords, on="item_id", how="inner")
     points["prompt_label"] = prompt_label(points)
     return points, layout
@@ -135,28 +141,68 @@ class View:
         return compare(self.before, self.after)
 
 
-def load_dataset(store: DuckStore) -> Dataset:
-    """All items, embedded (cached) and clustered, ready for filters and metrics."""
+@in_session
+def load_dataset(store: DuckStore, method: str | None = None, k: int | None = None,
+                 min_cluster_size: int | None = None) -> Dataset:
+    """All items, embedded (cached) and clustered, ready for the map, filters and metrics."""
     items = store.items()
     if items.empty:
         return Dataset(items.assign(prompt_label=[], cluster=[], cluster_name=[]),
-                       np.zeros((0, 0), np.float32), current_clustering(store, items=items))
+                       np.zeros((0, 0), np.float32), current_clustering(store, method, k, items, min_cluster_size))
     vectors = load_vectors(store, items["text"].tolist())
-    clustering = current_clustering(store, items=items)
+    clustering = current_clustering(store, method, k, items, min_cluster_size)
     items = items.assign(prompt_label=prompt_label(items),
                          cluster=[clustering.labels.get(i, -1) for i in items["item_id"]])
     items["cluster_name"] = items["cluster"].map(lambda c: clustering.names.get(c, "unclustered"))
     return Dataset(items, vectors, clustering)
 
 
+@in_session
 def filtered_view(store: DuckStore, spec: FilterSpec, threshold: float | None = None,
-                  dataset: Dataset | None = None, before: tuple[dict, dict] | None = None) -> View:
+                  dataset: Dataset | None = None, before: tuple[dict, dict] | None = None,
+                  result: FilterResult | None = None) -> View:
     """Apply ``spec`` and measure the dataset before and after it; no re-embedding, no projection.
 
-    ``before`` may pass in already computed (values, params) of the whole dataset."""
+    ``before`` may pass in already computed (values, params) of the whole dataset, ``result`` the
+    already applied filter."""
     dataset = dataset or load_dataset(store)
-    result = apply_filters(dataset.items, dataset.vectors, spec)
+    result = result or apply_filters(dataset.items, dataset.vectors, spec)
     if before is None:
         before = measure_items(store, dataset.items, threshold, dataset.clustering)
-    after = measure_items(store, result.kept, threshold, dataset.clustering)
+    if len(result.kept) == len(dataset.items):
+        after = before  # nothing dropped: the same items, the same figures
+    else:
+        after = measure_items(store, result.kept, threshold, dataset.clustering)
     return View(dataset, result, before[0], after[0], before[1], after[1])
+
+
+def refresh_map(store: DuckStore, params: dict | None = None, refit: bool = False,
+                cluster_method: str | None = None, k: int | None = None, min_cluster_size: int | None = None,
+                name_with: str | None = None, api_base: str | None = None) -> dict:
+    """Compute or refresh the layout (fit, or place new items with the stored model) and the
+    clusters, name them, and report what is stored (what ``python -m synth map`` prints)."""
+    from synth.clustering import current_clustering, name_clusters_with_llm
+    from synth.projection import refit_layout
+
+    items = store.items()
+    if items.empty:
+        raise SynthError("There are no items to map. Generate or import some first.")
+    ensure_embeddings(store, items["text"].tolist())
+    if refit:
+        layout = refit_layout(store, items, params)
+    else:
+        layout = current_layout(store, items, background=False, params=params)
+    clustering = current_clustering(store, cluster_method, k, items, min_cluster_size)
+    if name_with:
+        name_clusters_with_llm(store, clustering, items, name_with, api_base=api_base)
+        clustering = current_clustering(store, cluster_method, k, items, min_cluster_size)
+    labels = store.cluster_labels(clustering.clustering_id)
+    placed = layout.coords["placed"].value_counts().to_dict() if "placed" in layout.coords else {}
+    return {"layout_id": layout.layout_id, "method": layout.method, "params": layout.params,
+            "trustworthiness": layout.trustworthiness, "n_items": len(layout.coords),
+            "placed_now": layout.n_placed, "placed": placed,
+            "clustering_id": clustering.clustering_id, "cluster_method": clustering.method,
+            "cluster_params": clustering.params,
+            "clusters": [{"cluster_id": int(r.cluster_id), "size": int(r.size), "keywords": r.keywords,
+                          "label": r.llm_label if isinstance(r.llm_label, str) else r.keywords}
+                         for r in labels.itertuples()]}

@@ -168,3 +168,51 @@ def test_techniques_recipes_judge_review_and_filtered_export(capsys, tmp_path, m
 def test_more_errors(capsys, tmp_path, argv, message):
     code, _, err = run(capsys, *argv, "--db", str(tmp_path / "e.duckdb"))
     assert code == 1 and message in err
+
+
+def test_map_computes_stores_and_then_only_places_new_items(capsys, demo_store, tmp_path, make_server):
+    db = demo_store.path
+    code, out, err = run(capsys, "map", "--db", db, "--json", "--k", "6")
+    assert code == 0, err
+    first = json.loads(out)
+    n = demo_store.count_items()
+    assert first["method"] == "umap" and first["n_items"] == n and first["placed_now"] == 0
+    assert first["params"] == {"n_neighbors": 15, "min_dist": 0.1, "metric": "cosine", "seed": 0}
+    assert 0.8 < first["trustworthiness"] <= 1.0
+    assert first["cluster_method"] == "kmeans" and len(first["clusters"]) == 6
+    assert sum(c["size"] for c in first["clusters"]) == n and all(c["label"] for c in first["clusters"])
+    tables = demo_store.frame(
+        "SELECT (SELECT count(*) FROM projections WHERE layout_id = ?) AS p, "
+        "(SELECT count(*) FROM clusters WHERE clustering_id = ?) AS c", [first["layout_id"], first["clustering_id"]])
+    assert tables["p"][0] == n and tables["c"][0] == n
+    before = demo_store.frame("SELECT item_id, x, y FROM projections WHERE layout_id = ? ORDER BY item_id",
+                              [first["layout_id"]])
+
+    real = tmp_path / "real.jsonl"
+    real.write_text("".join(json.dumps({"text": f"A real customer review of a kettle, number {i}."}) + "\n"
+                            for i in range(4)))
+    code, out, _ = run(capsys, "import", str(real), "--db", db, "--reference", "--json")
+    assert code == 0
+    assert set(demo_store.frame("SELECT role FROM runs WHERE name = 'import real.jsonl'")["role"]) == {"reference"}
+
+    srv = make_server(reply="A cluster name")
+    code, out, err = run(capsys, "map", "--db", db, "--json", "--k", "6", "--name-with", "openai/test-model",
+                         "--api-base", srv.api_base)
+    assert code == 0, err
+    second = json.loads(out)
+    assert second["layout_id"] == first["layout_id"] and second["placed_now"] == 4
+    assert second["placed"] == {"fit": n, "transform": 4}
+    assert {c["label"] for c in second["clusters"]} == {"A cluster name"}
+    after = demo_store.frame("SELECT item_id, x, y FROM projections WHERE layout_id = ? AND placed = 'fit' "
+                             "ORDER BY item_id", [first["layout_id"]])
+    assert after.equals(before)  # the existing points did not move
+
+    code, out, _ = run(capsys, "map", "--db", db, "--json", "--refit", "--n-neighbors", "5", "--seed", "3")
+    third = json.loads(out)
+    assert third["layout_id"] != first["layout_id"] and third["params"]["n_neighbors"] == 5
+    assert third["placed"] == {"fit": n + 4}
+
+
+def test_map_on_an_empty_database_says_what_to_do(capsys, tmp_path):
+    code, _, err = run(capsys, "map", "--db", str(tmp_path / "empty.duckdb"))
+    assert code == 1 and "no items to map" in err
