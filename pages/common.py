@@ -10,8 +10,9 @@ import streamlit as st
 from synth import settings
 from synth.errors import SynthError
 from synth.demo import ensure_demo
+from synth.metrics import measure_in_background
 from synth.pipeline import open_store
-from synth.projection import start_warmup
+from synth.projection import defer_background, release_background, start_warmup
 from synth.store import DuckStore
 
 INTRINSIC_NOTE = ("**Intrinsic evaluation.** Synth Studio looks at the data itself (diversity, "
@@ -24,12 +25,14 @@ _RUN = threading.local()
 
 @contextmanager
 def app_run():
-    """Marks a script run that went through app.py (its navigation and start-up)."""
+    """Marks a script run that went through app.py (its navigation and start-up); when the page is
+    drawn, starts the background work held back for it (see ``after_page``)."""
     _RUN.active = True
     try:
         yield
     finally:
         _RUN.active = False
+        after_page()  # also when the page stopped early (st.stop) or failed
 
 
 def require_app() -> None:
@@ -82,9 +85,21 @@ def get_store() -> DuckStore:
 
 @st.cache_resource(show_spinner="Loading the demo dataset (first start only)…")
 def _startup(db_path: str) -> list[str]:
-    added = ensure_demo(_store(db_path))
-    start_warmup()  # after the demo load, so the numba compile does not compete with it
-    return added
+    defer_background()  # no numba compile until the first page is drawn
+    start_warmup()
+    return ensure_demo(_store(db_path), measure=False)  # per-run metrics: after the first page
+
+
+@st.cache_resource(show_spinner=False)
+def _after_first_page(db_path: str) -> bool:
+    release_background()  # UMAP's warm-up compile and any background layout fit
+    measure_in_background(_store(db_path))  # the per-run metrics table, for SQL and the CLI
+    return True
+
+
+def after_page() -> None:
+    """Background work that must not delay the first screen, started once it is drawn."""
+    _after_first_page(settings.get("db_path"))
 
 
 def startup_ui() -> None:
@@ -156,38 +171,63 @@ def filters_ui(dataset) -> "FilterSpec":
 
 
 @st.cache_resource(max_entries=4, show_spinner="Loading items, embeddings and clusters…")
-def _dataset(db_path: str, data_version: tuple):
+def _dataset(db_path: str, data_version: tuple, clustering: tuple = ()):
     from synth.pipeline import load_dataset
 
-    return load_dataset(_store(db_path))
+    return load_dataset(_store(db_path), **dict(clustering))
+
+
+def clustering_choice() -> tuple:
+    """The clustering chosen on the Explore page (method, k, min_cluster_size), for every page."""
+    return tuple(sorted(st.session_state.get("map_clustering", {}).items()))
 
 
 def dataset_ui():
     """The whole dataset, loaded once per state of the database (shared by the pages)."""
     store = get_store()
     try:
-        return _dataset(store.path, store.data_version())
+        return _dataset(store.path, store.data_version(), clustering_choice())
     except SynthError as exc:
         st.error(str(exc))
         st.stop()
 
 
 @st.cache_resource(max_entries=8, show_spinner="Measuring the whole dataset…")
-def _before(db_path: str, data_version: tuple, threshold: float):
+def _before(db_path: str, data_version: tuple, threshold: float, clustering: tuple = ()):
     from synth.metrics import measure_items
 
-    dataset = _dataset(db_path, data_version)
+    dataset = _dataset(db_path, data_version, clustering)
     return measure_items(_store(db_path), dataset.items, threshold, dataset.clustering)
 
 
-@st.cache_resource(max_entries=16, show_spinner="Applying the filters and measuring…")
-def _view(db_path: str, data_version: tuple, spec_key: tuple, threshold: float):
+@st.cache_resource(max_entries=16, show_spinner="Applying the filters…")
+def _filtered(db_path: str, data_version: tuple, spec_key: tuple, clustering: tuple = ()):
+    from synth.filters import FilterSpec, apply_filters
+
+    dataset = _dataset(db_path, data_version, clustering)
+    return apply_filters(dataset.items, dataset.vectors, FilterSpec.from_query(dict(spec_key)))
+
+
+@st.cache_resource(max_entries=16, show_spinner="Measuring the filtered items…")
+def _view(db_path: str, data_version: tuple, spec_key: tuple, threshold: float, clustering: tuple = ()):
     from synth.filters import FilterSpec
     from synth.pipeline import filtered_view
 
     spec = FilterSpec.from_query(dict(spec_key))
-    return filtered_view(_store(db_path), spec, threshold, _dataset(db_path, data_version),
-                         _before(db_path, data_version, threshold))
+    return filtered_view(_store(db_path), spec, threshold, _dataset(db_path, data_version, clustering),
+                         _before(db_path, data_version, threshold, clustering),
+                         _filtered(db_path, data_version, spec_key, clustering))
+
+
+def filtered_ui(spec):
+    """What the filters keep and drop, without measuring it (cheap: for drawing the map first)."""
+    store = get_store()
+    try:
+        return _filtered(store.path, store.data_version(), tuple(sorted(spec.to_query().items())),
+                         clustering_choice())
+    except SynthError as exc:
+        st.error(str(exc))
+        st.stop()
 
 
 def view_ui(spec, threshold: float | None = None):
@@ -195,7 +235,8 @@ def view_ui(spec, threshold: float | None = None):
     store = get_store()
     threshold = float(settings.get("near_dup_threshold")) if threshold is None else threshold
     try:
-        return _view(store.path, store.data_version(), tuple(sorted(spec.to_query().items())), threshold)
+        return _view(store.path, store.data_version(), tuple(sorted(spec.to_query().items())), threshold,
+                     clustering_choice())
     except SynthError as exc:
         st.error(str(exc))
         st.stop()
@@ -215,9 +256,9 @@ def sampled_notes(params: dict) -> list[str]:
     return notes
 
 
-def dropped_ui(view) -> None:
-    """What the filters drop, and why (shown on every page that filters)."""
-    dropped = view.result.dropped
+def dropped_ui(result) -> None:
+    """What the filters drop (a ``FilterResult``), and why (shown on every page that filters)."""
+    dropped = result.dropped
     with st.expander(f"What the filters drop ({len(dropped)} items)"):
         if dropped.empty:
             st.caption("Nothing: no filter is set, or every item passes.")

@@ -1,88 +1,254 @@
-"""Explore: the diversity map of the filtered view. Colour by run, prompt version, cluster or
-status; select points to list them."""
+"""Explore: the diversity map. Where the data is, where the gaps are, and what to do about them."""
 
 from __future__ import annotations
 
+import numpy as np
+import pandas as pd
 import streamlit as st
 
-from pages.common import dataset_ui, dropped_ui, filters_ui, get_store, intrinsic_note, require_app, view_ui
-from synth import plots
+from pages.common import (dataset_ui, dropped_ui, filtered_ui, filters_ui, get_store, intrinsic_note, require_app,
+                          view_ui)
+from synth import actions, plots, review, settings
+from synth.clustering import cluster_shares, name_clusters_with_llm
+from synth.coverage import collapse_alarms, coverage_report
 from synth.errors import SynthError
-from synth.metrics import METRICS
-from synth.pipeline import map_points
-from synth.projection import pending_layouts
+from synth.export import export_bytes
+from synth.metrics import METRICS, nearest_neighbour_similarity
+from synth.pipeline import generate_run, map_points
+from synth.projection import pending_layouts, refit_layout, umap_params
 
 require_app()
 
 LIST_COLUMNS = ["text", "run_name", "prompt_label", "cluster_name", "model", "status", "judge_score", "item_id"]
 SUMMARY = ["count", "distinct_2", "vendi_score", "near_duplicate_rate", "cluster_entropy"]
+NN_SIMILARITY_MAX = 20_000  # past this, the per-item nearest-neighbour colour is not offered
 
 
 @st.cache_data(max_entries=8, show_spinner="Placing items on the map…")
-def load_points(db_path: str, data_version: tuple):
-    """Points and layout status for one state of the database (colour and filter changes reuse it)."""
-    points, layout = map_points(get_store())
-    return points, layout.method, layout.params, layout.status
+def load_points(db_path: str, data_version: tuple, params_key: tuple):
+    """Points and layout for one state of the database and one set of layout parameters
+    (colour, size and filter changes reuse them: nothing is re-embedded or re-projected)."""
+    points, layout = map_points(get_store(), params=dict(params_key))
+    return points, layout
 
 
-def map_options_ui() -> tuple[str, bool]:
-    color = st.sidebar.selectbox("Colour by", list(plots.COLOR_CHOICES), key="explore_color_by")
+@st.cache_data(max_entries=4)
+def nn_similarity(db_path: str, data_version: tuple, _vectors: np.ndarray) -> np.ndarray:
+    return nearest_neighbour_similarity(_vectors)
+
+
+def map_options_ui(n_items: int) -> tuple[str, str, bool]:
+    choices = list(plots.COLOR_CHOICES) + [c for c in plots.NUMERIC_CHOICES
+                                           if c != "nearest-neighbour similarity" or n_items <= NN_SIMILARITY_MAX]
+    color = st.sidebar.selectbox("Colour by", choices, key="explore_color_by")
+    size = st.sidebar.selectbox("Size by", list(plots.SIZE_CHOICES), key="explore_size_by")
     show_dropped = st.sidebar.checkbox("Show filtered-out items in grey", key="explore_show_dropped")
-    return color, show_dropped
+    return color, size, show_dropped
+
+
+def layout_ui() -> dict:
+    with st.sidebar.expander("Layout (UMAP)"):
+        defaults = umap_params()
+        n_neighbors = st.number_input("n_neighbors", 2, 200, defaults["n_neighbors"], key="explore_n_neighbors")
+        min_dist = st.number_input("min_dist", 0.0, 1.0, defaults["min_dist"], 0.05, key="explore_min_dist")
+        seed = st.number_input("seed", 0, 2**31 - 1, defaults["seed"], key="explore_seed")
+        refit = st.button("Re-fit layout", key="explore_refit",
+                          help="A new layout of every item. Points move; the old layout stays stored.")
+    params = umap_params(int(n_neighbors), float(min_dist), int(seed))
+    if refit:
+        with st.status("Re-fitting the layout…", expanded=False) as status:
+            try:
+                layout = refit_layout(get_store(), get_store().items(), params)
+            except SynthError as exc:
+                status.update(label=str(exc), state="error")
+            else:
+                status.update(label=f"New layout {layout.layout_id} fitted.", state="complete")
+    return params
+
+
+def clustering_ui() -> None:
+    with st.sidebar.expander("Clusters"):
+        method = st.radio("Method", ["kmeans", "hdbscan"], key="explore_cluster_method", horizontal=True)
+        choice = {"method": method}
+        if method == "kmeans":
+            k = st.number_input("k (0: automatic)", 0, 60, 0, key="explore_cluster_k")
+            choice["k"] = int(k) or None
+        else:
+            size = st.number_input("Smallest cluster (0: automatic)", 0, 1000, 0, key="explore_min_cluster_size")
+            choice["min_cluster_size"] = int(size) or None
+        st.session_state["map_clustering"] = {k: v for k, v in choice.items() if v is not None}
+        model = st.text_input("Name clusters with (litellm model)", settings.get("default_model"),
+                              key="explore_namer")
+        st.session_state["explore_name_request"] = st.button("Name clusters", key="explore_name_clusters")
+        st.session_state["explore_namer_model"] = model
+
+
+def selection_ui(selected: list[str], points: pd.DataFrame, dataset) -> None:
+    """The selected rows and what can be done with them."""
+    st.subheader(f"{len(selected)} selected")
+    rows = points.set_index("item_id").loc[selected].reset_index()
+    st.dataframe(rows[LIST_COLUMNS], hide_index=True, width="stretch")
+    store = get_store()
+    accept, reject, tag_box, tag = st.columns([1, 1, 2, 1])
+    if accept.button("Accept", key="explore_accept"):
+        review.set_status(store, selected, "accepted")
+        st.rerun()
+    if reject.button("Reject", key="explore_reject"):
+        review.set_status(store, selected, "rejected")
+        st.rerun()
+    tags = tag_box.text_input("Tags (comma-separated)", key="explore_tags", label_visibility="collapsed",
+                              placeholder="tags, comma-separated")
+    if tag.button("Tag", key="explore_tag") and tags.strip():
+        store.add_tags(selected, [t.strip() for t in tags.split(",") if t.strip()])
+        st.rerun()
+    st.download_button("Export the selection (JSONL)", export_bytes(store, ".jsonl", item_ids=selected),
+                       file_name="selection.jsonl", key="explore_export")
+    with st.form("explore_generate"):
+        st.markdown("**Generate from the selection**")
+        left, right = st.columns(2)
+        n = left.number_input("Items", 1, 200, 5, key="explore_generate_n")
+        model = right.text_input("Model", settings.get("default_model"), key="explore_generate_model")
+        like = st.form_submit_button("Generate more like this")
+        gap = st.form_submit_button("Fill this gap")
+    if like or gap:
+        texts = rows["text"].tolist()
+        cfg = (actions.like_this(texts, int(n), model=model) if like
+               else actions.fill_gap(dataset.items, selected_ids=selected, n=int(n), model=model))
+        run_ui(cfg)
+
+
+def run_ui(cfg) -> None:
+    progress = st.progress(0.0, text=f"Generating {cfg.run_name}…")
+    try:
+        result = generate_run(get_store(), cfg, on_item=lambda item, i, n: progress.progress(
+            min(1.0, (i + 1) / n), text=f"{i + 1} of {n} items"))
+    except SynthError as exc:
+        progress.empty()
+        st.error(str(exc))
+    else:
+        st.success(f"Run **{result.name}** saved: {result.n_items} items. They are placed on the map "
+                   "without moving the others.")
+
+
+def coverage_ui(dataset) -> None:
+    """Reference (real) data against the synthetic set: recall, precision, and collapse alarms."""
+    if not (dataset.items["run_role"] == "reference").any():
+        st.caption("Import real reference data (Generate page, or `python -m synth import FILE "
+                   "--reference`) to see what the synthetic set covers and misses.")
+        return
+    try:
+        overall, per_cluster = coverage_report(dataset.items, dataset.vectors)
+    except SynthError as exc:
+        st.info(str(exc))
+        return
+    left, right = st.columns(2)
+    left.metric("Recall: reference items reached", f"{overall.recall:.0%}",
+                help=f"Share of real items whose {overall.k}-nearest-neighbour ball holds a synthetic item.")
+    right.metric("Precision: synthetic items near real data", f"{overall.precision:.0%}",
+                 help="Share of synthetic items inside some real item's neighbourhood.")
+    st.dataframe(per_cluster, hide_index=True, width="stretch")
+    alarms = collapse_alarms(dataset.items, dataset.vectors)
+    for row in alarms[alarms["alarm"]].itertuples() if len(alarms) else []:
+        st.warning(f"Run **{row.run_name}**: {row.metric} is {row.run:.3g}, {row.ratio:.0%} of the "
+                   f"reference's {row.reference:.3g} on {row.sample_size} items each — diversity has "
+                   "collapsed below the real data.")
 
 
 st.title("Diversity map")
 intrinsic_note()
-color_by, show_dropped = map_options_ui()
+caption_slot = st.empty()
+summary_slot = st.container()
+map_slot = st.empty()
+if not st.session_state.get("explore_map_drawn"):
+    # An empty map at once: the browser loads plotly.js while the data is prepared.
+    map_slot.plotly_chart(plots.loading_figure(), key="explore_map_loading")
 dataset = dataset_ui()
 if dataset.items.empty:
+    map_slot.empty()
     st.info("No items yet. Generate a batch on the Generate page or import a file with "
             "`python -m synth import FILE`.")
     st.stop()
+color_by, size_by, show_dropped = map_options_ui(len(dataset.items))
+params = layout_ui()
+clustering_ui()
 spec = filters_ui(dataset)
 store = get_store()
+if st.session_state.pop("explore_name_request", False):
+    with st.spinner("Naming clusters…"):
+        try:
+            name_clusters_with_llm(store, dataset.clustering, dataset.items,
+                                   st.session_state.get("explore_namer_model", ""))
+        except SynthError as exc:
+            st.error(str(exc))
+    dataset = dataset_ui()
 try:
-    points, method, params, status = load_points(store.path, store.data_version())
+    points, layout = load_points(store.path, store.data_version(), tuple(sorted(params.items())))
 except SynthError as exc:
     st.error(str(exc))
     st.stop()
-view = view_ui(spec)
+filtered = filtered_ui(spec)
 
-if status == "preview":
-    st.info("Showing a PCA preview while the UMAP layout is computed in the background; "
-            "the map switches to UMAP when it is ready.")
+extra = dataset.items[["item_id", "cluster", "cluster_name"]].copy()
+extra["length_words"] = dataset.items["text"].str.count(r"\w+")
+extra["valid_num"] = dataset.items["valid"].astype("float")
+if color_by == "nearest-neighbour similarity":
+    extra["nn_similarity"] = nn_similarity(store.path, store.data_version(), dataset.vectors)
+points = points.merge(extra, on="item_id", how="left")
+kept_ids = set(filtered.kept_ids)
+is_reference = points["run_role"] == "reference"
+shown = points[points["item_id"].isin(kept_ids) & ~is_reference]
+reference = points[points["item_id"].isin(kept_ids) & is_reference]
+dropped = points[~points["item_id"].isin(kept_ids)] if show_dropped else None
+fig = plots.map_figure(shown, color_by, dropped=dropped, reference=reference, size_by=size_by)
+event = map_slot.plotly_chart(fig, on_select="rerun", selection_mode=("points", "box", "lasso"),
+                              key="explore_map", width="stretch")
+st.session_state["explore_map_drawn"] = True
+
+# Below the map's first draw: what needs measuring.
+trust = "" if layout.trustworthiness is None else f" · trustworthiness {layout.trustworthiness:.3f}"
+desc = (f"UMAP ({', '.join(f'{k}={v}' for k, v in layout.params.items())}){trust}"
+        if layout.method == "umap" else "PCA preview")
+caption_slot.caption(f"{len(shown)} of {len(points)} items shown ({len(reference)} reference) · "
+                     f"{shown['run_name'].nunique()} runs · layout: {desc}"
+                     + (f" · {layout.n_placed} new items placed with transform"
+                        if layout.n_placed and layout.status == "stored" else ""))
+if layout.status in ("preview", "placing"):
+    summary_slot.info(
+        "Showing a PCA preview while the UMAP layout is computed in the background; the map switches "
+        "to UMAP when it is ready." if layout.status == "preview" else
+        f"Placing {layout.n_placed} new items with the layout's transform; meanwhile each is shown near "
+        "its most similar items. The other points do not move.")
 
     @st.fragment(run_every=2)
     def _poll_layout():
         if pending_layouts() == 0:
             st.rerun(scope="app")
 
-    _poll_layout()
-elif status.startswith("failed"):
-    st.warning(f"The UMAP layout could not be computed ({status}); showing PCA instead.")
-
-points = points.merge(dataset.items[["item_id", "cluster", "cluster_name"]], on="item_id", how="left")
-kept_ids = set(view.result.kept_ids)
-shown = points[points["item_id"].isin(kept_ids)]
-caption = (f"UMAP ({', '.join(f'{k}={v}' for k, v in params.items())})" if method == "umap" else "PCA")
-st.caption(f"{len(shown)} of {len(points)} items shown · {shown['run_name'].nunique()} runs · layout: {caption}")
+    with summary_slot:
+        _poll_layout()
+elif layout.status.startswith("failed"):
+    summary_slot.warning(f"The UMAP layout could not be computed ({layout.status}); showing PCA instead.")
+view = view_ui(spec)
 compact = view.comparison().set_index("metric").loc[SUMMARY]
-cols = st.columns(len(SUMMARY))
-for col, (name, row) in zip(cols, compact.iterrows()):
-    after = "—" if row["after"] is None else f"{row['after']:.3g}"
-    delta = None if row["delta"] is None or spec.is_empty() else f"{row['delta']:+.3g}"
+for col, (name, row) in zip(summary_slot.columns(len(SUMMARY)), compact.iterrows()):
+    after = "—" if pd.isna(row["after"]) else f"{row['after']:.3g}"
+    delta = None if pd.isna(row["delta"]) or spec.is_empty() else f"{row['delta']:+.3g}"
     col.metric(name, after, delta, delta_color={1: "normal", -1: "inverse", 0: "off"}[METRICS[name].direction])
-
-dropped = points[~points["item_id"].isin(kept_ids)] if show_dropped else None
-fig = plots.map_figure(shown, color_by, dropped=dropped)
-event = st.plotly_chart(fig, on_select="rerun", selection_mode=("points", "box", "lasso"),
-                        key="explore_map", width="stretch")
-
-dropped_ui(view)
+dropped_ui(filtered)
 selected = plots.selected_item_ids(event.get("selection") if event else None)
 if selected:
-    st.subheader(f"{len(selected)} selected")
-    rows = points.set_index("item_id").loc[selected].reset_index()
-    st.dataframe(rows[LIST_COLUMNS], hide_index=True, width="stretch")
+    selection_ui(selected, points, dataset)
 else:
-    st.caption("Draw a lasso or a box on the map to list the selected items here.")
+    st.caption("Draw a lasso or a box on the map to list the selected items and act on them.")
+
+with st.expander("Clusters: sizes, shares per run, and gaps"):
+    shares = cluster_shares(dataset.items)
+    st.dataframe(shares.pivot_table(index="cluster_name", columns="run_name", values="share_of_run",
+                                    fill_value=0.0), width="stretch")
+    gaps = actions.gap_table(dataset.items)
+    st.dataframe(gaps, hide_index=True, width="stretch")
+    if len(gaps) and st.button(f"Fill the biggest gap: {gaps['cluster_name'].iloc[0]}", key="explore_fill_gap"):
+        run_ui(actions.fill_gap(dataset.items, cluster=int(gaps["cluster"].iloc[0]), n=5,
+                                model=settings.get("default_model")))
+with st.expander("Coverage against reference data", expanded=bool((dataset.items["run_role"] == "reference").any())):
+    coverage_ui(dataset)

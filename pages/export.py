@@ -21,7 +21,7 @@ spec = filters_ui(dataset)
 view = view_ui(spec)
 ids = view.result.kept_ids
 st.write(f"{len(ids)} of {len(dataset.items)} items in the filtered view.")
-dropped_ui(view)
+dropped_ui(view.result)
 fmt = st.radio("Format", list(EXPORT_FORMATS), horizontal=True, key="export_format")
 if ids:
     try:

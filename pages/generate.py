@@ -302,13 +302,15 @@ st.caption("Bring existing texts (real reference data, or another tool's output)
 upload = st.file_uploader("JSONL or CSV file", key="generate_import_file")
 import_column = st.text_input("Text column", value="text", key="generate_import_column")
 import_name = st.text_input("Run name for the import (optional)", key="generate_import_run_name")
+as_reference = st.checkbox("This is real reference data (shown in grey on the map, used for coverage)",
+                           key="generate_import_reference")
 if st.button("Import", key="generate_import_button"):
     if upload is None:
         st.error("Choose a file first: a .jsonl or .csv file with a text column.")
     else:
         try:
             result = import_run(store, upload.name, import_column.strip() or "text",
-                                import_name.strip() or None, data=upload.getvalue())
+                                import_name.strip() or None, data=upload.getvalue(), reference=as_reference)
         except SynthError as exc:
             st.error(str(exc))
         else:

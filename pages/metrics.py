@@ -39,7 +39,7 @@ st.dataframe(view.comparison(), hide_index=True, width="stretch",
                             "delta": st.column_config.NumberColumn(format="%+.4g")})
 for note in sampled_notes(view.after_params):
     st.caption(note)
-dropped_ui(view)
+dropped_ui(view.result)
 
 st.subheader("Per run")
 store = get_store()

@@ -17,13 +17,20 @@ HOVER_WIDTH = 60
 HOVER_CHARS = 400
 # Past this many points the map is drawn with WebGL.
 WEBGL_FROM = 5000
+MAP_HEIGHT = 620
 
 PALETTE = ["#4C78A8", "#F58518", "#54A24B", "#E45756", "#72B7B2", "#EECA3B", "#B279A2",
            "#FF9DA6", "#9D755D", "#BAB0AC"]
 
 COLOR_CHOICES = {"run": "run_name", "prompt version": "prompt_label", "cluster": "cluster_name",
                  "model": "model", "status": "status", "technique": "technique"}
+# Numeric columns a map can be coloured or sized by (a colour scale instead of one trace each).
+NUMERIC_CHOICES = {"judge score": "judge_score", "length (words)": "length_words", "valid": "valid_num",
+                   "nearest-neighbour similarity": "nn_similarity", "tokens out": "tokens_out",
+                   "cost (USD)": "cost_usd"}
+SIZE_CHOICES = {"none": None, "length (words)": "length_words", "judge score": "judge_score"}
 DROPPED_COLOR = "#D0D0D0"
+REFERENCE_COLOR = "#7F7F7F"
 
 
 def hover_text(text: str) -> str:
@@ -33,44 +40,101 @@ def hover_text(text: str) -> str:
     return "<br>".join(html.escape(line) for line in lines)
 
 
+def _fmt(value: Any) -> str | None:
+    if value is None or (isinstance(value, float) and value != value):
+        return None
+    return f"{value:.3g}" if isinstance(value, float) else str(value)
+
+
 def _hover(group: pd.DataFrame) -> list[str]:
-    return [f"{hover_text(t)}<br><br><i>{html.escape(str(r))} · {html.escape(str(p))}</i>"
-            for t, r, p in zip(group["text"], group["run_name"], group["prompt_label"])]
+    """Text, run, prompt version, cluster and scores of each point, every part escaped."""
+    out = []
+    for row in group.to_dict(orient="records"):
+        meta = [str(row.get("run_name")), str(row.get("prompt_label"))]
+        if row.get("cluster_name") is not None:
+            meta.append(f"cluster: {row['cluster_name']}")
+        for label, key in (("judge", "judge_score"), ("valid", "valid"), ("status", "status")):
+            shown = _fmt(row.get(key))
+            if shown is not None and shown != "<NA>":
+                meta.append(f"{label}: {shown}")
+        out.append(f"{hover_text(str(row.get('text', '')))}<br><br><i>{html.escape(' · '.join(meta))}</i>")
+    return out
+
+
+def _sizes(values: pd.Series) -> list[float] | float:
+    v = pd.to_numeric(values, errors="coerce")
+    if v.notna().sum() == 0 or v.max() == v.min():
+        return 7
+    scaled = 5 + 11 * (v - v.min()) / (v.max() - v.min())
+    return scaled.fillna(5).tolist()
+
+
+def _background(fig: go.Figure, scatter, frame: pd.DataFrame | None, name: str, color: str,
+                symbol: str = "circle") -> None:
+    if frame is None or not len(frame):
+        return
+    fig.add_trace(scatter(
+        x=frame["x"], y=frame["y"], mode="markers", name=name, customdata=frame[["item_id"]].to_numpy(),
+        hovertext=_hover(frame), hovertemplate=f"%{{hovertext}}<extra>{html.escape(name)}</extra>",
+        marker={"size": 6, "opacity": 0.55, "color": color, "symbol": symbol}))
 
 
 def map_figure(points: pd.DataFrame, color_by: str = "run", title: str = "",
-               dropped: pd.DataFrame | None = None) -> go.Figure:
-    """A scatter of items at (x, y), one trace per colour group, item id in ``customdata``;
-    ``dropped`` items (filtered out) are drawn underneath in grey.
+               dropped: pd.DataFrame | None = None, reference: pd.DataFrame | None = None,
+               size_by: str = "none") -> go.Figure:
+    """A scatter of items at (x, y) with the item id in ``customdata``: one trace per colour
+    group, or one trace on a colour scale for a numeric column. ``reference`` (real data) and
+    ``dropped`` (filtered out) items are drawn underneath in grey.
 
     ``points`` needs columns item_id, x, y, text, run_name, prompt_label and the colour column.
     """
-    column = COLOR_CHOICES.get(color_by, color_by)
-    total = len(points) + (0 if dropped is None else len(dropped))
+    total = len(points) + sum(0 if f is None else len(f) for f in (dropped, reference))
     scatter = go.Scattergl if total >= WEBGL_FROM else go.Scatter
     fig = go.Figure()
-    if dropped is not None and len(dropped):
+    _background(fig, scatter, dropped, "filtered out", DROPPED_COLOR)
+    _background(fig, scatter, reference, "reference (real)", REFERENCE_COLOR, "diamond")
+    size_column = SIZE_CHOICES.get(size_by)
+    size = _sizes(points[size_column]) if size_column and size_column in points else 7
+    if color_by in NUMERIC_CHOICES:
+        column = NUMERIC_CHOICES[color_by]
+        values = pd.to_numeric(points[column], errors="coerce") if column in points else None
         fig.add_trace(scatter(
-            x=dropped["x"], y=dropped["y"], mode="markers", name="filtered out",
-            customdata=dropped[["item_id"]].to_numpy(), hovertext=_hover(dropped),
-            hovertemplate="%{hovertext}<extra>filtered out</extra>",
-            marker={"size": 6, "opacity": 0.5, "color": DROPPED_COLOR}))
-    groups = points[column].fillna("(none)").astype(str) if len(points) else pd.Series(dtype=str)
-    for i, (label, group) in enumerate(points.groupby(groups, sort=True)):
-        fig.add_trace(scatter(
-            x=group["x"], y=group["y"], mode="markers", name=html.escape(str(label)),
-            customdata=group[["item_id"]].to_numpy(), hovertext=_hover(group),
-            hovertemplate="%{hovertext}<extra></extra>",
-            marker={"size": 7, "opacity": 0.8, "color": PALETTE[i % len(PALETTE)]},
-        ))
+            x=points["x"], y=points["y"], mode="markers", name=color_by,
+            customdata=points[["item_id"]].to_numpy(), hovertext=_hover(points),
+            hovertemplate="%{hovertext}<extra></extra>", showlegend=False,
+            marker={"size": size, "opacity": 0.85, "color": values, "colorscale": "Viridis",
+                    "showscale": True, "colorbar": {"title": {"text": color_by}}}))
+    else:
+        column = COLOR_CHOICES.get(color_by, color_by)
+        groups = points[column].fillna("(none)").astype(str) if len(points) else pd.Series(dtype=str)
+        for i, (label, group) in enumerate(points.groupby(groups, sort=True)):
+            group_size = size if not isinstance(size, list) else [size[k] for k in points.index.get_indexer(group.index)]
+            fig.add_trace(scatter(
+                x=group["x"], y=group["y"], mode="markers", name=html.escape(str(label)),
+                customdata=group[["item_id"]].to_numpy(), hovertext=_hover(group),
+                hovertemplate="%{hovertext}<extra></extra>",
+                marker={"size": group_size, "opacity": 0.8, "color": PALETTE[i % len(PALETTE)]},
+            ))
+    return _map_layout(fig, title, color_by)
+
+
+def _map_layout(fig: go.Figure, title: str = "", legend: str = "") -> go.Figure:
     fig.update_layout(
-        title=title or None, height=620, margin={"l": 10, "r": 10, "t": 40 if title else 10, "b": 10},
-        legend={"title": {"text": color_by}}, dragmode="lasso", hoverlabel={"align": "left"},
+        title=title or None, height=MAP_HEIGHT, margin={"l": 10, "r": 10, "t": 40 if title else 10, "b": 10},
+        legend={"title": {"text": legend}}, dragmode="lasso", hoverlabel={"align": "left"},
         xaxis={"showticklabels": False, "title": None, "zeroline": False},
         yaxis={"showticklabels": False, "title": None, "zeroline": False},
         plot_bgcolor="white",
     )
     return fig
+
+
+def loading_figure() -> go.Figure:
+    """An empty map of the same size, shown while the points are prepared."""
+    fig = go.Figure()
+    fig.add_annotation(text="Loading the map…", showarrow=False, font={"size": 16, "color": "#888"},
+                       xref="paper", yref="paper", x=0.5, y=0.5)
+    return _map_layout(fig)
 
 
 def selected_item_ids(selection: Mapping[str, Any] | None) -> list[str]:

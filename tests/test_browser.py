@@ -1,57 +1,19 @@
 """The real thing: `streamlit run app.py` on a loopback port, opened in headless Debian chromium."""
 
 import os
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
+from appserver import CHROMIUM, POINTS, launch_browser, start_app as _start_app, stop_app
 from conftest import ROOT
 from synth.ingest import read_records
 from synth import settings
-
-CHROMIUM = "/usr/bin/chromium"
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
 if not Path(CHROMIUM).exists():
     if os.environ.get("SYNTH_REQUIRE_BROWSER"):
         raise RuntimeError(f"{CHROMIUM} is missing: apt-get install -y chromium")
     pytest.skip(f"{CHROMIUM} is not installed (apt-get install -y chromium)", allow_module_level=True)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _start_app(tmp_path: Path):
-    """`streamlit run app.py` on a free loopback port with an empty database of its own."""
-    port = _free_port()
-    env = {**os.environ, "SYNTH_DB": str(tmp_path / "fresh.duckdb"), "SYNTH_LOAD_DEMO": "1"}
-    log = open(tmp_path / "streamlit.log", "w")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
-         "--server.address", "127.0.0.1", "--server.headless", "true",
-         "--browser.gatherUsageStats", "false"],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while True:
-        try:
-            if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read() == b"ok":
-                return url, proc, log
-        except OSError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            log.close()
-            raise RuntimeError("streamlit did not start:\n" + (tmp_path / "streamlit.log").read_text())
-        time.sleep(0.5)
 
 
 @pytest.fixture(scope="module")
@@ -65,9 +27,7 @@ def start_app(tmp_path_factory):
 
     yield start
     for proc, log in started:
-        proc.terminate()
-        proc.wait(timeout=30)
-        log.close()
+        stop_app(proc, log)
 
 
 @pytest.fixture(scope="module")
@@ -81,14 +41,9 @@ def browser(tmp_path_factory):
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
-        context = p.chromium.launch_persistent_context(
-            str(tmp_path_factory.mktemp("profile")), executable_path=CHROMIUM, headless=True,
-            args=FLAGS, viewport={"width": 1400, "height": 1000})
+        context = launch_browser(p, tmp_path_factory.mktemp("profile"))
         yield context
         context.close()
-
-
-POINTS = ".js-plotly-plot .scatterlayer .point"
 
 
 def settle(page) -> None:

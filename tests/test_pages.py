@@ -233,3 +233,66 @@ def test_review_page_on_an_empty_database(store):
     at = open_app()
     at.switch_page("pages/review.py").run()
     assert not at.exception and "No runs yet" in at.info[0].value
+
+
+def _figure(at):
+    import json
+
+    return json.loads(charts(at)[0].proto.spec)
+
+
+def _values(array) -> list:
+    """A plotly figure array, which plotly may send as base64 binary."""
+    import base64
+
+    import numpy as np
+
+    if isinstance(array, dict) and "bdata" in array:
+        return np.frombuffer(base64.b64decode(array["bdata"]), dtype=array["dtype"]).tolist()
+    return list(array)
+
+
+def test_explore_colours_sizes_clusters_and_shows_the_layout(demo_store):
+    at = open_app()
+    assert not at.exception
+    assert at.number_input(key="explore_n_neighbors").value == 15
+    assert at.number_input(key="explore_min_dist").value == 0.1
+    assert any("trustworthiness" in c.value and "n_neighbors=15" in c.value for c in at.caption)
+    at.selectbox(key="explore_color_by").set_value("cluster").run()
+    names = {t["name"] for t in _figure(at)["data"]}
+    assert len(names) >= 2 and "(none)" not in names
+    at.selectbox(key="explore_color_by").set_value("length (words)").run()
+    trace = _figure(at)["data"][0]
+    assert trace["marker"]["colorscale"] and len(_values(trace["marker"]["color"])) == demo_store.count_items()
+    at.selectbox(key="explore_size_by").set_value("length (words)").run()
+    assert not at.exception and len(set(_values(_figure(at)["data"][0]["marker"]["size"]))) > 1
+    at.radio(key="explore_cluster_method").set_value("hdbscan").run()
+    assert not at.exception
+    assert set(demo_store.frame("SELECT method FROM clusterings")["method"]) == {"kmeans", "hdbscan"}
+    # Hover text is escaped: generated text is shown as text, never as HTML.
+    assert all("<script" not in h for t in _figure(at)["data"] for h in t.get("hovertext", []))
+
+
+def test_explore_refit_with_new_parameters_stores_a_new_layout(demo_store):
+    at = open_app()
+    layouts = len(demo_store.frame("SELECT layout_id FROM layouts"))
+    at.number_input(key="explore_n_neighbors").set_value(5)
+    at.button(key="explore_refit").click().run()
+    assert not at.exception
+    assert len(demo_store.frame("SELECT layout_id FROM layouts")) == layouts + 1
+    assert any("n_neighbors=5" in c.value for c in at.caption)
+
+
+def test_explore_shows_coverage_against_reference_data(demo_store, tmp_path):
+    from synth.pipeline import import_run
+
+    real = tmp_path / "real.csv"
+    real.write_text("text\n" + "".join(f"A real question about a refund for order {i}?\n" for i in range(12)))
+    import_run(demo_store, real, reference=True)
+    at = open_app()
+    assert not at.exception
+    labels = [m.label for m in at.metric]
+    assert "Recall: reference items reached" in labels and "Precision: synthetic items near real data" in labels
+    spec = _figure(at)
+    assert any(t["name"] == "reference (real)" and t["marker"]["color"] == "#7F7F7F" for t in spec["data"])
+    assert at.button(key="explore_fill_gap") is not None
