@@ -33,7 +33,7 @@ def main() -> None:
         os.environ["SYNTH_DB"] = str(Path(tmp) / "bench.duckdb")
         from synth import embedding, projection
         from synth.demo import ensure_demo
-        from synth.generation import GenerationRequest
+        from synth.generation import RunConfig
         from synth.pipeline import generate_run, map_points, open_store
 
         store = timed("open + migrate a new database", open_store, results)
@@ -46,14 +46,14 @@ def main() -> None:
         texts = points["text"].tolist()
         timed(f"embed {len(texts)} demo texts (no cache)", lambda: embedder.embed(texts), results)
         results["embed_texts_per_s"] = round(len(texts) / results[f"embed {len(texts)} demo texts (no cache)"], 1)
-        req = GenerationRequest(template="Write a one-line review of a {p}.", variables={"p": ["pen", "cup"]},
+        req = RunConfig(template="Write a one-line review of a {p}.", variables={"p": ["pen", "cup"]},
                                 n=5, model="local/smollm2-135m", max_tokens=32)
         timed("first local batch of 5 (model load + embed + metrics)", lambda: generate_run(store, req), results)
         req.seed = 1
         result = timed("second local batch of 5", lambda: generate_run(store, req), results)
         results["local_tokens_out_per_s"] = round(result.tokens_out / max(result.wall_s, 1e-9), 1)
-        timed("map after the new batch (preview, refit queued)", lambda: map_points(store), results)
-        timed("UMAP refit (compiled)", projection.wait_for_layouts, results)
+        timed("map after the new batch (5 placed with transform)", lambda: map_points(store, background=False), results)
+        timed("UMAP refit of every item (compiled)", lambda: projection.refit_layout(store, store.items()), results)
     results["machine"] = f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores"
     out = ROOT / "bench" / "results" / "foundation.json"
     out.write_text(json.dumps(results, indent=2) + "\n")
