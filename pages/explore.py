@@ -90,16 +90,16 @@ def selection_ui(selected: list[str], points: pd.DataFrame, dataset) -> None:
     st.dataframe(rows[LIST_COLUMNS], hide_index=True, width="stretch")
     store = get_store()
     accept, reject, tag_box, tag = st.columns([1, 1, 2, 1])
-    if accept.button("Accept", key="explore_accept"):
-        review.set_status(store, selected, "accepted")
-        st.rerun()
-    if reject.button("Reject", key="explore_reject"):
-        review.set_status(store, selected, "rejected")
-        st.rerun()
+    for button, status, key in ((accept, "accepted", "explore_accept"), (reject, "rejected", "explore_reject")):
+        if button.button(status[:-2].capitalize(), key=key):
+            review.set_status(store, selected, status)
+            st.toast(f"{status.capitalize()} {len(selected)} items.")
+            st.rerun()
     tags = tag_box.text_input("Tags (comma-separated)", key="explore_tags", label_visibility="collapsed",
                               placeholder="tags, comma-separated")
     if tag.button("Tag", key="explore_tag") and tags.strip():
         store.add_tags(selected, [t.strip() for t in tags.split(",") if t.strip()])
+        st.toast(f"Tagged {len(selected)} items: {tags.strip()}")
         st.rerun()
     st.download_button("Export the selection (JSONL)", export_bytes(store, ".jsonl", item_ids=selected),
                        file_name="selection.jsonl", key="explore_export")

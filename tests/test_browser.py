@@ -9,6 +9,7 @@ from appserver import CHROMIUM, POINTS, launch_browser, start_app as _start_app,
 from conftest import ROOT
 from synth.ingest import read_records
 from synth import settings
+from synth.store import DuckStore
 
 if not Path(CHROMIUM).exists():
     if os.environ.get("SYNTH_REQUIRE_BROWSER"):
@@ -21,9 +22,13 @@ def start_app(tmp_path_factory):
     started = []
 
     def start():
-        url, proc, log = _start_app(tmp_path_factory.mktemp("app"))
+        folder = tmp_path_factory.mktemp("app")
+        url, proc, log = _start_app(folder)
         started.append((proc, log))
+        start.databases[url] = folder / "fresh.duckdb"
         return url
+
+    start.databases = {}
 
     yield start
     for proc, log in started:
@@ -68,7 +73,7 @@ def test_first_screen_draws_the_demo_map(app_url, browser, tmp_path):
     page.close()
 
 
-def test_box_selection_lists_the_selected_rows(app_url, browser):
+def test_box_selection_lists_the_selected_rows_and_acts_on_them(app_url, browser, start_app):
     page = browser.new_page()
     page.goto(app_url)
     page.wait_for_selector(POINTS, timeout=180_000)
@@ -83,7 +88,23 @@ def test_box_selection_lists_the_selected_rows(app_url, browser):
     heading = page.get_by_role("heading", name=f"{_demo_count()} selected")
     heading.wait_for(timeout=60_000)
     assert heading.count() == 1
+    # The selection acts: tag it, then accept it; the database says so.
+    settle(page)
+    page.get_by_placeholder("tags, comma-separated").fill("checked-in-browser")
+    page.get_by_placeholder("tags, comma-separated").press("Enter")
+    settle(page)
+    page.get_by_role("button", name="Tag", exact=True).click()
+    page.get_by_text(f"Tagged {_demo_count()} items: checked-in-browser").wait_for(timeout=60_000)
+    settle(page)
+    page.get_by_role("button", name="Accept", exact=True).click()
+    page.get_by_text(f"Accepted {_demo_count()} items.").wait_for(timeout=60_000)
+    settle(page)
+    assert page.locator('[data-testid="stException"]').count() == 0
     page.close()
+    counts = DuckStore(start_app.databases[app_url]).frame(
+        "SELECT count(*) FILTER (WHERE status = 'accepted') AS accepted, "
+        "count(*) FILTER (WHERE CAST(tags AS VARCHAR) LIKE '%checked-in-browser%') AS tagged FROM items")
+    assert counts["accepted"][0] == _demo_count() and counts["tagged"][0] == _demo_count()
 
 
 def test_deep_link_on_a_fresh_server_then_import_refuses_bad_files_and_adds_good_ones(
