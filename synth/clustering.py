@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from synth import settings
-from synth.embedding import load_vectors
+from synth.embedding import load_vectors, unit_rows
 from synth.errors import SynthError
 from synth.records import content_hash, new_id
 from synth.registry import Registry
@@ -53,7 +53,7 @@ class KMeansClusterer:
         if n < 2:
             return np.zeros(n, dtype=int)
         k = min(self.params(n)["k"], n)
-        x = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+        x = unit_rows(vectors)
         if n >= MINIBATCH_FROM:
             model = MiniBatchKMeans(n_clusters=k, random_state=self.seed, n_init=3, batch_size=2048)
         else:
@@ -85,7 +85,7 @@ class HDBSCANClusterer:
         size = self.params(n)["min_cluster_size"]
         if n < max(size, 3):
             return np.full(n, -1, dtype=int)
-        x = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+        x = unit_rows(vectors)
         dims = min(self.DIMS, n - 1, x.shape[1])
         reduced = PCA(n_components=dims, random_state=self.seed).fit_transform(x)
         return HDBSCAN(min_cluster_size=size, copy=True).fit_predict(reduced).astype(int)

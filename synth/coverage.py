@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from synth import lexical, settings
+from synth.embedding import unit_rows
 from synth.errors import SynthError
 from synth.metrics import mean_pairwise_cosine_distance
 
@@ -28,17 +29,13 @@ COLLAPSE_RATIO = 0.8
 COLLAPSE_SAMPLE = 500
 
 
-def _unit(x: np.ndarray) -> np.ndarray:
-    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
-
-
 def reference_radii(reference: np.ndarray, k: int) -> np.ndarray:
     """Cosine distance from each reference item to its k-th nearest other reference item."""
     n = len(reference)
     if n < 2:
         raise SynthError("Coverage needs at least two reference items.")
     k = min(k, n - 1)
-    x = _unit(reference.astype(np.float32))
+    x = unit_rows(reference.astype(np.float32))
     radii = np.empty(n, dtype=np.float32)
     for start in range(0, n, BLOCK):
         dist = 1.0 - x[start:start + BLOCK] @ x.T
@@ -60,8 +57,8 @@ def coverage(reference: np.ndarray, synthetic: np.ndarray, k: int | None = None)
     """Recall and precision of ``synthetic`` against ``reference`` (rows are embeddings)."""
     k = k or settings.get("coverage_k")
     radii = reference_radii(reference, k)
-    r = _unit(reference.astype(np.float32))
-    s = _unit(synthetic.astype(np.float32))
+    r = unit_rows(reference.astype(np.float32))
+    s = unit_rows(synthetic.astype(np.float32))
     reached = np.zeros(len(r), dtype=bool)
     near = np.zeros(len(s), dtype=bool)
     for start in range(0, len(s), BLOCK):

@@ -90,6 +90,12 @@ _EMBEDDERS: dict[str, SentenceTransformerEmbedder] = {}
 _EMBEDDERS_LOCK = threading.Lock()
 
 
+def unit_rows(vectors: np.ndarray) -> np.ndarray:
+    """Each row scaled to length 1 (zero rows stay zero): dot products become cosine similarities."""
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    return vectors / np.where(norms == 0, 1.0, norms)
+
+
 def get_embedder(name: str | None = None) -> SentenceTransformerEmbedder:
     """The embedder for ``name`` (default: the ``embed_model`` setting), loaded once per process."""
     name = name or settings.get("embed_model")

@@ -17,6 +17,7 @@ from typing import Any, Mapping
 import numpy as np
 import pandas as pd
 
+from synth.embedding import unit_rows
 from synth.errors import SynthError
 
 BLOCK = 2048
@@ -104,14 +105,9 @@ class FilterResult:
         return self.kept["item_id"].tolist()
 
 
-def _unit(vectors: np.ndarray) -> np.ndarray:
-    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-    return (vectors / np.where(norms == 0, 1.0, norms)).astype(np.float32)
-
-
 def similar_pairs(vectors: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Every pair (i < j) with cosine similarity >= threshold: (i, j, similarity), block by block."""
-    x = _unit(vectors)
+    x = unit_rows(vectors).astype(np.float32)
     out_i, out_j, out_s = [], [], []
     for start in range(0, len(x), BLOCK):
         sims = x[start:start + BLOCK] @ x.T

@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from synth import lexical, settings
-from synth.embedding import load_vectors
+from synth.embedding import load_vectors, unit_rows
 from synth.errors import SynthError
 from synth.records import content_hash
 from synth.store import DuckStore, in_session
@@ -82,17 +82,12 @@ METRIC_NAMES = list(METRICS)
 METRIC_HELP = {name: info.help for name, info in METRICS.items()}
 
 
-def _unit(vectors: np.ndarray) -> np.ndarray:
-    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-    return vectors / np.where(norms == 0, 1.0, norms)
-
-
 def mean_pairwise_cosine_distance(vectors: np.ndarray) -> float | None:
     """Mean of 1 - cos over all unordered pairs, in O(n d) from the sum of unit vectors."""
     n = len(vectors)
     if n < 2:
         return None
-    x = _unit(vectors.astype(np.float64))
+    x = unit_rows(vectors.astype(np.float64))
     s = x.sum(axis=0)
     off_diagonal = float(s @ s) - float((x * x).sum())
     return 1.0 - off_diagonal / (n * (n - 1))
@@ -106,7 +101,7 @@ def vendi_score(vectors: np.ndarray) -> tuple[float | None, dict]:
     n = len(vectors)
     if n == 0:
         return None, {}
-    x = _unit(vectors.astype(np.float64))
+    x = unit_rows(vectors.astype(np.float64))
     dual = n > x.shape[1]
     gram = (x.T @ x) if dual else (x @ x.T)
     w = np.linalg.eigvalsh(gram / n)
@@ -118,7 +113,7 @@ def vendi_score(vectors: np.ndarray) -> tuple[float | None, dict]:
 
 def nearest_neighbour_similarity(vectors: np.ndarray, queries: np.ndarray | None = None) -> np.ndarray:
     """For each query row (default: every row), the highest cosine similarity with any other row."""
-    x = _unit(vectors.astype(np.float32))
+    x = unit_rows(vectors.astype(np.float32))
     idx = np.arange(len(x)) if queries is None else np.asarray(queries)
     best = np.full(len(idx), -np.inf, dtype=np.float32)
     for start in range(0, len(idx), BLOCK):

@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from synth import settings
-from synth.embedding import load_vectors
+from synth.embedding import load_vectors, unit_rows
 from synth.errors import SynthError
 from synth.records import content_hash, new_id
 from synth.registry import Registry
@@ -137,7 +137,7 @@ class _Job:
 
 _JOBS: dict[tuple[str, str], _Job] = {}
 _JOBS_LOCK = threading.Lock()
-_WARM = {"started": False, "done": False}
+_WARM = {"started": False}
 _MODELS: dict[str, Any] = {}  # layout id -> fitted UMAP, loaded once per process
 TRUST_SAMPLE = 2000
 TRUST_NEIGHBOURS = 5
@@ -222,8 +222,7 @@ def release_background() -> None:
 def near_neighbour_positions(known: np.ndarray, known_xy: np.ndarray, new: np.ndarray, k: int = 5) -> np.ndarray:
     """Where new items go until ``transform`` has placed them: the similarity-weighted mean position
     of their k most similar placed items (how UMAP's transform starts, before it optimises)."""
-    a = known / np.maximum(np.linalg.norm(known, axis=1, keepdims=True), 1e-12)
-    b = new / np.maximum(np.linalg.norm(new, axis=1, keepdims=True), 1e-12)
+    a, b = unit_rows(known), unit_rows(new)
     k = min(k, len(a))
     out = np.empty((len(b), 2))
     for start in range(0, len(b), 1024):
@@ -346,8 +345,6 @@ def _warm() -> None:
         projector.transform(rng.normal(size=(5, 8)).astype(np.float32))
     except Exception:  # a warm-up only; a real fit reports its own error on the map
         pass
-    finally:
-        _WARM["done"] = True
 
 
 def start_warmup() -> None:
