@@ -22,6 +22,9 @@ from synth.techniques import Planned, get_technique
 MAX_ITEMS = 100_000
 MAX_TOKENS_LIMIT = 4096
 SYMBOLIC_MODEL = "symbolic"
+# Settings that are part of a prompt version (besides template, system prompt and variables).
+VERSION_PARAMS = ("technique", "model", "temperature", "top_p", "max_tokens", "sampling_mode", "examples",
+                  "k_examples", "avoid", "k_avoid", "output")
 
 
 @dataclass
@@ -39,10 +42,13 @@ class RunConfig:
     seed: int = settings.DEFAULT_SEED
     system_prompt: str = ""
     prompt_name: str = "default"
+    version_label: str | None = None  # a name for the prompt version this run makes or uses
+    prompt_parent: str | None = None  # the version this one was edited from (default: the newest)
     run_name: str | None = None
     api_base: str | None = None
     # sampling
     sampling_mode: str = "product"
+    samples: list[dict[str, str]] | None = None  # fixed variable values per item (A/B comparisons)
     examples: list[str] = field(default_factory=list)
     k_examples: int = 2
     avoid: list[str] = field(default_factory=list)
@@ -70,6 +76,16 @@ class RunConfig:
     def prompt_spec(self) -> PromptSpec:
         """The prompt version of a template run, after checking the template and its values."""
         return validate_template(self)
+
+    def version_params(self) -> dict[str, Any]:
+        """The generation parameters that belong to a prompt version: changing one makes a new one."""
+        return {name: (self.resolved_model() if name == "model" else getattr(self, name))
+                for name in VERSION_PARAMS}
+
+    def version_spec(self, template: str, variables: dict[str, list[str]]) -> PromptSpec:
+        return PromptSpec(template=template, variables=variables, system_prompt=self.system_prompt or "",
+                          name=(self.prompt_name or "default").strip() or "default", params=self.version_params(),
+                          parent_id=self.prompt_parent or None, label=(self.version_label or "").strip() or None)
 
     def to_dict(self) -> dict[str, Any]:
         """Only what differs from the defaults, for readable recipes."""
@@ -103,6 +119,10 @@ class RunConfig:
             raise SynthError(f"top_p must be in (0, 1], got {self.top_p}.")
         if not 1 <= self.max_tokens <= MAX_TOKENS_LIMIT:
             raise SynthError(f"Max tokens must be between 1 and {MAX_TOKENS_LIMIT}, got {self.max_tokens}.")
+        if self.samples is not None and (len(self.samples) != self.n
+                                         or not all(isinstance(s, dict) for s in self.samples)):
+            raise SynthError(f"samples must give the variable values of each of the {self.n} items "
+                             f"(a list of {self.n} objects), got {len(self.samples)}.")
         if self.k_examples < 0 or self.k_avoid < 0 or self.per_source < 1:
             raise SynthError("k_examples and k_avoid must not be negative; per_source must be at least 1.")
         BatchSettings(model="", concurrency=self.concurrency, budget_usd=self.budget_usd,
@@ -158,8 +178,7 @@ def validate_template(cfg: RunConfig) -> PromptSpec:
                          f"Add values (on the page, one per line; in the CLI, --var {undefined[0]}=a,b) "
                          "or remove the variable from the template.")
     used = {k: variables[k] for k in fields_used if k in variables}
-    return PromptSpec(template=cfg.template, variables=used, system_prompt=cfg.system_prompt or "",
-                      name=(cfg.prompt_name or "default").strip() or "default")
+    return cfg.version_spec(cfg.template, used)
 
 
 def render(template: str, values: dict[str, str]) -> str:

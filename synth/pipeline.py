@@ -96,9 +96,14 @@ def import_run(store: DuckStore, path: str | Path, text_column: str = "text",
     return save_and_measure(store, run, items)
 
 
+def version_name(name: str, version: int, label: str | None = None) -> str:
+    """A prompt version as people read it: ``reviews v2`` or ``reviews v2 (shorter)``."""
+    return f"{name} v{int(version)}" + (f" ({label})" if isinstance(label, str) and label else "")
+
+
 def prompt_label(frame: pd.DataFrame) -> pd.Series:
     """A readable prompt version per row, e.g. ``reviews v2``; imports have none."""
-    return frame.apply(lambda r: f"{r['prompt_name']} v{int(r['prompt_version'])}"
+    return frame.apply(lambda r: version_name(r["prompt_name"], r["prompt_version"], r.get("version_label"))
                        if pd.notna(r["prompt_version"]) else f"({r['technique']})", axis=1)
 
 

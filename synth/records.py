@@ -32,19 +32,60 @@ def now() -> datetime:
 
 @dataclass
 class PromptSpec:
-    """A prompt template and the values its variables may take."""
+    """A prompt version: template, system prompt, the values its variables may take and the
+    generation parameters. Any change to these is a new version; ``parent_id`` and ``label`` are
+    where it came from and what the user called it, not part of its identity."""
 
     template: str
     variables: dict[str, list[str]] = field(default_factory=dict)
     system_prompt: str = ""
     name: str = "default"
+    params: dict[str, Any] = field(default_factory=dict)
+    parent_id: str | None = None
+    label: str | None = None
 
     @property
     def prompt_id(self) -> str:
-        return "p_" + content_hash(
-            {"name": self.name, "template": self.template, "system": self.system_prompt,
-             "variables": self.variables}
-        )
+        content = {"name": self.name, "template": self.template, "system": self.system_prompt,
+                   "variables": self.variables}
+        if self.params:  # versions saved before parameters were versioned keep their ids
+            content["params"] = self.params
+        return "p_" + content_hash(content)
+
+    def render(self) -> str:
+        """The version as text, one section per part, for diffs between versions."""
+        return render_version(self.template, self.system_prompt, self.variables, self.params)
+
+
+def render_version(template: str, system_prompt: str | None, variables: dict | None, params: dict | None) -> str:
+    lines = ["[system prompt]", *(system_prompt or "").splitlines(), "", "[template]",
+             *(template or "").splitlines(), "", "[variables]"]
+    lines += [f"{k} = {', '.join(map(str, v))}" for k, v in sorted((variables or {}).items())]
+    lines += ["", "[parameters]"]
+    lines += [f"{k} = {json.dumps(v, ensure_ascii=False, sort_keys=True)}"
+              for k, v in sorted((params or {}).items())]
+    return "\n".join(lines) + "\n"
+
+
+def version_changes(old: dict | None, new: dict) -> list[str]:
+    """Which parts changed between two versions (dicts with template, system_prompt, variables and
+    params): "template", "system prompt", "variables", or the name of each changed parameter."""
+    if old is None:
+        return ["new prompt"]
+    changes = [label for key, label in (("template", "template"), ("system_prompt", "system prompt"),
+                                        ("variables", "variables"))
+               if (old.get(key) or None) != (new.get(key) or None)]
+    old_p, new_p = old.get("params") or {}, new.get("params") or {}
+    changes += [k for k in sorted(set(old_p) | set(new_p)) if old_p.get(k) != new_p.get(k)]
+    return changes
+
+
+def version_diff(old_text: str, new_text: str, old_name: str = "parent", new_name: str = "this version") -> str:
+    """A unified diff between two rendered versions (empty if they are the same)."""
+    import difflib
+
+    return "".join(difflib.unified_diff(old_text.splitlines(keepends=True), new_text.splitlines(keepends=True),
+                                        fromfile=old_name, tofile=new_name, n=2))
 
 
 @dataclass

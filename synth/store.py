@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from synth.errors import SynthError
-from synth.records import Item, PromptSpec, Run, now
+from synth.records import Item, PromptSpec, Run, now, render_version, version_changes, version_diff
 
 # How long to wait for another process (the app, a CLI command) to release the file.
 LOCK_WAIT_S = 10.0
@@ -240,6 +240,32 @@ def m004_map(con: duckdb.DuckDBPyConnection) -> None:
         )""")
 
 
+@migration
+def m005_prompt_versions(con: duckdb.DuckDBPyConnection) -> None:
+    """Prompt versions carry their generation parameters, their parent, a diff and a name."""
+    for column, kind in [("params", "JSON"), ("parent_id", "VARCHAR"), ("label", "VARCHAR"),
+                         ("diff", "VARCHAR"), ("changes", "JSON")]:
+        con.execute(f"ALTER TABLE prompts ADD COLUMN {column} {kind}")
+    rows = con.execute("SELECT prompt_id, name, template, system_prompt, variables FROM prompts "
+                       "ORDER BY name, version").fetchall()
+    previous: dict[str, tuple] = {}
+    for pid, name, template, system, variables in rows:
+        parent = previous.get(name)
+        spec = {"template": template, "system_prompt": system, "variables": json.loads(variables or "{}")}
+        _set_lineage(con, pid, parent[0] if parent else None, parent[1] if parent else None, spec)
+        previous[name] = (pid, spec)
+
+
+def _set_lineage(con: duckdb.DuckDBPyConnection, pid: str, parent_id: str | None, parent: dict | None,
+                 spec: dict) -> None:
+    def text(v: dict | None) -> str:
+        return render_version(v["template"], v["system_prompt"], v["variables"], v.get("params")) if v else ""
+
+    con.execute("UPDATE prompts SET parent_id = ?, diff = ?, changes = ? WHERE prompt_id = ?",
+                [parent_id, version_diff(text(parent), text(spec), parent_id or "(none)", pid),
+                 _json(version_changes(parent, spec)), pid])
+
+
 # Statement types a read-only query may have (DESCRIBE, SHOW and SUMMARIZE parse as SELECT).
 READ_ONLY_STATEMENTS = {"SELECT", "EXPLAIN"}
 
@@ -401,15 +427,62 @@ class DuckStore:
 
     @staticmethod
     def _upsert_prompt(con: duckdb.DuckDBPyConnection, prompt: PromptSpec) -> str:
+        """The id of this prompt version, saving it first (with its parent and the diff from it) if
+        it is new. The parent is ``prompt.parent_id`` if set, else the newest version of the name."""
         pid = prompt.prompt_id
         if con.execute("SELECT 1 FROM prompts WHERE prompt_id = ?", [pid]).fetchone():
+            if prompt.label:
+                DuckStore._label(con, pid, prompt.label)
             return pid
         version = con.execute("SELECT coalesce(max(version), 0) + 1 FROM prompts WHERE name = ?",
                               [prompt.name]).fetchone()[0]
-        con.execute("INSERT INTO prompts VALUES (?, ?, ?, ?, ?, ?, ?)",
+        parent_id = prompt.parent_id or next(iter(con.execute(
+            "SELECT prompt_id FROM prompts WHERE name = ? ORDER BY version DESC LIMIT 1",
+            [prompt.name]).fetchone() or []), None)
+        parent = None
+        if parent_id:
+            row = con.execute("SELECT template, system_prompt, variables, params FROM prompts WHERE prompt_id = ?",
+                              [parent_id]).fetchone()
+            if row is None:
+                raise SynthError(f"Parent version {parent_id} does not exist. Choose a saved version.")
+            parent = {"template": row[0], "system_prompt": row[1], "variables": json.loads(row[2] or "{}"),
+                      "params": json.loads(row[3]) if row[3] else {}}
+        con.execute("INSERT INTO prompts (prompt_id, name, version, template, system_prompt, variables, "
+                    "created_at, params) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                     [pid, prompt.name, version, prompt.template, prompt.system_prompt,
-                     _json(prompt.variables), now()])
+                     _json(prompt.variables), now(), _json(prompt.params or None)])
+        _set_lineage(con, pid, parent_id, parent, {"template": prompt.template, "system_prompt": prompt.system_prompt,
+                                                  "variables": prompt.variables, "params": prompt.params})
+        if prompt.label:
+            DuckStore._label(con, pid, prompt.label)
         return pid
+
+    @staticmethod
+    def _label(con: duckdb.DuckDBPyConnection, prompt_id: str, label: str | None) -> None:
+        label = (label or "").strip() or None
+        if label:
+            if label.isdigit() or label.lower().startswith("v") and label[1:].isdigit():
+                raise SynthError(f"{label!r} looks like a version number. Name versions with words, "
+                                 "e.g. 'shorter-system-prompt'.")
+            clash = con.execute("""SELECT version FROM prompts WHERE label = ? AND prompt_id <> ?
+                                   AND name = (SELECT name FROM prompts WHERE prompt_id = ?)""",
+                                [label, prompt_id, prompt_id]).fetchone()
+            if clash:
+                raise SynthError(f"Version {clash[0]} of this prompt is already called {label!r}. "
+                                 "Choose another name.")
+        con.execute("UPDATE prompts SET label = ? WHERE prompt_id = ?", [label, prompt_id])
+
+    def save_prompt(self, prompt: PromptSpec) -> str:
+        """Save a prompt version (if it is new) without a run; return its id."""
+        with self.transaction() as con:
+            return self._upsert_prompt(con, prompt)
+
+    def name_version(self, prompt_id: str, label: str | None) -> None:
+        """Name a prompt version (or clear its name with None)."""
+        with self.transaction() as con:
+            if not con.execute("SELECT 1 FROM prompts WHERE prompt_id = ?", [prompt_id]).fetchone():
+                raise SynthError(f"No prompt version {prompt_id}. List them with: python -m synth prompts list")
+            self._label(con, prompt_id, label)
 
     def save_run(self, run: Run, items: list[Item], prompt: PromptSpec | None = None) -> str:
         """Write a run, its prompt and all its items in one transaction; return the run id."""
@@ -620,9 +693,16 @@ class DuckStore:
         with self.connect() as con:
             return con.execute("SELECT count(*) FROM items").fetchone()[0]
 
+    def prompts(self, name: str | None = None) -> pd.DataFrame:
+        """Prompt versions (of one prompt, or all), oldest first, with how many runs used each."""
+        return self.frame(f"""
+            SELECT p.*, (SELECT count(*) FROM runs r WHERE r.prompt_id = p.prompt_id) AS n_runs
+            FROM prompts p {'WHERE p.name = ?' if name else ''}
+            ORDER BY p.name, p.version""", [name] if name else [])
+
     def runs(self) -> pd.DataFrame:
         return self.frame("""
-            SELECT r.*, p.name AS prompt_name, p.version AS prompt_version
+            SELECT r.*, p.name AS prompt_name, p.version AS prompt_version, p.label AS version_label
             FROM runs r LEFT JOIN prompts p USING (prompt_id)
             ORDER BY r.created_at, r.run_id""")
 
@@ -650,7 +730,7 @@ class DuckStore:
     def _items_query(self, where: str, params: list) -> pd.DataFrame:
         return self.frame(f"""
             SELECT i.*, r.name AS run_name, r.technique, r.role AS run_role, p.name AS prompt_name,
-                   p.version AS prompt_version, j.judge_score
+                   p.version AS prompt_version, p.label AS version_label, j.judge_score
             FROM items i JOIN runs r USING (run_id) LEFT JOIN prompts p ON p.prompt_id = i.prompt_id
             LEFT JOIN (SELECT item_id, arg_max(score, created_at) AS judge_score
                        FROM judgements GROUP BY item_id) j ON j.item_id = i.item_id

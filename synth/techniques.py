@@ -133,9 +133,12 @@ class Sampling(Technique):
         rng = random.Random(cfg.seed)
         avoid_pool = list(cfg.avoid) + resolve_run_texts(store, cfg.avoid_runs)
         items = []
-        for idx, values in enumerate(sample_assignments(
-                {k: v for k, v in prompt.variables.items() if k not in reserved}, cfg.n, cfg.seed,
-                cfg.sampling_mode)):
+        assignments = sample_assignments({k: v for k, v in prompt.variables.items() if k not in reserved},
+                                         cfg.n, cfg.seed, cfg.sampling_mode)
+        if cfg.samples is not None:  # the same values as another run, for the variables both use
+            assignments = [{k: str(fixed.get(k, v)) for k, v in drawn.items()}
+                           for drawn, fixed in zip(assignments, cfg.samples)]
+        for idx, values in enumerate(assignments):
             examples = rng.sample(cfg.examples, min(cfg.k_examples, len(cfg.examples))) if cfg.examples else []
             avoid = rng.sample(avoid_pool, min(cfg.k_avoid, len(avoid_pool))) if avoid_pool else []
             fill = {**values, "examples": _bullets(examples), "avoid": _bullets(avoid)}
@@ -209,8 +212,7 @@ class FromSources(Technique):
 
     def plan(self, cfg: "RunConfig", store: "DuckStore | None") -> Plan:
         template = cfg.template or self.default_template
-        prompt = PromptSpec(template=template, variables={}, system_prompt=cfg.system_prompt,
-                            name=cfg.prompt_name)
+        prompt = cfg.version_spec(template, {})
         items = []
         for src in load_sources(cfg, store):
             columns = src.meta.get("columns", {}) if isinstance(src.meta, dict) else {}
