@@ -23,6 +23,7 @@ DEFAULT_EMBED_MODEL = "all-MiniLM-L6-v2"
 DEFAULT_NEAR_DUP_THRESHOLD = 0.9
 DEFAULT_TEMPERATURE = 0.8
 DEFAULT_MAX_TOKENS = 64
+DEFAULT_COMPARE_N = 8  # items per version when an A/B comparison has to run a version
 
 
 def _to_bool(value: str) -> bool:

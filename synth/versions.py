@@ -130,9 +130,13 @@ def diff_between(a: Version, b: Version) -> str:
 
 def config_for(store: DuckStore, version: Version, **overrides) -> RunConfig:
     """A run configuration that makes items with ``version``: its template, system prompt,
-    variables and parameters, and the other settings of its newest run (if any)."""
-    runs = store.frame("SELECT config FROM runs WHERE prompt_id = ? AND config IS NOT NULL "
-                       "ORDER BY created_at DESC LIMIT 1", [version.prompt_id])
+    variables and parameters, and the other settings of the newest run of it or its prompt."""
+    # The version's own newest run, else the newest run of any version of the prompt (a version
+    # saved without running has none): its server, output fields, concurrency and the like.
+    runs = store.frame("""SELECT r.config FROM runs r JOIN prompts p USING (prompt_id)
+                          WHERE p.name = ? AND r.config IS NOT NULL
+                          ORDER BY r.prompt_id = ? DESC, r.created_at DESC LIMIT 1""",
+                       [version.name, version.prompt_id])
     base = json.loads(runs["config"].iloc[0]) if len(runs) else {}
     base = {k: v for k, v in base.items() if k in RunConfig.__dataclass_fields__}
     base.update({k: v for k, v in version.params.items() if k in RunConfig.__dataclass_fields__})

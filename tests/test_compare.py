@@ -1,0 +1,110 @@
+"""A/B comparison: two runs with a known difference, and two versions run on the same samples."""
+
+import json
+
+import pytest
+
+from synth.compare import compare_refs, compare_runs, pairing, resolve_side, sample_pairs
+from synth.errors import SynthError
+from synth.generation import RunConfig
+from synth.metrics import compute_run_metrics
+from synth.pipeline import generate_run, import_run
+from synth.versions import list_versions, save_version
+
+DIVERSE = ["The tide pools hid crabs under every stone.", "Quarterly revenue rose nine percent in Asia.",
+           "Knead the dough for ten minutes, then let it rest.", "The violin's lowest string is tuned to G.",
+           "Volcanic soil makes the vineyard's grapes unusually sweet.", "She debugged the kernel panic by bisecting.",
+           "Owls can rotate their heads about 270 degrees.", "The treaty was signed in a snowed-in chalet."]
+REPETITIVE = ["The product is great and I love it."] * 6 + ["The product is great and I like it.",
+                                                          "The product is good and I love it."]
+
+
+def _import(store, tmp_path, name, texts):
+    path = tmp_path / f"{name}.jsonl"
+    path.write_text("".join(json.dumps({"text": t}) + "\n" for t in texts))
+    return import_run(store, path, run_name=name).run_id
+
+
+def test_two_runs_with_a_known_difference(store, tmp_path):
+    a = _import(store, tmp_path, "diverse", DIVERSE)
+    b = _import(store, tmp_path, "repetitive", REPETITIVE)
+    result = compare_refs(store, "diverse", "repetitive", background=False)
+    assert (result.a["run_id"], result.b["run_id"]) == (a, b) and result.made == []
+    m = result.metrics.set_index("metric")
+    for name in ("distinct_2", "vendi_score", "near_duplicate_rate", "self_bleu", "mean_pairwise_cosine_distance"):
+        assert m.loc[name, "a"] == pytest.approx(compute_run_metrics(store, a)[name])
+        assert m.loc[name, "b"] == pytest.approx(compute_run_metrics(store, b)[name])
+        assert m.loc[name, "delta"] == pytest.approx(m.loc[name, "b"] - m.loc[name, "a"])
+        assert m.loc[name, "change"] == "worse", name  # B repeats itself: every diversity metric worsens
+    assert m.loc["near_duplicate_rate", "b"] > 0.5 > m.loc["near_duplicate_rate", "a"]
+    assert m.loc["count", "change"] == "" and m.loc["count", "delta"] == 0
+    # cluster shares: each side's shares sum to one; the difference is B minus A
+    clusters = result.clusters
+    assert clusters["share_a"].sum() == pytest.approx(1) and clusters["share_b"].sum() == pytest.approx(1)
+    assert (clusters["difference"] == clusters["share_b"] - clusters["share_a"]).all()
+    assert clusters["difference"].abs().is_monotonic_decreasing
+    # one map, coloured by side
+    assert sorted(result.points["side"].unique()) == ["A: diverse", "B: repetitive"]
+    assert len(result.points) == 16
+    # items side by side by position
+    assert result.samples["text_a"].tolist()[:2] == DIVERSE[:2]
+    assert result.samples["text_b"].tolist()[:2] == REPETITIVE[:2]
+    payload = result.to_dict()
+    json.dumps(payload)
+    assert payload["pairing"]["same_n"] is True and payload["map_points"] == 16
+
+
+def test_two_versions_run_on_the_same_samples_seeds_and_n(store, server):
+    cfg = dict(template="Describe {topic} for a {reader}.", n=5, model="openai/test-model", seed=21,
+               variables={"topic": ["tea", "rain", "maps", "owls"], "reader": ["child", "expert"]},
+               api_base=server.api_base, max_tokens=20, prompt_name="explain", sampling_mode="random")
+    first = generate_run(store, RunConfig(**cfg))
+    # v2 changes the template and adds a reader: it has never run
+    save_version(store, RunConfig(**{**cfg, "template": "Explain {topic} to a {reader} in one line.",
+                                     "variables": {**cfg["variables"], "reader": ["child", "expert", "poet"]}}))
+    server.config.requests.clear()
+    result = compare_refs(store, "explain v1", "explain v2", with_map=False)
+    assert result.a["run_id"] == first.run_id and len(result.made) == 1
+    assert result.b["version"] == "explain v2" and result.b["n_items"] == 5
+    assert result.pairing == {"same_n": True, "same_seed": True, "same_samples": 5, "n": 5, "paired": True}
+    items_a, items_b = store.items([result.a["run_id"]]), store.items([result.b["run_id"]])
+    assert items_a["variables"].tolist() == items_b["variables"].tolist()
+    assert items_a["params"].map(lambda p: json.loads(p)["seed"]).tolist() == \
+        items_b["params"].map(lambda p: json.loads(p)["seed"]).tolist()
+    assert sorted(r["body"]["seed"] for r in server.config.requests) == [21, 22, 23, 24, 25]
+    assert all("in one line" in r["body"]["messages"][-1]["content"] for r in server.config.requests)
+    # asked again, the paired run is reused; --fresh makes both anew
+    again = compare_refs(store, "explain v1", "explain v2", with_map=False)
+    assert again.made == [] and again.b["run_id"] == result.b["run_id"]
+    fresh = compare_refs(store, "explain v1", "explain v2", fresh=True, n=3, with_map=False)
+    assert len(fresh.made) == 2 and fresh.pairing["paired"] and fresh.a["n_items"] == 3
+    assert [v.n_runs for v in list_versions(store, "explain")] == [2, 2]
+
+
+def test_a_run_against_a_version_uses_the_runs_samples(store, server):
+    cfg = RunConfig(template="Name a {thing}.", variables={"thing": ["fruit", "river", "tool"]}, n=3, seed=5,
+                    model="openai/test-model", api_base=server.api_base, max_tokens=10, prompt_name="names")
+    run = generate_run(store, cfg)
+    save_version(store, RunConfig(**{**cfg.__dict__, "temperature": 1.5}))
+    result = compare_refs(store, run.run_id, "names v2", with_map=False)
+    assert result.a["run_id"] == run.run_id and result.pairing["paired"]
+    assert result.metrics.set_index("metric").loc["count", "b"] == 3
+
+
+def test_pairing_reports_unpaired_runs(store, tmp_path):
+    a = _import(store, tmp_path, "a", DIVERSE)
+    b = _import(store, tmp_path, "b", DIVERSE[:5])
+    assert pairing(store, a, b)["same_n"] is False and pairing(store, a, b)["paired"] is False
+    pairs = sample_pairs(store.items([a]), store.items([b]), limit=None)
+    assert len(pairs) == 8 and pairs["text_b"].isna().sum() == 3
+
+
+def test_bad_references(store, tmp_path):
+    a = _import(store, tmp_path, "a", DIVERSE)
+    _import(store, tmp_path, "b", REPETITIVE)
+    with pytest.raises(SynthError, match="neither a run nor a prompt version"):
+        resolve_side(store, "nothing v9")
+    with pytest.raises(SynthError, match="the same run"):
+        compare_runs(store, a, a)
+    with pytest.raises(SynthError, match="compared as they are"):
+        compare_refs(store, "a", "b", n=3)
