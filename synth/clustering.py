@@ -236,3 +236,22 @@ def cluster_shares(items: pd.DataFrame) -> pd.DataFrame:
     totals = items.groupby("run_name").size()
     counts["share_of_run"] = counts["items"] / counts["run_name"].map(totals)
     return counts.sort_values(["cluster", "run_name"]).reset_index(drop=True)
+
+
+def typical_items(items: pd.DataFrame, vectors: np.ndarray, per_group: int = 3, key: str = "cluster") -> pd.DataFrame:
+    """Up to ``per_group`` typical items of each group (those closest to the group's mean direction
+    in embedding space), largest group first and HDBSCAN's noise last.
+
+    ``vectors`` are the items' embeddings, row for row."""
+    if items.empty:
+        return items.iloc[:0]
+    x = unit_rows(np.asarray(vectors, dtype=np.float64))
+    groups = items[key].to_numpy()
+    sizes = items[key].value_counts()
+    order = sorted(sizes.index, key=lambda g: (key == "cluster" and g == NOISE, -sizes[g], str(g)))
+    picked = []
+    for group in order:
+        positions = np.flatnonzero(groups == group)
+        centre = x[positions].mean(axis=0)
+        picked.extend(positions[np.argsort(-(x[positions] @ centre), kind="stable")[:per_group]].tolist())
+    return items.iloc[picked]

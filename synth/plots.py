@@ -81,15 +81,16 @@ def _background(fig: go.Figure, scatter, frame: pd.DataFrame | None, name: str, 
 
 def map_figure(points: pd.DataFrame, color_by: str = "run", title: str = "",
                dropped: pd.DataFrame | None = None, reference: pd.DataFrame | None = None,
-               size_by: str = "none") -> go.Figure:
+               size_by: str = "none", svg: bool = False) -> go.Figure:
     """A scatter of items at (x, y) with the item id in ``customdata``: one trace per colour
     group, or one trace on a colour scale for a numeric column. ``reference`` (real data) and
-    ``dropped`` (filtered out) items are drawn underneath in grey.
+    ``dropped`` (filtered out) items are drawn underneath in grey. ``svg`` always draws SVG
+    ``scatter`` (for pages that may have no WebGL, such as a standalone report).
 
     ``points`` needs columns item_id, x, y, text, run_name, prompt_label and the colour column.
     """
     total = len(points) + sum(0 if f is None else len(f) for f in (dropped, reference))
-    scatter = go.Scattergl if total >= WEBGL_FROM else go.Scatter
+    scatter = go.Scattergl if total >= WEBGL_FROM and not svg else go.Scatter
     fig = go.Figure()
     _background(fig, scatter, dropped, "filtered out", DROPPED_COLOR)
     _background(fig, scatter, reference, "reference (real)", REFERENCE_COLOR, "diamond")
@@ -155,3 +156,39 @@ def selected_item_ids(selection: Mapping[str, Any] | None) -> list[str]:
         if custom is not None and str(custom) not in ids:
             ids.append(str(custom))
     return ids
+
+
+def trend_figure(trends: pd.DataFrame, metrics: list[str]) -> go.Figure:
+    """Metrics across the successive versions of a prompt: one panel per metric, versions along x.
+
+    ``trends`` has a ``title`` column (the version) and one column per metric."""
+    from plotly.subplots import make_subplots
+
+    metrics = [m for m in metrics if m in trends]
+    fig = make_subplots(rows=max(1, len(metrics)), cols=1, shared_xaxes=True, vertical_spacing=0.06,
+                        subplot_titles=[html.escape(m) for m in metrics])
+    labels = [html.escape(str(t)) for t in trends["title"]]
+    hover = [html.escape(str(c)) or "first version" for c in trends.get("changes", [""] * len(trends))]
+    for row, metric in enumerate(metrics, start=1):
+        fig.add_trace(go.Scatter(x=labels, y=trends[metric], mode="lines+markers", name=html.escape(metric),
+                                 customdata=hover, showlegend=False,
+                                 hovertemplate="%{x}: %{y:.4g}<br>changed: %{customdata}<extra></extra>",
+                                 line={"color": PALETTE[(row - 1) % len(PALETTE)]}), row=row, col=1)
+    fig.update_layout(height=max(260, 190 * len(metrics)), margin={"l": 10, "r": 10, "t": 30, "b": 10},
+                      plot_bgcolor="white")
+    fig.update_xaxes(type="category")
+    return fig
+
+
+def share_difference_figure(clusters: pd.DataFrame, top: int = 15) -> go.Figure:
+    """Each cluster's share of A's items and of B's, side by side, largest changes first.
+
+    ``clusters`` has cluster_name, share_a and share_b columns."""
+    shown = clusters.head(top).iloc[::-1]
+    names = [html.escape(str(n)) for n in shown["cluster_name"]]
+    fig = go.Figure([go.Bar(y=names, x=shown["share_a"], name="A", orientation="h", marker_color=PALETTE[0]),
+                     go.Bar(y=names, x=shown["share_b"], name="B", orientation="h", marker_color=PALETTE[1])])
+    fig.update_layout(barmode="group", height=max(240, 36 * len(shown) + 80), xaxis={"tickformat": ".0%"},
+                      margin={"l": 10, "r": 10, "t": 10, "b": 10}, plot_bgcolor="white",
+                      legend={"orientation": "h"})
+    return fig
