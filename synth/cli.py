@@ -99,6 +99,7 @@ def config_from_args(args: argparse.Namespace) -> "RunConfig":
         technique=technique, template=args.template or "", variables=variables, n=n,
         model=args.model or "", temperature=args.temperature, max_tokens=args.max_tokens, top_p=args.top_p,
         seed=args.seed, system_prompt=args.system or "", prompt_name=args.prompt_name,
+        version_label=args.version_name,
         run_name=args.run_name, api_base=args.api_base, sampling_mode=args.sampling_mode,
         examples=(args.example or []) + _read_lines(args.examples_file), k_examples=args.k_examples,
         avoid_runs=args.avoid_run or [], k_avoid=args.k_avoid, source=_source_from_args(args),
@@ -210,13 +211,80 @@ def cmd_metrics(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from synth.export import export_items
+    from synth.export import export_dataset, export_items
 
+    if args.accepted and args.status:
+        raise SynthError("Give --accepted or --status, not both (--accepted means --status accepted).")
     store = _store(args)
     run_ids = [store.resolve_run(r) for r in args.run] if args.run else None
-    statuses = [s.strip() for s in args.status.split(",")] if args.status else None
+    status = "accepted" if args.accepted else args.status
+    statuses = [s.strip() for s in status.split(",")] if status else None
+    if args.hf:
+        result = export_dataset(store, args.out, run_ids, statuses=statuses, min_score=args.min_score)
+        _print(args, result, f"wrote {result['rows']} items and a dataset card to {result['out']}")
+        return 0
     n = export_items(store, args.out, run_ids, statuses=statuses, min_score=args.min_score)
     _print(args, {"out": args.out, "rows": n}, f"wrote {n} items to {args.out}")
+    return 0
+
+
+def _fmt(value) -> str:
+    return "" if value is None else f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from synth.compare import compare_refs
+
+    result = compare_refs(_store(args), args.a, args.b, n=args.n, seed=args.seed, fresh=args.fresh,
+                          api_base=args.api_base, with_map=not args.no_map, background=False,
+                          on_item=None if args.json else _progress)
+    p = result.pairing
+    lines = [f"{result.a['label']}  ({result.a['run_id']}, {result.a['n_items']} items, {result.a['model']})",
+             f"{result.b['label']}  ({result.b['run_id']}, {result.b['n_items']} items, {result.b['model']})",
+             f"paired: {'yes' if p['paired'] else 'no'} (same n: {p['same_n']}, same seed: {p['same_seed']}, "
+             f"same samples: {p['same_samples']} of {p['n']})"
+             + (f"; runs made now: {', '.join(result.made)}" if result.made else ""), "",
+             f"{'metric':32s} {'A':>10s} {'B':>10s} {'B - A':>10s}  change"]
+    lines += [f"{r.metric:32s} {_fmt(r.a):>10s} {_fmt(r.b):>10s} {_fmt(r.delta):>10s}  {r.change}"
+              for r in result.metrics.itertuples()]
+    lines += ["", "cluster share, A -> B (largest changes):"]
+    lines += [f"  {r.cluster_name[:40]:40s} {r.share_a:6.1%} -> {r.share_b:6.1%}  ({r.difference:+.1%})"
+              for r in result.clusters.head(8).itertuples()]
+    lines += ["", "items side by side:"]
+    for r in result.samples.head(3).itertuples():
+        lines += [f"  #{r.idx} {json.dumps(r.variables, ensure_ascii=False)}", f"    A: {r.text_a}", f"    B: {r.text_b}"]
+    _print(args, result.to_dict(), "\n".join(lines))
+    return 0
+
+
+def cmd_prompts(args: argparse.Namespace) -> int:
+    from synth import versions
+
+    store = _store(args)
+    if args.action == "list":
+        found = versions.list_versions(store, args.prompt)
+        _print(args, [v.to_dict() for v in found], "\n".join(
+            f"{v.prompt_id}  {v.title:40s} runs {v.n_runs:<3d} changed: {', '.join(v.changes)}" for v in found)
+            or "no prompt versions yet")
+    elif args.action in ("show", "name") and not args.ref:
+        raise SynthError(f"Say which version: python -m synth prompts {args.action} 'PROMPT v2'"
+                         + (" NEW-NAME" if args.action == "name" else ""))
+    elif args.action == "show":
+        v = versions.resolve_version(store, args.ref)
+        text = (f"{v.title} ({v.prompt_id}), parent {v.parent_id or 'none'}, changed: {', '.join(v.changes)}\n"
+                + (versions.diff_between(versions.resolve_version(store, args.against), v) if args.against
+                   else v.diff))
+        _print(args, v.to_dict(), text)
+    elif args.action == "name":
+        v = versions.name_version(store, args.ref, args.label)
+        _print(args, v.to_dict(), f"{v.prompt_id} is now {v.title}")
+    else:
+        if not args.prompt:
+            raise SynthError("Say which prompt: python -m synth prompts trends --prompt NAME "
+                             f"(prompts: {', '.join(versions.prompt_names(store)) or 'none yet'}).")
+        trends = versions.version_trends(store, args.prompt, args.metric or list(versions.TREND_METRICS))
+        _print(args, trends.astype(object).where(trends.notna(), None).to_dict(orient="records"),
+               trends.drop(columns=["prompt_id"]).to_string(index=False))
     return 0
 
 
@@ -246,6 +314,14 @@ def cmd_map(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    from synth.report import write_report
+
+    result = write_report(_store(args), args.out, run_ids=args.run, title=args.title)
+    _print(args, result, f"wrote {result['n_items']} items to {result['out']} ({result['bytes'] / 1e6:.1f} MB)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--db", help=f"DuckDB file (default: $SYNTH_DB or {settings.SETTINGS['db_path'].default})")
@@ -272,6 +348,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--n", type=int, default=None, help="number of items (sources to use, for back_translation/transform; 0: all)")
     g.add_argument("--system", help="system prompt")
     g.add_argument("--prompt-name", default="default", help="prompt family; a changed template makes a new version")
+    g.add_argument("--version-name", help="name the prompt version this run makes or uses")
     g.add_argument("--run-name")
     g.add_argument("--sampling-mode", default="product", choices=["product", "random"])
     g.add_argument("--example", action="append", help="a few-shot example (repeatable)")
@@ -333,9 +410,12 @@ def build_parser() -> argparse.ArgumentParser:
     m.set_defaults(func=cmd_metrics)
 
     e = sub.add_parser("export", parents=[common], help="export items with provenance")
-    e.add_argument("--out", required=True, help="FILE.jsonl, FILE.csv or FILE.parquet")
+    e.add_argument("--out", required=True, help="FILE.jsonl, FILE.csv or FILE.parquet; with --hf, a new FOLDER")
+    e.add_argument("--hf", action="store_true",
+                   help="write a Hugging Face datasets folder: data/train.parquet and a README.md dataset card")
     e.add_argument("--run", action="append", help="run id or name (repeatable; default: all)")
     e.add_argument("--status", help="only these statuses, e.g. accepted,edited")
+    e.add_argument("--accepted", action="store_true", help="only accepted items (same as --status accepted)")
     e.add_argument("--min-score", type=float, help="only items whose latest judge score is at least this")
     e.set_defaults(func=cmd_export)
 
@@ -350,6 +430,31 @@ def build_parser() -> argparse.ArgumentParser:
     mp.add_argument("--name-with", metavar="MODEL", help="also name clusters with this litellm model")
     mp.add_argument("--api-base")
     mp.set_defaults(func=cmd_map)
+
+    rp = sub.add_parser("report", parents=[common], help="a standalone HTML report: map, metrics, examples")
+    rp.add_argument("--out", required=True, help="FILE.html (opens offline in any browser)")
+    rp.add_argument("--run", action="extend", nargs="+", help="run ids or names (repeatable; default: all)")
+    rp.add_argument("--title", help="the report's title")
+    rp.set_defaults(func=cmd_report)
+
+    c = sub.add_parser("compare", parents=[common], help="A/B: two runs or prompt versions side by side")
+    c.add_argument("--a", required=True, metavar="RUN_OR_VERSION", help="run id or name, or 'PROMPT v1' / 'PROMPT@NAME'")
+    c.add_argument("--b", required=True, metavar="RUN_OR_VERSION")
+    c.add_argument("--n", type=int, help=f"items per version when a version must run (default {settings.DEFAULT_COMPARE_N})")
+    c.add_argument("--seed", type=int, help="seed when a version must run (default: the other side's)")
+    c.add_argument("--fresh", action="store_true", help="run the versions again instead of reusing paired runs")
+    c.add_argument("--api-base", help="OpenAI-compatible server for the versions' runs")
+    c.add_argument("--no-map", action="store_true", help="skip the map coordinates (faster)")
+    c.set_defaults(func=cmd_compare)
+
+    pv = sub.add_parser("prompts", parents=[common], help="prompt versions: list, show a diff, name, trends")
+    pv.add_argument("action", choices=["list", "show", "name", "trends"])
+    pv.add_argument("ref", nargs="?", help="show/name: a version ('PROMPT v2', 'PROMPT@NAME' or its id)")
+    pv.add_argument("label", nargs="?", help="name: the version's new name ('' clears it)")
+    pv.add_argument("--prompt", help="list/trends: one prompt's versions")
+    pv.add_argument("--against", help="show: diff against this version instead of the parent")
+    pv.add_argument("--metric", action="append", help="trends: metrics to show (repeatable)")
+    pv.set_defaults(func=cmd_prompts)
 
     q = sub.add_parser("sql", parents=[common], help="run a read-only SQL query")
     q.add_argument("query")

@@ -246,24 +246,27 @@ def m005_prompt_versions(con: duckdb.DuckDBPyConnection) -> None:
     for column, kind in [("params", "JSON"), ("parent_id", "VARCHAR"), ("label", "VARCHAR"),
                          ("diff", "VARCHAR"), ("changes", "JSON")]:
         con.execute(f"ALTER TABLE prompts ADD COLUMN {column} {kind}")
-    rows = con.execute("SELECT prompt_id, name, template, system_prompt, variables FROM prompts "
+    rows = con.execute("SELECT prompt_id, name, version, template, system_prompt, variables FROM prompts "
                        "ORDER BY name, version").fetchall()
     previous: dict[str, tuple] = {}
-    for pid, name, template, system, variables in rows:
+    for pid, name, version, template, system, variables in rows:
         parent = previous.get(name)
-        spec = {"template": template, "system_prompt": system, "variables": json.loads(variables or "{}")}
+        spec = {"template": template, "system_prompt": system, "variables": json.loads(variables or "{}"),
+                "title": f"{name} v{version}"}
         _set_lineage(con, pid, parent[0] if parent else None, parent[1] if parent else None, spec)
         previous[name] = (pid, spec)
 
 
 def _set_lineage(con: duckdb.DuckDBPyConnection, pid: str, parent_id: str | None, parent: dict | None,
                  spec: dict) -> None:
+    """Record a version's parent, its diff from it and what changed; ``parent`` and ``spec`` hold
+    template, system_prompt, variables, params and title."""
     def text(v: dict | None) -> str:
         return render_version(v["template"], v["system_prompt"], v["variables"], v.get("params")) if v else ""
 
+    diff = version_diff(text(parent), text(spec), parent["title"] if parent else "(none)", spec["title"])
     con.execute("UPDATE prompts SET parent_id = ?, diff = ?, changes = ? WHERE prompt_id = ?",
-                [parent_id, version_diff(text(parent), text(spec), parent_id or "(none)", pid),
-                 _json(version_changes(parent, spec)), pid])
+                [parent_id, diff, _json(version_changes(parent, spec)), pid])
 
 
 # Statement types a read-only query may have (DESCRIBE, SHOW and SUMMARIZE parse as SELECT).
@@ -441,18 +444,19 @@ class DuckStore:
             [prompt.name]).fetchone() or []), None)
         parent = None
         if parent_id:
-            row = con.execute("SELECT template, system_prompt, variables, params FROM prompts WHERE prompt_id = ?",
-                              [parent_id]).fetchone()
+            row = con.execute("SELECT template, system_prompt, variables, params, name, version FROM prompts "
+                              "WHERE prompt_id = ?", [parent_id]).fetchone()
             if row is None:
                 raise SynthError(f"Parent version {parent_id} does not exist. Choose a saved version.")
             parent = {"template": row[0], "system_prompt": row[1], "variables": json.loads(row[2] or "{}"),
-                      "params": json.loads(row[3]) if row[3] else {}}
+                      "params": json.loads(row[3]) if row[3] else {}, "title": f"{row[4]} v{row[5]}"}
         con.execute("INSERT INTO prompts (prompt_id, name, version, template, system_prompt, variables, "
                     "created_at, params) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                     [pid, prompt.name, version, prompt.template, prompt.system_prompt,
                      _json(prompt.variables), now(), _json(prompt.params or None)])
         _set_lineage(con, pid, parent_id, parent, {"template": prompt.template, "system_prompt": prompt.system_prompt,
-                                                  "variables": prompt.variables, "params": prompt.params})
+                                                  "variables": prompt.variables, "params": prompt.params,
+                                                  "title": f"{prompt.name} v{version}"})
         if prompt.label:
             DuckStore._label(con, pid, prompt.label)
         return pid

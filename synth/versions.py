@@ -16,7 +16,7 @@ import pandas as pd
 from synth.errors import SynthError
 from synth.generation import RunConfig
 from synth.metrics import METRIC_NAMES, compute_run_metrics
-from synth.records import version_diff
+from synth.records import render_version, version_changes, version_diff
 from synth.store import DuckStore, in_session
 
 # Metrics a trend chart offers first.
@@ -110,20 +110,53 @@ def name_version(store: DuckStore, ref: str, label: str | None) -> Version:
     return resolve_version(store, version.prompt_id)
 
 
-def save_version(store: DuckStore, cfg: RunConfig) -> Version:
-    """Save the prompt version ``cfg`` describes without running it (the same version if nothing
-    changed); a template technique only."""
+def _spec(cfg: RunConfig):
     cfg.validate()
     if cfg.technique not in ("sampling", "back_translation", "transform"):
         raise SynthError(f"The {cfg.technique} technique has no prompt to version.")
-    spec = cfg.prompt_spec() if cfg.technique == "sampling" else cfg.version_spec(cfg.template, {})
-    return resolve_version(store, store.save_prompt(spec))
+    if cfg.technique == "sampling":
+        return cfg.prompt_spec()
+    from synth.techniques import get_technique
+
+    return cfg.version_spec(cfg.template or get_technique(cfg.technique).default_template, {})
+
+
+def save_version(store: DuckStore, cfg: RunConfig) -> Version:
+    """Save the prompt version ``cfg`` describes without running it (the same version if nothing
+    changed); a template technique only."""
+    return resolve_version(store, store.save_prompt(_spec(cfg)))
+
+
+@dataclass
+class Preview:
+    """What running or saving ``cfg`` would do to the prompt's versions."""
+
+    existing: Version | None  # the saved version it is, if nothing changed
+    parent: Version | None  # else the version it would be edited from
+    changes: list[str]
+    diff: str
+
+
+def preview_version(store: DuckStore, cfg: RunConfig) -> Preview:
+    """Whether ``cfg`` is a saved version, or which new version (changes and diff) it would make."""
+    spec = _spec(cfg)
+    versions = list_versions(store, spec.name)
+    by_id = {v.prompt_id: v for v in versions}
+    if spec.prompt_id in by_id:
+        return Preview(by_id[spec.prompt_id], None, [], "")
+    parent = by_id.get(spec.parent_id or "") or (versions[-1] if versions else None)
+    old = None if parent is None else {"template": parent.template, "system_prompt": parent.system_prompt,
+                                       "variables": parent.variables, "params": parent.params}
+    new = {"template": spec.template, "system_prompt": spec.system_prompt, "variables": spec.variables,
+           "params": spec.params}
+    old_text = "" if parent is None else render_version(parent.template, parent.system_prompt, parent.variables,
+                                                        parent.params)
+    return Preview(None, parent, version_changes(old, new),
+                   version_diff(old_text, spec.render(), parent.title if parent else "(none)", "new version"))
 
 
 def diff_between(a: Version, b: Version) -> str:
     """A unified diff from version ``a`` to version ``b`` (any two, not only parent and child)."""
-    from synth.records import render_version
-
     return version_diff(render_version(a.template, a.system_prompt, a.variables, a.params),
                         render_version(b.template, b.system_prompt, b.variables, b.params), a.title, b.title)
 

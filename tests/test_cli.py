@@ -216,3 +216,66 @@ def test_map_computes_stores_and_then_only_places_new_items(capsys, demo_store, 
 def test_map_on_an_empty_database_says_what_to_do(capsys, tmp_path):
     code, _, err = run(capsys, "map", "--db", str(tmp_path / "empty.duckdb"))
     assert code == 1 and "no items to map" in err
+
+
+def test_prompts_and_compare_commands(capsys, tmp_path, server):
+    db = str(tmp_path / "ab.duckdb")
+    common = ["--db", db, "--model", "openai/test-model", "--api-base", server.api_base, "--var",
+              "thing=rain,snow,fog", "--n", "3", "--prompt-name", "weather", "--max-tokens", "20"]
+    assert run(capsys, "generate", *common, "--template", "Describe {thing}.")[0] == 0
+    assert run(capsys, "generate", *common, "--template", "Describe {thing} briefly.", "--version-name",
+               "brief")[0] == 0
+    code, out, err = run(capsys, "prompts", "list", "--db", db, "--json")
+    assert code == 0, err
+    listed = json.loads(out)
+    assert [(v["version"], v["label"], v["changes"]) for v in listed] == [
+        (1, None, ["new prompt"]), (2, "brief", ["template"])]
+    code, out, _ = run(capsys, "prompts", "show", "weather@brief", "--db", db)
+    assert "-Describe {thing}.\n+Describe {thing} briefly.\n" in out
+    assert run(capsys, "prompts", "name", "weather v1", "plain", "--db", db)[0] == 0
+    code, out, _ = run(capsys, "prompts", "trends", "--prompt", "weather", "--db", db, "--json",
+                       "--metric", "distinct_1")
+    assert [(r["version"], r["n_runs"]) for r in json.loads(out)] == [(1, 1), (2, 1)]
+    code, out, err = run(capsys, "compare", "--db", db, "--a", "weather@plain", "--b", "weather@brief", "--json")
+    assert code == 0, err
+    result = json.loads(out)
+    assert result["a"]["version"] == "weather v1 (plain)" and result["b"]["version"] == "weather v2 (brief)"
+    assert result["runs_made"] == [] and result["pairing"]["paired"] is True  # same seed, samples and n
+    rows = {r["metric"]: r for r in result["metrics"]}
+    assert rows["length_mean"]["delta"] == pytest.approx(rows["length_mean"]["b"] - rows["length_mean"]["a"])
+    assert len(result["samples"]) == 3 and result["map_points"] == 6
+    code, out, err = run(capsys, "compare", "--db", db, "--a", "weather v1", "--b", "nope", "--json")
+    assert code == 1 and "neither a run nor a prompt version" in json.loads(out)["error"]
+    code, _, err = run(capsys, "prompts", "trends", "--db", db)
+    assert code == 1 and "--prompt NAME" in err
+
+
+def test_export_hf_folder(capsys, tmp_path, server):
+    db = str(tmp_path / "hf.duckdb")
+    code, out, err = run(capsys, "generate", "--db", db, "--json", "--model", "openai/test-model", "--api-base",
+                         server.api_base, "--template", "Describe {thing}", "--var", "thing=rain,snow", "--n", "3",
+                         "--run-name", "weather")
+    assert code == 0, err
+    folder = tmp_path / "weather-ds"
+    code, out, err = run(capsys, "export", "--db", db, "--out", str(folder), "--hf", "--json")
+    assert code == 0, err
+    assert json.loads(out) == {"out": str(folder), "rows": 3, "files": ["README.md", "data/train.parquet"]}
+    frame = pd.read_parquet(folder / "data" / "train.parquet")
+    assert len(frame) == 3 and set(frame["model_training_use"]) == {"unknown"}
+    assert "path: data/train.parquet" in (folder / "README.md").read_text()
+
+    item = frame["item_id"].iloc[1]
+    assert run(capsys, "review", item, "--accept", "--db", db)[0] == 0
+    code, out, err = run(capsys, "export", "--db", db, "--out", str(tmp_path / "ok"), "--hf", "--accepted",
+                         "--json")
+    assert code == 0, err
+    assert json.loads(out)["rows"] == 1
+    assert pd.read_parquet(tmp_path / "ok" / "data" / "train.parquet")["item_id"].tolist() == [item]
+    code, out, _ = run(capsys, "export", "--db", db, "--out", str(tmp_path / "ok.jsonl"), "--accepted", "--json")
+    assert json.loads(out) == {"out": str(tmp_path / "ok.jsonl"), "rows": 1}
+
+    code, _, err = run(capsys, "export", "--db", db, "--out", str(folder), "--hf")
+    assert code == 1 and "not an empty folder" in err
+    code, _, err = run(capsys, "export", "--db", db, "--out", str(tmp_path / "x"), "--hf", "--accepted",
+                       "--status", "new")
+    assert code == 1 and "--accepted or --status, not both" in err and not (tmp_path / "x").exists()

@@ -11,7 +11,7 @@ from synth.generation import RunConfig
 from synth.metrics import compute_run_metrics
 from synth.pipeline import generate_run
 from synth.store import DuckStore
-from synth.versions import (config_for, diff_between, list_versions, name_version, resolve_version,
+from synth.versions import (config_for, diff_between, list_versions, name_version, preview_version, resolve_version,
                             save_version, version_trends)
 
 
@@ -134,3 +134,15 @@ def test_migration_gives_existing_versions_their_parents_and_diffs(tmp_path, mon
     v1, v2 = list_versions(migrated, "greet")
     assert (v1.parent_id, v2.parent_id) == (None, "p_a")
     assert v2.changes == ["template"] and "-Say hi\n+Say hello\n" in v2.diff
+
+
+def test_preview_says_which_version_a_setup_is_or_would_make(store, server):
+    first = save_version(store, _cfg(server))
+    same = preview_version(store, _cfg(server))
+    assert same.existing.prompt_id == first.prompt_id and same.changes == []
+    changed = preview_version(store, _cfg(server, top_p=0.5))
+    assert changed.existing is None and changed.parent.prompt_id == first.prompt_id
+    assert changed.changes == ["top_p"] and "+top_p = 0.5\n" in changed.diff
+    fresh = preview_version(store, _cfg(server, prompt_name="brand-new"))
+    assert fresh.parent is None and fresh.changes == ["new prompt"]
+    assert list_versions(store, "notes") == [first]  # previewing saves nothing
