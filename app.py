@@ -1,11 +1,9 @@
 """Synth Studio: a multipage Streamlit dashboard over the ``synth`` core package."""
 
-import streamlit as st
-
-from pages.common import app_pages, app_run, configure_page, startup_ui
+from pages.common import app_run, configure_page, navigation, startup_ui
 
 configure_page()
-navigation = st.navigation(app_pages())
+page = navigation()
 with app_run():
     startup_ui()
-    navigation.run()
+    page.run()

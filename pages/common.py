@@ -47,7 +47,7 @@ def require_app() -> None:
     if getattr(_RUN, "active", False):
         return
     configure_page()
-    page = st.navigation(app_pages())
+    page = navigation()
     with app_run():
         startup_ui()
         page.run()
@@ -58,6 +58,74 @@ def configure_page() -> None:
     st.set_page_config(page_title="Synth Studio", page_icon=":material/science:", layout="wide")
 
 
+PRESENT_PARAM = "present"
+PRESENTATION_CSS = """<style>
+[data-testid="stSidebar"], [data-testid="stSidebarCollapsedControl"], header[data-testid="stHeader"],
+[data-testid="stToolbar"] { display: none !important; }
+.block-container { padding-top: 1.5rem; max-width: 1500px; }
+html, body, [data-testid="stMarkdownContainer"] p, [data-testid="stCaptionContainer"] { font-size: 22px; }
+h1 { font-size: 3rem !important; }
+[data-testid="stMetricValue"] { font-size: 3rem; }
+[data-testid="stMetricLabel"] p { font-size: 1.3rem; }
+[data-testid="stText"] { font-family: inherit; font-size: 20px; white-space: pre-wrap; }
+</style>"""
+
+
+def presenting() -> bool:
+    """Presentation mode (``?present=1``): a clean layout with large type and no settings."""
+    return st.query_params.get(PRESENT_PARAM) == "1"
+
+
+def navigation():
+    """The app's navigation; hidden in presentation mode, like every other setting."""
+    return st.navigation(app_pages(), position="hidden" if presenting() else "sidebar")
+
+
+def presentation_ui() -> bool:
+    """Apply presentation mode's style if it is on, with a way out; else offer a way in."""
+    if presenting():
+        st.html(PRESENTATION_CSS)
+        return True
+    if st.sidebar.button("Presentation mode", key="common_present", icon=":material/slideshow:",
+                         help="A clean view for stakeholders: the map, the headline metrics and examples "
+                              "in large type, with every setting hidden."):
+        st.query_params[PRESENT_PARAM] = "1"
+        st.rerun()
+    return False
+
+
+def leave_presentation_ui() -> None:
+    if st.button("Leave presentation mode", key="common_unpresent", type="tertiary"):
+        del st.query_params[PRESENT_PARAM]
+        st.rerun()
+
+
+def licence_ui(model: str | None, api_base: str | None = None, container=None) -> None:
+    """The chosen model's licence note: what its terms say about training on its outputs."""
+    from synth.licences import FORBIDDEN, UNKNOWN, note_for
+
+    note = note_for(model, api_base)
+    target = container or st
+    text = f"**Output licence: {note.training_use}.** {note.licence}: {note.summary}"
+    text += f" [Source]({note.source})" if note.source else ""
+    if note.training_use == FORBIDDEN:
+        target.warning(text, icon=":material/gavel:")
+    elif note.training_use == UNKNOWN:
+        target.info(text, icon=":material/help:")
+    else:
+        target.caption(text)
+
+
+def current_filters():
+    """The filters in force (from this session, else from the URL), without drawing the panel."""
+    from synth.filters import FilterSpec
+
+    if "filters_spec" not in st.session_state:
+        st.session_state["filters_spec"] = FilterSpec.from_query(
+            {k: v for k, v in st.query_params.to_dict().items() if k != PRESENT_PARAM})
+    return st.session_state["filters_spec"]
+
+
 def app_pages() -> list:
     """The app's pages, in menu order; the first is the landing page."""
     return [
@@ -65,6 +133,8 @@ def app_pages() -> list:
                 url_path="explore"),
         st.Page("pages/generate.py", title="Generate", icon=":material/auto_awesome:", url_path="generate"),
         st.Page("pages/review.py", title="Review", icon=":material/rate_review:", url_path="review"),
+        st.Page("pages/prompts.py", title="Prompt versions", icon=":material/history:", url_path="prompts"),
+        st.Page("pages/compare.py", title="Compare A/B", icon=":material/compare:", url_path="compare"),
         st.Page("pages/metrics.py", title="Metrics", icon=":material/monitoring:", url_path="metrics"),
         st.Page("pages/duplicates.py", title="Near-duplicates", icon=":material/content_copy:",
                 url_path="duplicates"),
@@ -122,9 +192,7 @@ def filters_ui(dataset) -> "FilterSpec":
     and in the session, so it follows the user from page to page."""
     from synth.filters import FilterSpec
 
-    if "filters_spec" not in st.session_state:
-        st.session_state["filters_spec"] = FilterSpec.from_query(st.query_params.to_dict())
-    spec: FilterSpec = st.session_state["filters_spec"]
+    spec: FilterSpec = current_filters()
     items = dataset.items
     side = st.sidebar
     side.subheader("Filters")

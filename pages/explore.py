@@ -6,10 +6,10 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from pages.common import (dataset_ui, dropped_ui, filtered_ui, filters_ui, get_store, intrinsic_note, require_app,
-                          view_ui)
+from pages.common import (current_filters, dataset_ui, dropped_ui, filtered_ui, filters_ui, get_store, intrinsic_note,
+                          leave_presentation_ui, licence_ui, presentation_ui, require_app, view_ui)
 from synth import actions, plots, review, settings
-from synth.clustering import cluster_shares, name_clusters_with_llm
+from synth.clustering import cluster_shares, name_clusters_with_llm, typical_items
 from synth.coverage import collapse_alarms, coverage_report
 from synth.errors import SynthError
 from synth.export import export_bytes
@@ -154,7 +154,26 @@ def coverage_ui(dataset) -> None:
                    "collapsed below the real data.")
 
 
+def presentation_examples_ui(dataset, kept_ids: set, clusters: int = 6, per_cluster: int = 2) -> None:
+    """The largest clusters of the view, each with its most typical items, as plain text."""
+    items = dataset.items
+    mask = (items["item_id"].isin(kept_ids) & (items["run_role"] != "reference")).to_numpy()
+    typical = typical_items(items[mask], dataset.vectors[mask], per_cluster)
+    sizes = items[mask]["cluster"].value_counts()
+    st.subheader("What the data looks like")
+    for column, cluster in zip(st.columns(2) * (clusters // 2), list(dict.fromkeys(typical["cluster"]))[:clusters]):
+        with column.container(border=True):
+            rows = typical[typical["cluster"] == cluster]
+            st.markdown(f"**{rows['cluster_name'].iloc[0]}** · {sizes[cluster] / mask.sum():.0%} of the items")
+            for text in rows["text"]:
+                st.text(text)  # generated text is shown as text, never as markup
+    st.subheader("Models and their output licences")
+    for model in items[mask]["model"].dropna().unique():
+        licence_ui(model)
+
+
 st.title("Diversity map")
+presenting = presentation_ui()
 intrinsic_note()
 caption_slot = st.empty()
 summary_slot = st.container()
@@ -168,10 +187,18 @@ if dataset.items.empty:
     st.info("No items yet. Generate a batch on the Generate page or import a file with "
             "`python -m synth import FILE`.")
     st.stop()
-color_by, size_by, show_dropped = map_options_ui(len(dataset.items))
-params = layout_ui()
-clustering_ui()
-spec = filters_ui(dataset)
+if presenting:  # the choices made before, with every setting hidden
+    color_by, size_by, show_dropped = st.session_state.get("explore_color_by", "run"), "none", False
+    defaults = umap_params()
+    params = umap_params(int(st.session_state.get("explore_n_neighbors", defaults["n_neighbors"])),
+                         float(st.session_state.get("explore_min_dist", defaults["min_dist"])),
+                         int(st.session_state.get("explore_seed", defaults["seed"])))
+    spec = current_filters()
+else:
+    color_by, size_by, show_dropped = map_options_ui(len(dataset.items))
+    params = layout_ui()
+    clustering_ui()
+    spec = filters_ui(dataset)
 store = get_store()
 if st.session_state.pop("explore_name_request", False):
     with st.spinner("Naming clusters…"):
@@ -200,6 +227,8 @@ shown = points[points["item_id"].isin(kept_ids) & ~is_reference]
 reference = points[points["item_id"].isin(kept_ids) & is_reference]
 dropped = points[~points["item_id"].isin(kept_ids)] if show_dropped else None
 fig = plots.map_figure(shown, color_by, dropped=dropped, reference=reference, size_by=size_by)
+if presenting:
+    fig.update_layout(height=760, font={"size": 18}, dragmode="pan")
 event = map_slot.plotly_chart(fig, on_select="rerun", selection_mode=("points", "box", "lasso"),
                               key="explore_map", width="stretch")
 st.session_state["explore_map_drawn"] = True
@@ -234,6 +263,10 @@ for col, (name, row) in zip(summary_slot.columns(len(SUMMARY)), compact.iterrows
     after = "—" if pd.isna(row["after"]) else f"{row['after']:.3g}"
     delta = None if pd.isna(row["delta"]) or spec.is_empty() else f"{row['delta']:+.3g}"
     col.metric(name, after, delta, delta_color={1: "normal", -1: "inverse", 0: "off"}[METRICS[name].direction])
+if presenting:
+    presentation_examples_ui(dataset, kept_ids)
+    leave_presentation_ui()
+    st.stop()
 dropped_ui(filtered)
 selected = plots.selected_item_ids(event.get("selection") if event else None)
 if selected:

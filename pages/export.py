@@ -1,4 +1,5 @@
-"""Export: the filtered view, with provenance, as JSONL, CSV or Parquet."""
+"""Export: the filtered (or accepted) set with provenance, as files, a Hugging Face dataset folder,
+or a standalone HTML report for stakeholders."""
 
 from __future__ import annotations
 
@@ -6,9 +7,32 @@ import streamlit as st
 
 from pages.common import dataset_ui, dropped_ui, filters_ui, get_store, require_app, view_ui
 from synth.errors import SynthError
-from synth.export import EXPORT_FORMATS, export_bytes
+from synth.export import EXPORT_FORMATS, export_bytes, export_dataset_zip
+from synth.licences import DISCLAIMER, notes_table
+from synth.report import build_report
 
 require_app()
+
+HF_FOLDER = "Hugging Face dataset folder (.zip)"
+SETS = {"filtered": "Everything the filters keep", "accepted": "Only accepted or edited items the filters keep"}
+
+
+@st.cache_data(max_entries=4, show_spinner="Preparing the export…")
+def export_cached(db_path: str, data_version: tuple, ids: tuple, fmt: str) -> tuple[bytes, str]:
+    if fmt == HF_FOLDER:
+        return export_dataset_zip(get_store(), item_ids=list(ids)), "synth-dataset.zip"
+    return export_bytes(get_store(), fmt, item_ids=list(ids)), f"synth-export{fmt}"
+
+
+def licences_ui(items) -> None:
+    """The licence notes of every model that made an item in the set."""
+    st.subheader("Licence notes of the generating models")
+    notes = notes_table(items["model"].tolist())
+    st.dataframe(notes[["model", "training_use", "licence", "summary", "source"]], hide_index=True,
+                 width="stretch", column_config={"source": st.column_config.LinkColumn()})
+    st.caption(DISCLAIMER + " The notes go into the dataset card and the report; every exported row "
+               "carries its model and `model_training_use`.")
+
 
 st.title("Export")
 st.caption("Every item leaves with its provenance: model (for licence questions), prompt and its "
@@ -19,17 +43,42 @@ if dataset.items.empty:
     st.stop()
 spec = filters_ui(dataset)
 view = view_ui(spec)
-ids = view.result.kept_ids
-st.write(f"{len(ids)} of {len(dataset.items)} items in the filtered view.")
+which = st.radio("Items", list(SETS), format_func=SETS.get, horizontal=True, key="export_set")
+kept = dataset.items[dataset.items["item_id"].isin(set(view.result.kept_ids))]
+if which == "accepted":
+    kept = kept[kept["status"].isin(["accepted", "edited"])]
+ids = kept["item_id"].tolist()
+st.write(f"{len(ids)} of {len(dataset.items)} items in the set.")
 dropped_ui(view.result)
-fmt = st.radio("Format", list(EXPORT_FORMATS), horizontal=True, key="export_format")
-if ids:
-    try:
-        data = export_bytes(get_store(), fmt, item_ids=ids)
-    except SynthError as exc:
-        st.error(str(exc))
-    else:
-        st.download_button(f"Download {len(ids)} items ({fmt})", data, file_name=f"synth-export{fmt}",
-                           key="export_download")
+if not ids:
+    st.info("No item is in this set: loosen the filters" + (", or accept items on the Review page."
+                                                             if which == "accepted" else "."))
+    st.stop()
+
+fmt = st.radio("Format", [*EXPORT_FORMATS, HF_FOLDER], horizontal=True, key="export_format",
+               help="The Hugging Face folder holds data/train.parquet and a README.md dataset card (models, "
+                    "prompts, parameters, counts, metrics and licence notes); load it with "
+                    "datasets.load_dataset(folder).")
+store = get_store()
+try:
+    data, name = export_cached(store.path, store.data_version(), tuple(ids), fmt)
+except SynthError as exc:
+    st.error(str(exc))
 else:
-    st.info("The filters drop every item: loosen them to export something.")
+    st.download_button(f"Download {len(ids)} items ({fmt})", data, file_name=name, key="export_download")
+licences_ui(kept)
+
+st.subheader("Stakeholder report")
+st.caption("One HTML file with the map, the metrics, example items, the prompts and the licence notes. "
+           "It needs no server and no network: send it or open it anywhere.")
+title = st.text_input("Title", "Synthetic data report", key="export_report_title")
+if st.button("Build the report", key="export_report_build"):
+    with st.spinner("Building the report…"):
+        try:
+            st.session_state["export_report"] = (tuple(ids), build_report(get_store(), item_ids=ids, title=title))
+        except SynthError as exc:
+            st.error(str(exc))
+report = st.session_state.get("export_report")
+if report and report[0] == tuple(ids):
+    st.download_button(f"Download the report ({len(report[1]) / 1e6:.1f} MB)", report[1].encode("utf-8"),
+                       file_name="synth-report.html", mime="text/html", key="export_report_download")

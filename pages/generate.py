@@ -5,8 +5,8 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from pages.common import get_store, require_app
-from synth import providers, settings
+from pages.common import get_store, licence_ui, require_app
+from synth import providers, settings, versions
 from synth.errors import SynthError
 from synth.generation import RunConfig, template_fields
 from synth.pipeline import generate_run, import_run
@@ -106,6 +106,7 @@ def model_ui() -> dict:
         "API base (optional)", key="generate_api_base",
         help="An OpenAI-compatible server: Ollama (http://localhost:11434 with ollama/<model>) or "
              "vLLM / llama.cpp (http://host:8000/v1 with openai/<model>).")
+    licence_ui(model.strip() or settings.get("default_model"), api_base.strip() or None, st.sidebar)
     return {"model": model.strip(), "api_base": api_base.strip() or None}
 
 
@@ -226,6 +227,54 @@ def judge_ui(model: str) -> dict | None:
         return {"model": judge_model, "rubric": Rubric.from_text(rubric).to_dict()}
 
 
+def load_version_ui(store, prompt_name: str) -> None:
+    """Put a saved version's template, system prompt, variables and parameters into the widgets;
+    the next version made from them names it as its parent."""
+    found = versions.list_versions(store, prompt_name)
+    if not found:
+        return
+    with st.expander(f"Start from a saved version of {prompt_name}"):
+        by_title = {v.title: v for v in found}
+        title = st.selectbox("Version", list(by_title), index=len(by_title) - 1, key="generate_load_version")
+        if not st.button("Load this version", key="generate_load_version_button"):
+            return
+        v = by_title[title]
+        state = st.session_state
+        technique = v.params.get("technique", "sampling")
+        state["generate_technique"] = technique
+        state["generate_template" if technique == "sampling" else f"generate_template_{technique}"] = v.template
+        state["generate_system"] = v.system_prompt
+        for name, values in v.variables.items():
+            state[f"generate_var_{name}"] = "\n".join(values)
+        for field in ("model", "temperature", "max_tokens", "sampling_mode", "k_examples", "k_avoid"):
+            if v.params.get(field) is not None:
+                state[STATE_KEYS[field]] = float(v.params[field]) if field == "temperature" else v.params[field]
+        state["generate_top_p"] = float(v.params.get("top_p") or 1.0)
+        state["generate_examples"] = "\n\n".join(v.params.get("examples") or [])
+        state["generate_prompt_parent"] = (v.name, v.prompt_id)
+        st.rerun()
+
+
+def version_ui(store, config: RunConfig) -> None:
+    """Which saved version this setup is, or which new version it would make and how it differs."""
+    try:
+        preview = versions.preview_version(store, config)
+    except SynthError:
+        return  # the form is incomplete; Generate says what is missing
+    if preview.existing:
+        st.caption(f"Prompt version: **{preview.existing.title}** ({preview.existing.n_runs} runs so far).")
+        return
+    origin = f", edited from {preview.parent.title}" if preview.parent else ""
+    st.caption(f"Generating (or saving) makes a **new version** of {config.prompt_name}{origin}: "
+               f"changed {', '.join(preview.changes)}.")
+    with st.expander("What changed"):
+        st.code(preview.diff or "(no difference)", language="diff")
+    if st.button("Save this version without running it", key="generate_save_version"):
+        saved = versions.save_version(store, config)
+        st.toast(f"Saved {saved.title}.")
+        st.rerun()
+
+
 st.title("Generate")
 defaults_ui()
 load_recipe_ui()
@@ -238,7 +287,8 @@ settings_ = {**(model_ui() if uses_llm else {}), **params_ui(uses_llm)}
 if settings_.get("top_p") == 1.0:
     settings_["top_p"] = None  # 1.0 is no nucleus cut: leave it out of the call
 settings_["prompt_name"] = st.text_input("Prompt name", key="generate_prompt_name",
-                                         help="Changing the template under the same name makes a new prompt version.")
+                                         help="Changing the template, system prompt, variables or parameters under the same name "
+                                              "makes a new version (see Prompt versions).")
 try:
     if technique == "sampling":
         settings_.update(sampling_ui(store))
@@ -254,7 +304,15 @@ except SynthError as exc:
     st.error(str(exc))
     st.stop()
 settings_["run_name"] = st.text_input("Run name (optional)", key="generate_run_name") or None
+if technique != "symbolic":
+    load_version_ui(store, settings_["prompt_name"])
+    settings_["version_label"] = st.text_input("Version name (optional)", key="generate_version_label",
+                                               help="Name the prompt version this run makes or uses.") or None
+    parent = st.session_state.get("generate_prompt_parent")
+    settings_["prompt_parent"] = parent[1] if parent and parent[0] == settings_["prompt_name"] else None
 config = RunConfig(technique=technique, **settings_)
+if technique != "symbolic":
+    version_ui(store, config)
 
 go, save = st.columns([1, 3])
 run_clicked = go.button("Generate", type="primary", key="generate_button")

@@ -296,3 +296,113 @@ def test_explore_shows_coverage_against_reference_data(demo_store, tmp_path):
     spec = _figure(at)
     assert any(t["name"] == "reference (real)" and t["marker"]["color"] == "#7F7F7F" for t in spec["data"])
     assert at.button(key="explore_fill_gap") is not None
+
+
+def test_generate_page_shows_the_models_licence_and_the_prompt_version(store):
+    at = open_app()
+    at.switch_page("pages/generate.py").run()
+    assert not at.exception
+    assert any("Output licence: allowed" in c.value and "Apache-2.0" in c.value for c in at.sidebar.caption)
+    at.text_input(key="generate_model").set_value("openai/gpt-4o-mini").run()
+    assert any("forbidden for competing models" in w.value for w in at.sidebar.warning)
+    at.text_input(key="generate_model").set_value("someprovider/new-model").run()
+    assert any("Output licence: unknown" in i.value for i in at.sidebar.info)
+    at.text_input(key="generate_model").set_value("local/smollm2-135m").run()
+    assert any("new version" in c.value and "new prompt" in c.value for c in at.caption)
+    at.text_input(key="generate_version_label").set_value("first-try").run()
+    at.button(key="generate_save_version").click().run()
+    assert not at.exception
+    from synth.versions import list_versions
+
+    saved = list_versions(store, "reviews")
+    assert [(v.version, v.label, v.n_runs) for v in saved] == [(1, "first-try", 0)]
+    assert any("Prompt version: **reviews v1 (first-try)**" in c.value for c in at.caption)
+    at.slider(key="generate_temperature").set_value(1.3).run()
+    assert any("changed temperature" in c.value for c in at.caption)
+
+
+def test_prompts_page_lists_versions_with_diffs_names_and_trends(demo_store):
+    from synth.versions import list_versions, prompt_names
+
+    name = next(n for n in prompt_names(demo_store) if len(list_versions(demo_store, n)) == 2)
+    at = open_app()
+    at.switch_page("pages/prompts.py").run()
+    at.selectbox(key="prompts_name").set_value(name).run()
+    assert not at.exception
+    assert len(at.dataframe[0].value) == 2
+    v2 = list_versions(demo_store, name)[1]
+    assert at.code[0].value == v2.diff.rstrip("\n") and v2.diff.startswith(f"--- {name} v1\n+++ {name} v2\n")
+    at.text_input(key="prompts_label").set_value("the second")
+    next(b for b in at.button if b.label == "Save name").click().run()
+    assert not at.exception
+    assert list_versions(demo_store, name)[1].label == "the second"
+    assert len(charts(at)) == 1
+    trends = at.dataframe[-1].value
+    assert trends["version"].tolist() == [1, 2]
+
+
+def test_compare_page_two_runs_side_by_side(demo_store):
+    runs = demo_store.runs()
+    at = open_app()
+    at.switch_page("pages/compare.py").run()
+    at.selectbox(key="compare_a").set_value(runs["run_id"].iloc[0])
+    at.selectbox(key="compare_b").set_value(runs["run_id"].iloc[1]).run()
+    assert not at.exception and not at.error
+    metrics = at.dataframe[0].value
+    metrics = metrics.data if hasattr(metrics, "data") else metrics
+    assert set(metrics["change"]) <= {"", "better", "worse", "same"} and len(metrics) == len(METRIC_NAMES)
+    assert len(charts(at)) == 2  # one map coloured by side, the cluster shares
+    assert any("Not a controlled pair" in w.value for w in at.warning)
+
+
+def test_compare_page_runs_a_new_version_on_the_same_samples(store, server):
+    from synth.generation import RunConfig
+    from synth.pipeline import generate_run
+    from synth.versions import save_version
+
+    cfg = dict(template="Describe {topic}.", variables={"topic": ["tea", "rain", "owls"]}, n=3,
+               model="openai/test-model", api_base=server.api_base, max_tokens=20, prompt_name="explain")
+    generate_run(store, RunConfig(**cfg))
+    v2 = save_version(store, RunConfig(**{**cfg, "template": "Explain {topic} to a child."}))
+    v1_id = store.prompts("explain")["prompt_id"].iloc[0]
+    at = open_app()
+    at.switch_page("pages/compare.py").run()
+    at.selectbox(key="compare_a").set_value(v1_id)
+    at.selectbox(key="compare_b").set_value(v2.prompt_id).run()
+    at.button(key="compare_run").click().run()
+    assert not at.exception and not at.error
+    assert any("Paired: the same n (3)" in s.value for s in at.success)
+    assert store.prompts("explain")["n_runs"].tolist() == [1, 1]
+
+
+def test_export_page_offers_a_dataset_folder_licences_and_a_report(demo_store):
+    at = open_app()
+    at.switch_page("pages/export.py").run()
+    at.radio(key="export_format").set_value("Hugging Face dataset folder (.zip)").run()
+    assert not at.exception
+    assert "Download" in at.get("download_button")[0].proto.label
+    notes = at.dataframe[-1].value
+    assert set(notes["model"]) == set(demo_store.items()["model"].fillna("(none)"))
+    at.button(key="export_report_build").click().run()
+    assert not at.exception
+    labels = [b.proto.label for b in at.get("download_button")]
+    assert any(label.startswith("Download the report (") for label in labels)
+    at.radio(key="export_set").set_value("accepted").run()
+    accepted = int(demo_store.items()["status"].isin(["accepted", "edited"]).sum())
+    assert any(f"{accepted} of {demo_store.count_items()} items in the set" in m.value for m in at.markdown) or \
+        (accepted == 0 and any("No item is in this set" in i.value for i in at.info))
+
+
+def test_presentation_mode_hides_the_settings(demo_store):
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)
+    at.query_params["present"] = "1"
+    at.run()
+    assert not at.exception
+    assert at.title[0].value == "Diversity map"
+    assert len(charts(at)) == 1
+    assert len(at.sidebar.selectbox) == 0 and len(at.sidebar.multiselect) == 0 and len(at.sidebar.button) == 0
+    assert len(at.metric) >= 4
+    assert any("Leave presentation mode" == b.label for b in at.button)
+    at.button(key="common_unpresent").click().run()
+    assert "present" not in at.query_params
+    assert at.sidebar.selectbox(key="explore_color_by") is not None

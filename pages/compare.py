@@ -1,0 +1,117 @@
+"""Compare A/B: two runs or two prompt versions, metric by metric, on one map, item by item."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from pages.common import get_store, intrinsic_note, licence_ui, require_app
+from synth import plots, settings
+from synth.compare import compare_refs, resolve_side
+from synth.errors import SynthError
+from synth.versions import list_versions
+
+require_app()
+
+VERDICT_COLOURS = {"better": "color: #1a7f37; font-weight: 600", "worse": "color: #cf222e; font-weight: 600"}
+
+
+@st.cache_data(max_entries=8, show_spinner="Comparing…")
+def compare_cached(db_path: str, data_version: tuple, a: str, b: str):
+    return compare_refs(get_store(), a, b)
+
+
+def choices_ui(store) -> dict[str, str]:
+    """Every run and every prompt version, by id, with a readable name."""
+    runs = store.runs()
+    options = {r.run_id: f"run · {r.name} ({r.n_items} items)" for r in runs.itertuples()}
+    options.update({v.prompt_id: f"version · {v.title}" + ("" if v.n_runs else " (never run)")
+                    for v in list_versions(store)})
+    return options
+
+
+def show(result) -> None:
+    p = result.pairing
+    for side, letter in ((result.a, "A"), (result.b, "B")):
+        st.markdown(f"**{side['label']}** · run `{side['run_id']}` · {side['n_items']} items · {side['model']}")
+    if p["paired"]:
+        st.success(f"Paired: the same n ({p['n']}), the same seed and the same variable values for every item.")
+    else:
+        st.warning(f"Not a controlled pair: same n {p['same_n']}, same seed {p['same_seed']}, the same "
+                   f"variable values for {p['same_samples']} of {p['n']} items. Differences may come from "
+                   "the draw, not the prompt: compare two versions to run them on the same samples.")
+    if result.made:
+        st.caption(f"Runs made for this comparison: {', '.join(result.made)}")
+    st.subheader("Metrics, B against A")
+    table = result.metrics.rename(columns={"a": "A", "b": "B", "delta": "B − A"})
+    st.dataframe(table.style.map(lambda v: VERDICT_COLOURS.get(v, ""), subset=["change"])
+                 .format({"A": "{:.4g}", "B": "{:.4g}", "B − A": "{:+.4g}"}, na_rep="—"),
+                 hide_index=True, width="stretch", height=36 * (len(table) + 1))
+    if result.points is not None and len(result.points):
+        st.subheader("Both on one map")
+        st.plotly_chart(plots.map_figure(result.points, "side"), key="compare_map", width="stretch")
+    st.subheader("Cluster shares, A → B")
+    st.plotly_chart(plots.share_difference_figure(result.clusters), key="compare_clusters", width="stretch")
+    st.dataframe(result.clusters, hide_index=True, width="stretch",
+                 column_config={c: st.column_config.NumberColumn(format="percent")
+                                for c in ("share_a", "share_b", "difference")})
+    st.subheader("Items side by side")
+    samples = result.samples.assign(variables=result.samples["variables"].map(
+        lambda v: ", ".join(f"{k}={x}" for k, x in sorted(v.items())) if isinstance(v, dict) else ""))
+    st.dataframe(samples.rename(columns={"text_a": "A", "text_b": "B"}), hide_index=True, width="stretch")
+
+
+st.title("Compare A/B")
+intrinsic_note()
+store = get_store()
+options = choices_ui(store)
+if len(options) < 2:
+    st.info("Comparing needs two runs or two prompt versions. Generate a batch on the Generate page, "
+            "change the prompt, and generate again.")
+    st.stop()
+ids = list(options)
+left, right = st.columns(2)
+a = left.selectbox("A", ids, index=max(0, len(ids) - 2) if ids[-1] in set(store.runs()["run_id"]) else 0,
+                   format_func=options.get, key="compare_a")
+b = right.selectbox("B", ids, index=len(ids) - 1, format_func=options.get, key="compare_b")
+try:
+    sides = [resolve_side(store, a), resolve_side(store, b)]
+except SynthError as exc:
+    st.error(str(exc))
+    st.stop()
+for column, side in zip((left, right), sides):
+    if side.version is not None:
+        licence_ui(side.version.params.get("model"), None, column)
+
+if a == b:
+    st.info("Choose two different runs or versions.")
+    st.stop()
+if all(s.kind == "run" for s in sides):
+    try:
+        show(compare_cached(store.path, store.data_version(), a, b))
+    except SynthError as exc:
+        st.error(str(exc))
+    st.stop()
+
+st.caption("A version that must run for the comparison runs on the other side's samples, seed and n, "
+           "and a paired run made earlier is reused: both sides then differ only by the prompt.")
+fresh = st.checkbox("Run both versions again, with this n and seed", key="compare_fresh")
+n_col, seed_col = st.columns(2)
+n = n_col.number_input("Items per version", 1, 1000, settings.DEFAULT_COMPARE_N, key="compare_n", disabled=not fresh,
+                       help="Without a fresh run, A's newest run sets n (or this, if A has never run).")
+seed = seed_col.number_input("Seed", 0, 2**31 - 1, settings.DEFAULT_SEED, key="compare_seed", disabled=not fresh)
+if st.button("Run and compare", type="primary", key="compare_run"):
+    progress = st.progress(0.0, text="Running the versions…")
+    try:
+        result = compare_refs(store, a, b, n=int(n) if fresh else None, seed=int(seed) if fresh else None,
+                              fresh=fresh,
+                              on_item=lambda item, i, total: progress.progress(min(1.0, (i + 1) / total),
+                                                                                text=f"{i + 1} of {total} items"))
+    except SynthError as exc:
+        progress.empty()
+        st.error(str(exc))
+    else:
+        progress.empty()
+        st.session_state["compare_result"] = (a, b, result)
+kept = st.session_state.get("compare_result")
+if kept and kept[:2] == (a, b):
+    show(kept[2])

@@ -1,0 +1,80 @@
+"""Prompt versions: what changed from version to version, names, and metrics across versions."""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from pages.common import get_store, intrinsic_note, require_app
+from synth import plots, versions
+from synth.errors import SynthError
+from synth.metrics import METRIC_NAMES
+
+require_app()
+
+
+@st.cache_data(max_entries=8, show_spinner="Measuring every version's runs…")
+def load_trends(db_path: str, data_version: tuple, name: str):
+    return versions.version_trends(get_store(), name)
+
+
+st.title("Prompt versions")
+st.caption("Every change of template, system prompt, variables or parameters is saved as a new version "
+           "with its diff from the version it was edited from. Name the versions worth keeping; compare "
+           "two of them on the Compare A/B page.")
+store = get_store()
+names = versions.prompt_names(store)
+if not names:
+    st.info("No prompt versions yet. Generate a batch (or save a version) on the Generate page.")
+    st.stop()
+name = st.selectbox("Prompt", names, key="prompts_name")
+found = versions.list_versions(store, name)
+table = pd.DataFrame([{"version": v.version, "name": v.label or "", "changed": ", ".join(v.changes),
+                       "runs": v.n_runs, "model": v.params.get("model", ""),
+                       "temperature": v.params.get("temperature"), "created": v.created_at[:19],
+                       "id": v.prompt_id} for v in found])
+st.dataframe(table, hide_index=True, width="stretch")
+
+by_title = {v.title: v for v in found}
+left, right = st.columns(2)
+chosen = by_title[left.selectbox("Version", list(by_title), index=len(by_title) - 1, key="prompts_version")]
+others = ["its parent"] + [t for t in by_title if t != chosen.title]
+against = right.selectbox("Diff against", others, key="prompts_against")
+diff = chosen.diff if against == "its parent" else versions.diff_between(by_title[against], chosen)
+st.markdown(f"**{chosen.title}** · changed: {', '.join(chosen.changes) or 'nothing'}")
+st.code(diff or "(no difference)", language="diff")
+with st.expander("The whole version"):
+    st.code(chosen.template, language=None)
+    if chosen.system_prompt:
+        st.caption("System prompt")
+        st.code(chosen.system_prompt, language=None)
+    st.json({"variables": chosen.variables, "parameters": chosen.params})
+
+with st.form("prompts_name_form"):
+    label = st.text_input("Name this version", chosen.label or "", key="prompts_label",
+                          help="A short name such as 'shorter-system-prompt'; leave empty to clear it.")
+    if st.form_submit_button("Save name"):
+        try:
+            renamed = versions.name_version(store, chosen.prompt_id, label)
+        except SynthError as exc:
+            st.error(str(exc))
+        else:
+            st.toast(f"Saved: {renamed.title}")
+            st.rerun()
+
+st.subheader("Metrics across versions")
+intrinsic_note()
+try:
+    trends = load_trends(store.path, store.data_version(), name)
+except SynthError as exc:
+    st.error(str(exc))
+    st.stop()
+if trends.empty:
+    st.info("No version of this prompt has a run yet: generate with it to see its metrics.")
+    st.stop()
+shown = st.multiselect("Metrics", list(METRIC_NAMES), [m for m in versions.TREND_METRICS[:4]],
+                       key="prompts_metrics")
+if shown:
+    st.plotly_chart(plots.trend_figure(trends, shown), key="prompts_trends", width="stretch")
+st.caption("Each point is the mean over the version's runs; hover to see what changed.")
+st.dataframe(trends.drop(columns=["prompt_id"]), hide_index=True, width="stretch")
