@@ -8,6 +8,7 @@ from pages.common import get_store, intrinsic_note, licence_ui, require_app
 from synth import plots, settings
 from synth.compare import compare_refs, resolve_side
 from synth.errors import SynthError
+from synth.export import literal_markdown
 from synth.versions import list_versions
 
 require_app()
@@ -32,7 +33,7 @@ def choices_ui(store) -> dict[str, str]:
 def show(result) -> None:
     p = result.pairing
     for side, letter in ((result.a, "A"), (result.b, "B")):
-        st.markdown(f"**{side['label']}** · run `{side['run_id']}` · {side['n_items']} items · {side['model']}")
+        st.markdown(f"**{literal_markdown(side['label'])}** · run `{side['run_id']}` · {side['n_items']} items · {side['model']}")
     if p["paired"]:
         st.success(f"Paired: the same n ({p['n']}), the same seed and the same variable values for every item.")
     else:
@@ -69,10 +70,11 @@ if len(options) < 2:
             "change the prompt, and generate again.")
     st.stop()
 ids = list(options)
+run_count = len(store.runs())  # runs come first: by default, the two newest runs
+first, second = (run_count - 2, run_count - 1) if run_count >= 2 else (0, 1)
 left, right = st.columns(2)
-a = left.selectbox("A", ids, index=max(0, len(ids) - 2) if ids[-1] in set(store.runs()["run_id"]) else 0,
-                   format_func=options.get, key="compare_a")
-b = right.selectbox("B", ids, index=len(ids) - 1, format_func=options.get, key="compare_b")
+a = left.selectbox("A", ids, index=first, format_func=options.get, key="compare_a")
+b = right.selectbox("B", ids, index=second, format_func=options.get, key="compare_b")
 try:
     sides = [resolve_side(store, a), resolve_side(store, b)]
 except SynthError as exc:

@@ -12,7 +12,7 @@ from synth import actions, plots, review, settings
 from synth.clustering import cluster_shares, name_clusters_with_llm, typical_items
 from synth.coverage import collapse_alarms, coverage_report
 from synth.errors import SynthError
-from synth.export import export_bytes
+from synth.export import export_bytes, literal_markdown
 from synth.metrics import METRICS, nearest_neighbour_similarity
 from synth.pipeline import generate_run, map_points
 from synth.projection import pending_layouts, refit_layout, umap_params
@@ -164,7 +164,7 @@ def presentation_examples_ui(dataset, kept_ids: set, clusters: int = 6, per_clus
     for column, cluster in zip(st.columns(2) * (clusters // 2), list(dict.fromkeys(typical["cluster"]))[:clusters]):
         with column.container(border=True):
             rows = typical[typical["cluster"] == cluster]
-            st.markdown(f"**{rows['cluster_name'].iloc[0]}** · {sizes[cluster] / mask.sum():.0%} of the items")
+            st.markdown(f"**{literal_markdown(rows['cluster_name'].iloc[0])}** · {sizes[cluster] / mask.sum():.0%} of the items")
             for text in rows["text"]:
                 st.text(text)  # generated text is shown as text, never as markup
     st.subheader("Models and their output licences")

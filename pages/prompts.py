@@ -8,6 +8,7 @@ import streamlit as st
 from pages.common import get_store, intrinsic_note, require_app
 from synth import plots, versions
 from synth.errors import SynthError
+from synth.export import literal_markdown
 from synth.metrics import METRIC_NAMES
 
 require_app()
@@ -41,7 +42,7 @@ chosen = by_title[left.selectbox("Version", list(by_title), index=len(by_title) 
 others = ["its parent"] + [t for t in by_title if t != chosen.title]
 against = right.selectbox("Diff against", others, key="prompts_against")
 diff = chosen.diff if against == "its parent" else versions.diff_between(by_title[against], chosen)
-st.markdown(f"**{chosen.title}** · changed: {', '.join(chosen.changes) or 'nothing'}")
+st.markdown(f"**{literal_markdown(chosen.title)}** · changed: {', '.join(chosen.changes) or 'nothing'}")
 st.code(diff or "(no difference)", language="diff")
 with st.expander("The whole version"):
     st.code(chosen.template, language=None)

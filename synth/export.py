@@ -296,7 +296,7 @@ def _card_summary(frame: pd.DataFrame, runs: pd.DataFrame, title: str) -> str:
     span = f" on {first}" if first == last else f" between {first} and {last}"
     real = int((frame["run_role"] == "reference").sum())
     reference = f" ({real} of them real data imported for reference)" if real else ""
-    return (f"# {_inline(title)}\n\n"
+    return (f"# {literal_markdown(title)}\n\n"
             f"{len(frame)} text items{reference} from {len(runs)} run{'s' * (len(runs) != 1)} made with "
             f"Synth Studio{span}, "
             f"exported on {datetime.now(timezone.utc).date().isoformat()}. Every row carries its "
@@ -326,7 +326,7 @@ def _card_licences(frame: pd.DataFrame) -> str:
             "unknown. This card sets no licence of its own (`license: other`): the dataset's owner "
             "decides one within these terms.\n\n"
             + _table(["model", "maker", "licence", "training use", "summary", "source"], rows)
-            + f"\n\n{_inline(licences.DISCLAIMER)}")
+            + f"\n\n{literal_markdown(licences.DISCLAIMER)}")
 
 
 def model_notes(frame: pd.DataFrame) -> pd.DataFrame:
@@ -350,7 +350,7 @@ def _card_prompts(frame: pd.DataFrame) -> str:
     parts = ["## Prompts\n\nEach prompt version that made an exported item, verbatim."]
     for p in used.itertuples():
         variables = json.dumps(p.prompt_variables or {}, ensure_ascii=False, indent=2, sort_keys=True)
-        parts.append(f"### {_inline(p.prompt_name)}, version {p.prompt_version}\n\n"
+        parts.append(f"### {literal_markdown(p.prompt_name)}, version {p.prompt_version}\n\n"
                      f"Template:{_code(p.template)}\n\n"
                      f"System prompt:{_code(p.system_prompt) if p.system_prompt else ' (none)'}\n\n"
                      f"Variables:{_code(variables, 'json')}")
@@ -376,7 +376,7 @@ def _card_metrics(values: dict, params: dict) -> str:
                          "value": [_number(values.get(name)) for name in METRICS],
                          "help": [info.help for info in METRICS.values()]})
     near = params.get("near_duplicate_rate", {})
-    how = (f"Embeddings by `{_inline(near.get('embed_model', ''))}`; near-duplicate cosine threshold "
+    how = (f"Embeddings by `{literal_markdown(near.get('embed_model', ''))}`; near-duplicate cosine threshold "
            f"{near.get('threshold')}. Empty values could not be computed for this set."
            if near else "Empty values could not be computed for this set.")
     return ("## Metrics of the exported set\n\n"
@@ -410,10 +410,10 @@ def _cell(value) -> str:
     """A value as inert table text: no HTML, no markdown, no line breaks, no column breaks."""
     if value is None or (isinstance(value, float) and value != value):
         return ""
-    return _inline(" ".join(str(value).split()))
+    return literal_markdown(" ".join(str(value).split()))
 
 
-def _inline(text: str) -> str:
+def literal_markdown(text: str) -> str:
     """``text`` shown literally in markdown and in a table cell: HTML escaped, and the characters
     that make emphasis, links, code or column breaks backslash-escaped."""
     return re.sub(r"([\\`*_\[\]|~])", r"\\\1", html.escape(str(text), quote=False))

@@ -236,12 +236,18 @@ def _metrics(store: DuckStore, facts: _Facts, subset: bool) -> str:
                     + "".join(cells) + "</tr>")
     scope = ("measured on the items chosen for this report, run by run" if subset
              else "of each run as a whole")
-    return (f'<section id="metrics"><h2>Metrics per run</h2>'
-            f"<p>Every metric {scope}. &ldquo;Better&rdquo; says whether a higher or a lower value is better; "
-            f"&ldquo;neither&rdquo; marks figures that describe rather than judge. The best run on each metric "
-            f"is in bold.</p>"
-            f'<div class="scroll"><table class="metrics"><thead><tr><th>metric and what it means</th>'
-            f"<th>better</th>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table></div></section>")
+    return _table_section(
+        "metrics", "Metrics per run",
+        f"Every metric {scope}. &ldquo;Better&rdquo; says whether a higher or a lower value is better; "
+        "&ldquo;neither&rdquo; marks figures that describe rather than judge. The best run on each metric is in bold.",
+        f"<th>metric and what it means</th><th>better</th>{head}", rows)
+
+
+def _table_section(section_id: str, heading: str, intro: str, header: str, rows: list[str], after: str = "") -> str:
+    """A report section holding one scrolling table (``intro`` and ``header`` are HTML already)."""
+    return (f'<section id="{section_id}"><h2>{heading}</h2><p>{intro}</p>'
+            f'<div class="scroll"><table class="{section_id}"><thead><tr>{header}</tr></thead>'
+            f"<tbody>{''.join(rows)}</tbody></table></div>{after}</section>")
 
 
 def _examples(store: DuckStore, facts: _Facts, per_group: int) -> str:
@@ -341,13 +347,12 @@ def _licences(provenance: pd.DataFrame) -> str:
         rows.append(f'<tr data-model="{_e(note["model"])}"><td><code>{_e(note["model"])}</code></td>'
                     f'<td>{_e(note["maker"])}</td><td>{_e(note["licence"])}</td><td>{_e(note["training_use"])}</td>'
                     f"<td>{_e(note['summary'])}</td><td>{link}</td></tr>")
-    return (f'<section id="licences"><h2>Models and their terms</h2>'
-            f"<p>What the makers of the models that wrote these items say about using their outputs, in "
-            f"particular for training other models.</p>"
-            f'<div class="scroll"><table class="licences"><thead><tr><th>model</th><th>maker</th><th>licence</th>'
-            f"<th>training on outputs</th><th>summary</th><th>source</th></tr></thead>"
-            f"<tbody>{''.join(rows)}</tbody></table></div>"
-            f'<p class="note" id="disclaimer">{_e(DISCLAIMER)}</p></section>')
+    return _table_section(
+        "licences", "Models and their terms",
+        "What the makers of the models that wrote these items say about using their outputs, in particular "
+        "for training other models.",
+        "<th>model</th><th>maker</th><th>licence</th><th>training on outputs</th><th>summary</th><th>source</th>",
+        rows, f'<p class="note" id="disclaimer">{_e(DISCLAIMER)}</p>')
 
 
 def _footer(store: DuckStore, facts: _Facts, made: str) -> str:

@@ -158,3 +158,26 @@ def test_a_recipe_loads_into_the_generate_page_and_runs(app_url, browser):
     page.get_by_text("Run support requests (grammar) saved", exact=False).first.wait_for(timeout=120_000)
     assert page.locator('[data-testid="stException"]').count() == 0
     page.close()
+
+
+def test_presentation_mode_is_clean_and_large(app_url, browser, tmp_path):
+    page = browser.new_page()
+    page.goto(app_url)
+    page.wait_for_selector(POINTS, timeout=180_000)
+    settle(page)
+    points = page.locator(POINTS).count()
+    page.get_by_role("button", name="Presentation mode").click()
+    page.get_by_role("heading", name="What the data looks like").wait_for(timeout=120_000)
+    page.wait_for_selector(POINTS, timeout=120_000)
+    page.screenshot(path=str(tmp_path / "present.png"), full_page=True)
+    assert "present=1" in page.url  # a link that opens straight into the presentation
+    assert page.locator('[data-testid="stSidebar"]').is_hidden()
+    assert page.locator('header[data-testid="stHeader"]').is_hidden()
+    size = page.evaluate("parseFloat(getComputedStyle(document.querySelector("
+                         "'[data-testid=\"stCaptionContainer\"]')).fontSize)")
+    assert size >= 20
+    assert page.locator(POINTS).count() == points >= _demo_count()  # the same map, every setting hidden
+    page.get_by_role("button", name="Leave presentation mode").click()
+    page.locator('[data-testid="stSidebar"]').wait_for(state="visible", timeout=60_000)
+    assert "present" not in page.url
+    page.close()
