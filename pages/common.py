@@ -65,8 +65,8 @@ PRESENTATION_CSS = """<style>
 .block-container { padding-top: 1.5rem; max-width: 1500px; }
 html, body, [data-testid="stMarkdownContainer"] p, [data-testid="stCaptionContainer"] { font-size: 22px; }
 h1 { font-size: 3rem !important; }
-[data-testid="stMetricValue"] { font-size: 3rem; }
-[data-testid="stMetricLabel"] p { font-size: 1.3rem; }
+[data-testid="stMetricValue"], [data-testid="stMetricValue"] * { font-size: 3rem !important; }
+[data-testid="stMetricLabel"] p { font-size: 1.1rem; }
 [data-testid="stText"] { font-family: inherit; font-size: 20px; white-space: pre-wrap; }
 </style>"""
 

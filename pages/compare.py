@@ -37,8 +37,9 @@ def show(result) -> None:
     if p["paired"]:
         st.success(f"Paired: the same n ({p['n']}), the same seed and the same variable values for every item.")
     else:
-        st.warning(f"Not a controlled pair: same n {p['same_n']}, same seed {p['same_seed']}, the same "
-                   f"variable values for {p['same_samples']} of {p['n']} items. Differences may come from "
+        yes = {True: "yes", False: "no"}
+        st.warning(f"Not a controlled pair: same n {yes[p['same_n']]}, same seed {yes[p['same_seed']]}, the "
+                   f"same variable values for {p['same_samples']} of {p['n']} items. Differences may come from "
                    "the draw, not the prompt: compare two versions to run them on the same samples.")
     if result.made:
         st.caption(f"Runs made for this comparison: {', '.join(result.made)}")

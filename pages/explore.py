@@ -21,6 +21,9 @@ require_app()
 
 LIST_COLUMNS = ["text", "run_name", "prompt_label", "cluster_name", "model", "status", "judge_score", "item_id"]
 SUMMARY = ["count", "distinct_2", "vendi_score", "near_duplicate_rate", "cluster_entropy"]
+# The same figures in words, for presentation mode's audience.
+PLAIN_LABELS = {"count": "Items", "distinct_2": "Word-pair variety", "vendi_score": "Distinct items",
+                "near_duplicate_rate": "Near-duplicates", "cluster_entropy": "Topic spread"}
 NN_SIMILARITY_MAX = 20_000  # past this, the per-item nearest-neighbour colour is not offered
 
 
@@ -262,7 +265,8 @@ compact = view.comparison().set_index("metric").loc[SUMMARY]
 for col, (name, row) in zip(summary_slot.columns(len(SUMMARY)), compact.iterrows()):
     after = "—" if pd.isna(row["after"]) else f"{row['after']:.3g}"
     delta = None if pd.isna(row["delta"]) or spec.is_empty() else f"{row['delta']:+.3g}"
-    col.metric(name, after, delta, delta_color={1: "normal", -1: "inverse", 0: "off"}[METRICS[name].direction])
+    col.metric(PLAIN_LABELS[name] if presenting else name, after, delta, help=METRICS[name].help,
+               delta_color={1: "normal", -1: "inverse", 0: "off"}[METRICS[name].direction])
 if presenting:
     presentation_examples_ui(dataset, kept_ids)
     leave_presentation_ui()
