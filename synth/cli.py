@@ -210,6 +210,13 @@ def cmd_metrics(args: argparse.Namespace) -> int:
     return 0
 
 
+def _filtered(store, args: argparse.Namespace) -> list[str] | None:
+    """The items the app's filters keep, when --filters gives them (as in the app's address)."""
+    from synth.pipeline import filtered_ids
+
+    return filtered_ids(store, args.filters) if args.filters else None
+
+
 def cmd_export(args: argparse.Namespace) -> int:
     from synth.export import export_dataset, export_items
 
@@ -219,11 +226,13 @@ def cmd_export(args: argparse.Namespace) -> int:
     run_ids = [store.resolve_run(r) for r in args.run] if args.run else None
     status = "accepted" if args.accepted else args.status
     statuses = [s.strip() for s in status.split(",")] if status else None
+    item_ids = _filtered(store, args)
     if args.hf:
-        result = export_dataset(store, args.out, run_ids, statuses=statuses, min_score=args.min_score)
+        result = export_dataset(store, args.out, run_ids, statuses=statuses, min_score=args.min_score,
+                                item_ids=item_ids)
         _print(args, result, f"wrote {result['rows']} items and a dataset card to {result['out']}")
         return 0
-    n = export_items(store, args.out, run_ids, statuses=statuses, min_score=args.min_score)
+    n = export_items(store, args.out, run_ids, statuses=statuses, min_score=args.min_score, item_ids=item_ids)
     _print(args, {"out": args.out, "rows": n}, f"wrote {n} items to {args.out}")
     return 0
 
@@ -317,7 +326,8 @@ def cmd_map(args: argparse.Namespace) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     from synth.report import write_report
 
-    result = write_report(_store(args), args.out, run_ids=args.run, title=args.title)
+    store = _store(args)
+    result = write_report(store, args.out, run_ids=args.run, item_ids=_filtered(store, args), title=args.title)
     _print(args, result, f"wrote {result['n_items']} items to {result['out']} ({result['bytes'] / 1e6:.1f} MB)")
     return 0
 
@@ -417,6 +427,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--status", help="only these statuses, e.g. accepted,edited")
     e.add_argument("--accepted", action="store_true", help="only accepted items (same as --status accepted)")
     e.add_argument("--min-score", type=float, help="only items whose latest judge score is at least this")
+    e.add_argument("--filters", metavar="QUERY", help="the app's filters, as after '?' in its address, e.g. 'dedup=0.9&lmin=5'")
     e.set_defaults(func=cmd_export)
 
     mp = sub.add_parser("map", parents=[common], help="compute or refresh the map layout and clusters")
@@ -435,6 +446,7 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--out", required=True, help="FILE.html (opens offline in any browser)")
     rp.add_argument("--run", action="extend", nargs="+", help="run ids or names (repeatable; default: all)")
     rp.add_argument("--title", help="the report's title")
+    rp.add_argument("--filters", metavar="QUERY", help="the app's filters, as after '?' in its address, e.g. 'dedup=0.9&lmin=5'")
     rp.set_defaults(func=cmd_report)
 
     c = sub.add_parser("compare", parents=[common], help="A/B: two runs or prompt versions side by side")

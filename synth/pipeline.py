@@ -181,6 +181,20 @@ def filtered_view(store: DuckStore, spec: FilterSpec, threshold: float | None = 
     return View(dataset, result, before[0], after[0], before[1], after[1])
 
 
+def filtered_ids(store: DuckStore, query: str) -> list[str]:
+    """The ids of the items the filters keep, with the filters written as in the app's URL (the part
+    after ``?``, e.g. ``dedup=0.9&lmin=5``), so a shared view can be exported or reported."""
+    from urllib.parse import parse_qs
+
+    params = parse_qs(query.lstrip("?"), keep_blank_values=False)
+    spec = FilterSpec.from_query(params)
+    if spec.is_empty():
+        raise SynthError(f"No filter in {query!r}. Copy the part after '?' from the app's address, e.g. "
+                         "'dedup=0.9&lmin=5'.")
+    dataset = load_dataset(store)
+    return apply_filters(dataset.items, dataset.vectors, spec).kept_ids
+
+
 def refresh_map(store: DuckStore, params: dict | None = None, refit: bool = False,
                 cluster_method: str | None = None, k: int | None = None, min_cluster_size: int | None = None,
                 name_with: str | None = None, api_base: str | None = None) -> dict:

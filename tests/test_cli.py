@@ -279,3 +279,22 @@ def test_export_hf_folder(capsys, tmp_path, server):
     code, _, err = run(capsys, "export", "--db", db, "--out", str(tmp_path / "x"), "--hf", "--accepted",
                        "--status", "new")
     assert code == 1 and "--accepted or --status, not both" in err and not (tmp_path / "x").exists()
+
+
+def test_export_and_report_take_the_apps_filters(capsys, tmp_path, demo_store):
+    items = demo_store.items()
+    wanted = items[items["text"].str.contains("battery", case=False, regex=True)]
+    assert 0 < len(wanted) < len(items)
+    db = str(demo_store.path)
+    code, out, err = run(capsys, "export", "--db", db, "--out", str(tmp_path / "f.jsonl"), "--filters",
+                         "inc=battery", "--json")
+    assert code == 0, err
+    assert json.loads(out)["rows"] == len(wanted)
+    exported = pd.read_json(tmp_path / "f.jsonl", lines=True)
+    assert sorted(exported["item_id"]) == sorted(wanted["item_id"])
+    code, out, err = run(capsys, "report", "--db", db, "--out", str(tmp_path / "r.html"), "--filters",
+                         "?inc=battery", "--json")
+    assert code == 0, err
+    assert json.loads(out)["n_items"] == len(wanted)
+    code, _, err = run(capsys, "export", "--db", db, "--out", str(tmp_path / "g.jsonl"), "--filters", "colour=red")
+    assert code == 1 and "No filter in 'colour=red'" in err and not (tmp_path / "g.jsonl").exists()
