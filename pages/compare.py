@@ -6,7 +6,7 @@ import streamlit as st
 
 from pages.common import get_store, intrinsic_note, licence_ui, require_app
 from synth import plots, settings
-from synth.compare import compare_refs, resolve_side
+from synth.compare import compare_refs, resolve_side, side_model
 from synth.errors import SynthError
 from synth.export import literal_markdown
 from synth.versions import list_versions
@@ -81,9 +81,8 @@ try:
 except SynthError as exc:
     st.error(str(exc))
     st.stop()
-for column, side in zip((left, right), sides):
-    if side.version is not None:
-        licence_ui(side.version.params.get("model"), None, column)
+for column, side in zip((left, right), sides):  # what each side's model allows, before anything runs
+    licence_ui(*side_model(store, side), column)
 
 if a == b:
     st.info("Choose two different runs or versions.")

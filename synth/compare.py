@@ -51,6 +51,15 @@ def resolve_side(store: DuckStore, ref: str) -> Side:
                          "version as 'NAME v3' or 'NAME@LABEL' (python -m synth prompts list).") from None
 
 
+def side_model(store: DuckStore, side: Side) -> tuple[str | None, str | None]:
+    """The model a side uses and the server it is sent to (for its licence note)."""
+    if side.version is not None:
+        cfg = config_for(store, side.version)
+        return cfg.resolved_model(), cfg.api_base
+    run = store.frame("SELECT model, params FROM runs WHERE run_id = ?", [side.run_id]).iloc[0]
+    return (run["model"] if isinstance(run["model"], str) else None), _json(run["params"]).get("api_base")
+
+
 def _json(value):
     return json.loads(value) if isinstance(value, str) else (value or {})
 

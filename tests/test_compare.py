@@ -108,3 +108,17 @@ def test_bad_references(store, tmp_path):
         compare_runs(store, a, a)
     with pytest.raises(SynthError, match="compared as they are"):
         compare_refs(store, "a", "b", n=3)
+
+
+def test_side_model_names_the_server_for_licence_notes(store, server, tmp_path):
+    from synth.compare import side_model
+    from synth.licences import note_for
+
+    cfg = RunConfig(template="Name a {thing}.", variables={"thing": ["fruit"]}, n=1, model="openai/test-model",
+                    api_base=server.api_base, max_tokens=10, prompt_name="names")
+    run = generate_run(store, cfg)
+    imported = _import(store, tmp_path, "real", DIVERSE[:2])
+    assert side_model(store, resolve_side(store, run.run_id)) == ("openai/test-model", server.api_base)
+    assert side_model(store, resolve_side(store, "names v1")) == ("openai/test-model", server.api_base)
+    assert note_for(*side_model(store, resolve_side(store, run.run_id))).key == "unknown"  # not OpenAI
+    assert side_model(store, resolve_side(store, imported)) == (None, None)
