@@ -8,7 +8,7 @@ import streamlit as st
 from pages.common import dataset_ui, dropped_ui, filters_ui, get_store, require_app, view_ui
 from synth.errors import SynthError
 from synth.export import EXPORT_FORMATS, export_bytes, export_dataset_zip
-from synth.licences import DISCLAIMER, notes_table
+from synth.licences import DISCLAIMER, known_terms, notes_table
 from synth.report import build_report
 
 require_app()
@@ -32,6 +32,10 @@ def licences_ui(items) -> None:
                  width="stretch", column_config={"source": st.column_config.LinkColumn()})
     st.caption(DISCLAIMER + " The notes go into the dataset card and the report; every exported row "
                "carries its model and `model_training_use`.")
+    with st.expander("Every model family Synth Studio has a note for"):
+        st.dataframe(known_terms().drop(columns=["matches"]), hide_index=True, width="stretch",
+                     column_config={"source": st.column_config.LinkColumn()})
+        st.caption("A model that matches none of these is marked unknown, not guessed.")
 
 
 st.title("Export")

@@ -297,6 +297,20 @@ def cmd_prompts(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_licences(args: argparse.Namespace) -> int:
+    from synth import licences
+
+    if args.model:
+        note = licences.note_for(args.model, args.api_base)
+        _print(args, note.to_dict(), f"{note.model}: {note.training_use} ({note.licence})\n{note.summary}"
+               + (f"\nsource: {note.source}" if note.source else ""))
+        return 0
+    table = licences.known_terms()
+    _print(args, table.to_dict(orient="records"),
+           table[["key", "maker", "licence", "training_use"]].to_string(index=False) + f"\n\n{licences.DISCLAIMER}")
+    return 0
+
+
 def cmd_sql(args: argparse.Namespace) -> int:
     store = _store(args)
     frame, truncated = store.query_readonly(args.query, limit=args.limit)
@@ -467,6 +481,11 @@ def build_parser() -> argparse.ArgumentParser:
     pv.add_argument("--against", help="show: diff against this version instead of the parent")
     pv.add_argument("--metric", action="append", help="trends: metrics to show (repeatable)")
     pv.set_defaults(func=cmd_prompts)
+
+    lc = sub.add_parser("licences", parents=[common], help="what known models' terms say about training on outputs")
+    lc.add_argument("--model", help="the note for this litellm model name (unknown if not in the table)")
+    lc.add_argument("--api-base", help="the model is served by your own OpenAI-compatible server")
+    lc.set_defaults(func=cmd_licences)
 
     q = sub.add_parser("sql", parents=[common], help="run a read-only SQL query")
     q.add_argument("query")

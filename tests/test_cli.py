@@ -298,3 +298,12 @@ def test_export_and_report_take_the_apps_filters(capsys, tmp_path, demo_store):
     assert json.loads(out)["n_items"] == len(wanted)
     code, _, err = run(capsys, "export", "--db", db, "--out", str(tmp_path / "g.jsonl"), "--filters", "colour=red")
     assert code == 1 and "No filter in 'colour=red'" in err and not (tmp_path / "g.jsonl").exists()
+
+
+def test_licences_command(capsys):
+    code, out, _ = run(capsys, "licences", "--model", "anthropic/claude-3-5-haiku", "--json")
+    assert code == 0 and json.loads(out)["restricts_training"] is True
+    code, out, _ = run(capsys, "licences", "--model", "openai/my-model", "--api-base", "http://127.0.0.1:9/v1", "--json")
+    assert json.loads(out)["training_use"] == "unknown"
+    code, out, _ = run(capsys, "licences")
+    assert code == 0 and "forbidden for competing models" in out and "not legal advice" in out
