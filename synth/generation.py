@@ -93,6 +93,8 @@ class RunConfig:
         out = {}
         for f in fields(self):
             value = getattr(self, f.name)
+            if f.name == "prompt_parent":
+                continue  # a version id of one database: not part of a shareable recipe
             if value != getattr(default, f.name) or f.name == "technique":
                 out[f.name] = value
         if isinstance(out.get("source"), dict):

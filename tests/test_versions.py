@@ -146,3 +146,10 @@ def test_preview_says_which_version_a_setup_is_or_would_make(store, server):
     fresh = preview_version(store, _cfg(server, prompt_name="brand-new"))
     assert fresh.parent is None and fresh.changes == ["new prompt"]
     assert list_versions(store, "notes") == [first]  # previewing saves nothing
+
+
+def test_a_recipe_does_not_carry_the_parent_version_of_one_database(server):
+    cfg = _cfg(server, prompt_parent="p_0123456789abcdef", version_label="mine")
+    saved = cfg.to_dict()
+    assert "prompt_parent" not in saved and saved["version_label"] == "mine"
+    assert RunConfig.from_dict(saved).prompt_parent is None
