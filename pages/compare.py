@@ -71,7 +71,7 @@ if len(options) < 2:
             "change the prompt, and generate again.")
     st.stop()
 ids = list(options)
-run_count = len(store.runs())  # runs come first: by default, the two newest runs
+run_count = sum(key.startswith("run_") for key in ids)  # runs come first: by default, the two newest runs
 first, second = (run_count - 2, run_count - 1) if run_count >= 2 else (0, 1)
 left, right = st.columns(2)
 a = left.selectbox("A", ids, index=first, format_func=options.get, key="compare_a")

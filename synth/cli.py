@@ -237,12 +237,9 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
-def _fmt(value) -> str:
-    return "" if value is None else f"{value:.4g}" if isinstance(value, float) else str(value)
-
-
 def cmd_compare(args: argparse.Namespace) -> int:
     from synth.compare import compare_refs
+    from synth.metrics import format_metric as _fmt
 
     result = compare_refs(_store(args), args.a, args.b, n=args.n, seed=args.seed, fresh=args.fresh,
                           api_base=args.api_base, with_map=not args.no_map, background=False,

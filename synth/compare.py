@@ -7,7 +7,6 @@ with the same seeds and the same n, so that differences come from the prompt, no
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -17,7 +16,7 @@ from synth import settings
 from synth.clustering import current_clustering
 from synth.errors import SynthError
 from synth.metrics import compare, compute_run_metrics
-from synth.records import Item
+from synth.records import Item, from_json
 from synth.store import DuckStore, in_session
 from synth.versions import Version, config_for, resolve_version
 
@@ -57,27 +56,26 @@ def side_model(store: DuckStore, side: Side) -> tuple[str | None, str | None]:
         cfg = config_for(store, side.version)
         return cfg.resolved_model(), cfg.api_base
     run = store.frame("SELECT model, params FROM runs WHERE run_id = ?", [side.run_id]).iloc[0]
-    return (run["model"] if isinstance(run["model"], str) else None), _json(run["params"]).get("api_base")
-
-
-def _json(value):
-    return json.loads(value) if isinstance(value, str) else (value or {})
+    return (run["model"] if isinstance(run["model"], str) else None), from_json(run["params"], {}).get("api_base")
 
 
 def _run_shape(store: DuckStore, run_id: str) -> dict:
     """n, seed and the variable values per item of a run."""
     run = store.frame("SELECT params, config FROM runs WHERE run_id = ?", [run_id]).iloc[0]
-    params, config = _json(run["params"]), _json(run["config"])
+    params, config = from_json(run["params"], {}), from_json(run["config"], {})
     items = store.frame("SELECT idx, variables FROM items WHERE run_id = ? ORDER BY idx", [run_id])
     n = int(config.get("n") or params.get("n") or len(items))
-    by_idx = {int(i): _json(v) for i, v in zip(items["idx"], items["variables"])}
+    by_idx = {int(i): from_json(v, {}) for i, v in zip(items["idx"], items["variables"])}
     return {"n": n, "seed": params.get("seed", config.get("seed")),
             "samples": [{k: str(v) for k, v in by_idx.get(i, {}).items()} for i in range(n)]}
 
 
 def pairing(store: DuckStore, run_a: str, run_b: str) -> dict:
     """Whether two runs are a fair pair: the same n, the same seed, the same variable values per item."""
-    a, b = _run_shape(store, run_a), _run_shape(store, run_b)
+    return _pairing(_run_shape(store, run_a), _run_shape(store, run_b))
+
+
+def _pairing(a: dict, b: dict) -> dict:
     same = 0
     for sa, sb in zip(a["samples"], b["samples"]):
         shared = set(sa) & set(sb)
@@ -87,10 +85,11 @@ def pairing(store: DuckStore, run_a: str, run_b: str) -> dict:
             "same_samples": same, "n": n, "paired": a["n"] == b["n"] and a["seed"] == b["seed"] and same == n}
 
 
-def _paired_run(store: DuckStore, version: Version, anchor: str) -> str | None:
+def _paired_run(store: DuckStore, version: Version, anchor: str, shape: dict) -> str | None:
+    """The newest run of ``version`` that pairs with the run ``anchor`` (of shape ``shape``)."""
     runs = store.frame("SELECT run_id FROM runs WHERE prompt_id = ? AND run_id <> ? ORDER BY created_at DESC",
                        [version.prompt_id, anchor])
-    return next((r for r in runs["run_id"] if pairing(store, anchor, r)["paired"]), None)
+    return next((r for r in runs["run_id"] if _pairing(shape, _run_shape(store, r))["paired"]), None)
 
 
 def _latest_run(store: DuckStore, version: Version, n: int | None, seed: int | None) -> str | None:
@@ -122,10 +121,10 @@ def prepare_runs(store: DuckStore, a: Side, b: Side, n: int | None = None, seed:
         return result.run_id
 
     def follow(version: Version, anchor: str) -> str:
-        found = None if fresh else _paired_run(store, version, anchor)
+        shape = _run_shape(store, anchor)
+        found = None if fresh else _paired_run(store, version, anchor, shape)
         if found:
             return found
-        shape = _run_shape(store, anchor)
         samples = shape["samples"] if version.params.get("technique", "sampling") == "sampling" else None
         return run(version, n=shape["n"], seed=shape["seed"] if shape["seed"] is not None else settings.get("seed"),
                    samples=samples)
@@ -203,7 +202,8 @@ def sample_pairs(items_a: pd.DataFrame, items_b: pd.DataFrame, limit: int | None
     left = items_a[["idx", "variables", "text"]].rename(columns={"text": "text_a"})
     right = items_b[["idx", "variables", "text"]].rename(columns={"text": "text_b", "variables": "variables_b"})
     pairs = left.merge(right, on="idx", how="outer").sort_values("idx")
-    pairs["variables"] = pairs["variables"].where(pairs["variables"].notna(), pairs["variables_b"]).map(_json)
+    pairs["variables"] = pairs["variables"].where(pairs["variables"].notna(), pairs["variables_b"]).map(
+        lambda v: from_json(v, {}))
     pairs = pairs[["idx", "variables", "text_a", "text_b"]].reset_index(drop=True)
     return pairs if limit is None else pairs.head(limit)
 

@@ -26,6 +26,7 @@ import yaml
 
 from synth import licences
 from synth.errors import SynthError
+from synth.records import from_json
 from synth.store import DuckStore, run_filter
 
 EXPORT_FORMATS = (".jsonl", ".csv", ".parquet")
@@ -363,17 +364,17 @@ def _card_prompts(frame: pd.DataFrame) -> str:
 def _card_params(runs: pd.DataFrame) -> str:
     rows = []
     for run in runs.itertuples():
-        params = json.loads(run.params) if isinstance(run.params, str) else (run.params or {})
+        params = from_json(run.params, {}) or {}
         rows.append([run.name, run.model, run.technique, *(params.get(k) for k in GENERATION_PARAMS)])
     return ("## Generation parameters per run\n\n"
             + _table(["run", "model", "technique", *GENERATION_PARAMS], pd.DataFrame(rows, dtype=object)))
 
 
 def _card_metrics(values: dict, params: dict) -> str:
-    from synth.metrics import METRICS
+    from synth.metrics import METRICS, format_metric
 
     rows = pd.DataFrame({"metric": [f"`{name}`" for name in METRICS],
-                         "value": [_number(values.get(name)) for name in METRICS],
+                         "value": [format_metric(values.get(name)) for name in METRICS],
                          "help": [info.help for info in METRICS.values()]})
     near = params.get("near_duplicate_rate", {})
     how = (f"Embeddings by `{literal_markdown(near.get('embed_model', ''))}`; near-duplicate cosine threshold "
@@ -391,10 +392,6 @@ def _card_columns(frame: pd.DataFrame) -> str:
             + _table(["column", "meaning"], rows, literal=("column",)))
 
 
-def _number(value) -> str:
-    if value is None or (isinstance(value, float) and value != value):
-        return ""
-    return str(int(value)) if float(value).is_integer() else f"{value:.4g}"
 
 
 def _table(header: list[str], rows: pd.DataFrame, literal: tuple[str, ...] = ()) -> str:

@@ -294,6 +294,14 @@ def _measure_quietly(store: DuckStore) -> None:
         pass  # the Metrics page computes them again and shows the error
 
 
+def format_metric(value) -> str:
+    """A metric value for a text table: whole numbers as they are, else 4 significant digits;
+    empty when there is no value."""
+    if value is None or (isinstance(value, float) and value != value):
+        return ""
+    return str(int(value)) if float(value).is_integer() else f"{value:.4g}"
+
+
 def compare(before: dict[str, float | None], after: dict[str, float | None]) -> pd.DataFrame:
     """Every metric before -> after, with its change and whether that is better or worse."""
     rows = []

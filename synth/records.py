@@ -26,6 +26,16 @@ def content_hash(obj: Any) -> str:
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:16]
 
 
+def from_json(value: Any, default: Any = None) -> Any:
+    """A JSON column's value as Python: text is parsed, a missing value (None, NaN) is ``default``,
+    anything already parsed is returned as it is."""
+    if isinstance(value, str):
+        return json.loads(value)
+    if value is None or (isinstance(value, float) and value != value):
+        return default
+    return value
+
+
 def now() -> datetime:
     return datetime.now(timezone.utc).replace(tzinfo=None)
 

@@ -13,7 +13,6 @@ shown as text, never as markup.
 from __future__ import annotations
 
 import html
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,7 +28,7 @@ from synth.licences import DISCLAIMER
 from synth.metrics import METRIC_NAMES, METRICS, compute_all_metrics, measure_items
 from synth.pipeline import map_points
 from synth.projection import MapLayout
-from synth.records import now
+from synth.records import from_json, now
 from synth.store import DuckStore, in_session
 
 REPORT_SUFFIXES = (".html", ".htm")
@@ -289,10 +288,6 @@ def _examples(store: DuckStore, facts: _Facts, per_group: int) -> str:
     return f'<section id="examples"><h2>Example items</h2><p>{intro}</p>{"".join(blocks)}</section>'
 
 
-def _json_value(value):
-    return json.loads(value) if isinstance(value, str) else value
-
-
 def _provenance(store: DuckStore, facts: _Facts) -> pd.DataFrame:
     """Prompt and run settings of the chosen items, as an export records them."""
     return export_frame(store, list(facts.runs["run_id"]), item_ids=list(facts.items["item_id"]))
@@ -301,7 +296,7 @@ def _provenance(store: DuckStore, facts: _Facts) -> pd.DataFrame:
 def _prompts(facts: _Facts, provenance: pd.DataFrame) -> str:
     runs_rows = []
     for run in facts.runs.itertuples():
-        params = _json_value(run.params) or {}
+        params = from_json(run.params, {}) or {}
         shown = facts.items[facts.items["run_id"] == run.run_id]
         prompt = shown["prompt_label"].iloc[0] if len(shown) else ""
         temperature = params.get("temperature") if isinstance(params, dict) else None
@@ -317,7 +312,7 @@ def _prompts(facts: _Facts, provenance: pd.DataFrame) -> str:
         used_by = sorted(set(provenance.loc[provenance["prompt_id"] == p.prompt_id, "run_name"]))
         system = (f"<h4>System prompt</h4><pre>{_e(p.system_prompt)}</pre>"
                   if isinstance(p.system_prompt, str) and p.system_prompt.strip() else "")
-        variables = _json_value(p.prompt_variables)
+        variables = from_json(p.prompt_variables)
         variables_html = ""
         if variables:
             lines = "\n".join(f"{k}: {', '.join(map(str, v)) if isinstance(v, list) else v}"

@@ -16,7 +16,7 @@ import pandas as pd
 from synth.errors import SynthError
 from synth.generation import RunConfig
 from synth.metrics import METRIC_NAMES, compute_run_metrics
-from synth.records import render_version, version_changes, version_diff
+from synth.records import from_json, render_version, version_changes, version_diff
 from synth.store import DuckStore, in_session
 
 # Metrics a trend chart offers first.
@@ -53,19 +53,13 @@ class Version:
         return {**asdict(self), "title": self.title}
 
 
-def _loads(value, default):
-    if isinstance(value, str):
-        return json.loads(value)
-    return default if value is None or (isinstance(value, float) and pd.isna(value)) else value
-
-
 def _version(row: dict) -> Version:
     return Version(prompt_id=row["prompt_id"], name=row["name"], version=int(row["version"]),
                    label=row["label"] if isinstance(row["label"], str) else None,
                    parent_id=row["parent_id"] if isinstance(row["parent_id"], str) else None,
-                   changes=_loads(row["changes"], []), diff=row["diff"] if isinstance(row["diff"], str) else "",
+                   changes=from_json(row["changes"], []), diff=row["diff"] if isinstance(row["diff"], str) else "",
                    template=row["template"], system_prompt=row["system_prompt"] or "",
-                   variables=_loads(row["variables"], {}), params=_loads(row["params"], {}),
+                   variables=from_json(row["variables"], {}), params=from_json(row["params"], {}),
                    n_runs=int(row["n_runs"]), created_at=str(row["created_at"]))
 
 
