@@ -57,14 +57,20 @@ def settle(page) -> None:
     page.wait_for_function("!document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=120_000)
 
 
+def open_map(browser, url: str):
+    """A new tab on the app's first screen, once the map's points are drawn."""
+    page = browser.new_page()
+    page.goto(url)
+    page.wait_for_selector(POINTS, timeout=180_000)
+    return page
+
+
 def _demo_count() -> int:
     return len(read_records(settings.get("demo_file")))
 
 
 def test_first_screen_draws_the_demo_map(app_url, browser, tmp_path):
-    page = browser.new_page()
-    page.goto(app_url)
-    page.wait_for_selector(POINTS, timeout=180_000)
+    page = open_map(browser, app_url)
     page.screenshot(path=str(tmp_path / "map.png"))
     assert page.locator(POINTS).count() == _demo_count()
     assert page.locator(".js-plotly-plot .legend .traces").count() == 6  # one entry per demo run
@@ -74,9 +80,7 @@ def test_first_screen_draws_the_demo_map(app_url, browser, tmp_path):
 
 
 def test_box_selection_lists_the_selected_rows_and_acts_on_them(app_url, browser, start_app):
-    page = browser.new_page()
-    page.goto(app_url)
-    page.wait_for_selector(POINTS, timeout=180_000)
+    page = open_map(browser, app_url)
     page.locator(".js-plotly-plot").hover()
     page.locator('.modebar-btn[data-val="select"]').click()
     box = page.locator(".js-plotly-plot .nsewdrag").first.bounding_box()
@@ -161,14 +165,15 @@ def test_a_recipe_loads_into_the_generate_page_and_runs(app_url, browser):
 
 
 def test_presentation_mode_is_clean_and_large(app_url, browser, tmp_path):
-    page = browser.new_page()
-    page.goto(app_url)
-    page.wait_for_selector(POINTS, timeout=180_000)
+    page = open_map(browser, app_url)
     settle(page)
     points = page.locator(POINTS).count()
     page.get_by_role("button", name="Presentation mode").click()
     page.get_by_role("heading", name="What the data looks like").wait_for(timeout=120_000)
-    page.wait_for_selector(POINTS, timeout=120_000)
+    page.wait_for_url("**present=1**", timeout=60_000)
+    # the map is drawn anew, taller: wait until every point is back before comparing
+    page.wait_for_function(f"document.querySelectorAll('{POINTS}').length == {points}", timeout=120_000)
+    settle(page)
     page.screenshot(path=str(tmp_path / "present.png"), full_page=True)
     assert "present=1" in page.url  # a link that opens straight into the presentation
     assert page.locator('[data-testid="stSidebar"]').is_hidden()
@@ -179,5 +184,6 @@ def test_presentation_mode_is_clean_and_large(app_url, browser, tmp_path):
     assert page.locator(POINTS).count() == points >= _demo_count()  # the same map, every setting hidden
     page.get_by_role("button", name="Leave presentation mode").click()
     page.locator('[data-testid="stSidebar"]').wait_for(state="visible", timeout=60_000)
+    page.wait_for_url(lambda url: "present" not in url, timeout=60_000)
     assert "present" not in page.url
     page.close()
