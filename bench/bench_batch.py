@@ -21,8 +21,8 @@ os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 from openai_server import OpenAITestServer, ServerConfig  # noqa: E402
 
-from synth import providers  # noqa: E402
-from synth.batch import BatchSettings, Call, run_batch  # noqa: E402
+from synth.llm import providers  # noqa: E402
+from synth.llm.batch import BatchSettings, Call, run_batch  # noqa: E402
 
 N = 200
 LATENCY_S = 1.0

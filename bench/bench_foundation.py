@@ -31,10 +31,10 @@ def main() -> None:
     results: dict[str, float] = {}
     with tempfile.TemporaryDirectory() as tmp:
         os.environ["SYNTH_DB"] = str(Path(tmp) / "bench.duckdb")
-        from synth import embedding, projection
-        from synth.demo import ensure_demo
-        from synth.generation import RunConfig
-        from synth.pipeline import generate_run, map_points, open_store
+        from synth.analysis import embedding, projection
+        from synth.workflows.demo import ensure_demo
+        from synth.generate.config import RunConfig
+        from synth.workflows.pipeline import generate_run, map_points, open_store
 
         store = timed("open + migrate a new database", open_store, results)
         timed("load demo (290 items, shipped vectors)", lambda: ensure_demo(store), results)

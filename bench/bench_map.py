@@ -42,7 +42,7 @@ def timed(fn):
 
 
 def layouts(sizes: list[int]) -> dict:
-    from synth.projection import UMAPProjector, trustworthiness
+    from synth.analysis.projection import UMAPProjector, trustworthiness
 
     out: dict = {}
     _, out["numba compile (fit + transform on 60 points)"] = timed(lambda: (
@@ -68,11 +68,11 @@ def new_batch(folder: Path) -> dict:
     """Demo database with its stored UMAP layout; then a 50-item batch (symbolic grammar: no
     model time) until its points are on the map, placed with transform."""
     os.environ["SYNTH_DB"] = str(folder / "batch.duckdb")
-    from synth.demo import ensure_demo
-    from synth.embedding import get_embedder
-    from synth.pipeline import generate_run, map_points, open_store
-    from synth.projection import wait_for_layouts
-    from synth.recipes import config_from_recipe, load_recipe
+    from synth.workflows.demo import ensure_demo
+    from synth.analysis.embedding import get_embedder
+    from synth.workflows.pipeline import generate_run, map_points, open_store
+    from synth.analysis.projection import wait_for_layouts
+    from synth.workflows.recipes import config_from_recipe, load_recipe
 
     store = open_store()
     ensure_demo(store)

@@ -29,5 +29,5 @@ gen --prompt-name product-descriptions --run-name "descriptions v1" --n 50 --tem
     --var "product=ceramic mug,wool scarf,bluetooth speaker,standing desk,water bottle,garden hose,chess set,notebook,umbrella,headphones"
 
 python -m synth export --db "$DB" --out data/demo.jsonl
-python -c "from synth.demo import write_demo_vectors; from synth.pipeline import open_store; \
+python -c "from synth.workflows.demo import write_demo_vectors; from synth.workflows.pipeline import open_store; \
 print(write_demo_vectors(open_store('$DB'), 'data/demo.jsonl'))"

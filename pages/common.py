@@ -7,12 +7,12 @@ from contextlib import contextmanager
 
 import streamlit as st
 
-from synth import settings
-from synth.errors import SynthError
-from synth.demo import ensure_demo
-from synth.metrics import measure_in_background
-from synth.pipeline import open_store
-from synth.projection import defer_background, release_background, start_warmup
+from synth.kernel import settings
+from synth.kernel.errors import SynthError
+from synth.workflows.demo import ensure_demo
+from synth.analysis.metrics import measure_in_background
+from synth.workflows.pipeline import open_store
+from synth.analysis.projection import defer_background, release_background, start_warmup
 from synth.store import DuckStore
 
 INTRINSIC_NOTE = ("**Intrinsic evaluation.** Synth Studio looks at the data itself (diversity, "
@@ -102,7 +102,7 @@ def leave_presentation_ui() -> None:
 
 def licence_ui(model: str | None, api_base: str | None = None, container=None) -> None:
     """The chosen model's licence note: what its terms say about training on its outputs."""
-    from synth.licences import FORBIDDEN, UNKNOWN, note_for
+    from synth.llm.licences import FORBIDDEN, UNKNOWN, note_for
 
     note = note_for(model, api_base)
     target = container or st
@@ -118,7 +118,7 @@ def licence_ui(model: str | None, api_base: str | None = None, container=None) -
 
 def current_filters():
     """The filters in force (from this session, else from the URL), without drawing the panel."""
-    from synth.filters import FilterSpec
+    from synth.analysis.filters import FilterSpec
 
     if "filters_spec" not in st.session_state:
         st.session_state["filters_spec"] = FilterSpec.from_query(
@@ -190,7 +190,7 @@ def filters_ui(dataset) -> "FilterSpec":
 
     Its state lives in the URL (st.query_params), so a filtered view can be shared as a link,
     and in the session, so it follows the user from page to page."""
-    from synth.filters import FilterSpec
+    from synth.analysis.filters import FilterSpec
 
     spec: FilterSpec = current_filters()
     items = dataset.items
@@ -240,7 +240,7 @@ def filters_ui(dataset) -> "FilterSpec":
 
 @st.cache_resource(max_entries=4, show_spinner="Loading items, embeddings and clusters…")
 def _dataset(db_path: str, data_version: tuple, clustering: tuple = ()):
-    from synth.pipeline import load_dataset
+    from synth.workflows.pipeline import load_dataset
 
     return load_dataset(_store(db_path), **dict(clustering))
 
@@ -262,7 +262,7 @@ def dataset_ui():
 
 @st.cache_resource(max_entries=8, show_spinner="Measuring the whole dataset…")
 def _before(db_path: str, data_version: tuple, threshold: float, clustering: tuple = ()):
-    from synth.metrics import measure_items
+    from synth.analysis.metrics import measure_items
 
     dataset = _dataset(db_path, data_version, clustering)
     return measure_items(_store(db_path), dataset.items, threshold, dataset.clustering)
@@ -270,7 +270,7 @@ def _before(db_path: str, data_version: tuple, threshold: float, clustering: tup
 
 @st.cache_resource(max_entries=16, show_spinner="Applying the filters…")
 def _filtered(db_path: str, data_version: tuple, spec_key: tuple, clustering: tuple = ()):
-    from synth.filters import FilterSpec, apply_filters
+    from synth.analysis.filters import FilterSpec, apply_filters
 
     dataset = _dataset(db_path, data_version, clustering)
     return apply_filters(dataset.items, dataset.vectors, FilterSpec.from_query(dict(spec_key)))
@@ -278,8 +278,8 @@ def _filtered(db_path: str, data_version: tuple, spec_key: tuple, clustering: tu
 
 @st.cache_resource(max_entries=16, show_spinner="Measuring the filtered items…")
 def _view(db_path: str, data_version: tuple, spec_key: tuple, threshold: float, clustering: tuple = ()):
-    from synth.filters import FilterSpec
-    from synth.pipeline import filtered_view
+    from synth.analysis.filters import FilterSpec
+    from synth.workflows.pipeline import filtered_view
 
     spec = FilterSpec.from_query(dict(spec_key))
     return filtered_view(_store(db_path), spec, threshold, _dataset(db_path, data_version, clustering),

@@ -5,11 +5,12 @@ from __future__ import annotations
 import streamlit as st
 
 from pages.common import get_store, intrinsic_note, licence_ui, require_app
-from synth import plots, settings
-from synth.compare import compare_refs, resolve_side, side_model
-from synth.errors import SynthError
-from synth.export import literal_markdown
-from synth.versions import list_versions
+from synth.outputs import plots
+from synth.kernel import settings
+from synth.workflows.compare import compare_refs, resolve_side, side_model
+from synth.kernel.errors import SynthError
+from synth.kernel.text import literal_markdown
+from synth.workflows.versions import list_versions
 
 require_app()
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 import streamlit as st
 
 from pages.common import dataset_ui, get_store, require_app
-from synth import review, settings
-from synth.errors import SynthError
-from synth.filters import near_duplicate_pairs
+from synth.workflows import review
+from synth.kernel import settings
+from synth.kernel.errors import SynthError
+from synth.analysis.filters import near_duplicate_pairs
 
 require_app()
 PAGE_SIZE = 20

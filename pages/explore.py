@@ -8,14 +8,17 @@ import streamlit as st
 
 from pages.common import (current_filters, dataset_ui, dropped_ui, filtered_ui, filters_ui, get_store, intrinsic_note,
                           leave_presentation_ui, licence_ui, presentation_ui, require_app, view_ui)
-from synth import actions, plots, review, settings
-from synth.clustering import cluster_shares, name_clusters_with_llm, typical_items
-from synth.coverage import collapse_alarms, coverage_report
-from synth.errors import SynthError
-from synth.export import export_bytes, literal_markdown
-from synth.metrics import METRICS, nearest_neighbour_similarity
-from synth.pipeline import generate_run, map_points
-from synth.projection import pending_layouts, refit_layout, umap_params
+from synth.workflows import actions, review
+from synth.outputs import plots
+from synth.kernel import settings
+from synth.analysis.clustering import cluster_shares, name_clusters_with_llm, typical_items
+from synth.analysis.coverage import collapse_alarms, coverage_report
+from synth.kernel.errors import SynthError
+from synth.kernel.text import literal_markdown
+from synth.outputs.export import export_bytes
+from synth.analysis.metrics import METRICS, nearest_neighbour_similarity
+from synth.workflows.pipeline import generate_run, map_points
+from synth.analysis.projection import pending_layouts, refit_layout, umap_params
 
 require_app()
 

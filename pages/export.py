@@ -6,10 +6,10 @@ from __future__ import annotations
 import streamlit as st
 
 from pages.common import dataset_ui, dropped_ui, filters_ui, get_store, require_app, view_ui
-from synth.errors import SynthError
-from synth.export import EXPORT_FORMATS, export_bytes, export_dataset_zip
-from synth.licences import DISCLAIMER, known_terms, notes_table
-from synth.report import build_report
+from synth.kernel.errors import SynthError
+from synth.outputs.export import EXPORT_FORMATS, export_bytes, export_dataset_zip
+from synth.llm.licences import DISCLAIMER, known_terms, notes_table
+from synth.outputs.report import build_report
 
 require_app()
 

@@ -6,12 +6,15 @@ import pandas as pd
 import streamlit as st
 
 from pages.common import get_store, licence_ui, require_app
-from synth import providers, settings, versions
-from synth.errors import SynthError
-from synth.generation import RunConfig, template_fields
-from synth.pipeline import generate_run, import_run
-from synth.recipes import config_from_recipe, load_recipe, recipe_text
-from synth.techniques import TECHNIQUES, get_technique
+from synth.llm import providers
+from synth.kernel import settings
+from synth.workflows import versions
+from synth.kernel.errors import SynthError
+from synth.generate.config import RunConfig
+from synth.generate.prompting import template_fields
+from synth.workflows.pipeline import generate_run, import_run
+from synth.workflows.recipes import config_from_recipe, load_recipe, recipe_text
+from synth.generate.techniques import TECHNIQUES, get_technique
 
 require_app()
 
@@ -222,7 +225,7 @@ def judge_ui(model: str) -> dict | None:
         rubric = st.text_area("Checklist (one 'name: description' per line)",
                               "on_task: does what the prompt asked\nfluent: reads naturally",
                               key="generate_rubric")
-        from synth.judge import Rubric
+        from synth.generate.judge import Rubric
 
         return {"model": judge_model, "rubric": Rubric.from_text(rubric).to_dict()}
 

@@ -8,9 +8,9 @@ import streamlit as st
 
 from pages.common import (dataset_ui, dropped_ui, filters_ui, get_store, intrinsic_note, require_app, sampled_notes,
                           view_ui)
-from synth import settings
-from synth.errors import SynthError
-from synth.metrics import METRIC_HELP, compute_all_metrics
+from synth.kernel import settings
+from synth.kernel.errors import SynthError
+from synth.analysis.metrics import METRIC_HELP, compute_all_metrics
 
 require_app()
 

@@ -6,10 +6,11 @@ import pandas as pd
 import streamlit as st
 
 from pages.common import get_store, intrinsic_note, require_app
-from synth import plots, versions
-from synth.errors import SynthError
-from synth.export import literal_markdown
-from synth.metrics import METRIC_NAMES
+from synth.outputs import plots
+from synth.workflows import versions
+from synth.kernel.errors import SynthError
+from synth.kernel.text import literal_markdown
+from synth.analysis.metrics import METRIC_NAMES
 
 require_app()
 

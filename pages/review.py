@@ -6,9 +6,10 @@ import pandas as pd
 import streamlit as st
 
 from pages.common import get_store, require_app
-from synth import review, settings
-from synth.errors import SynthError
-from synth.judge import Rubric, judge_items
+from synth.workflows import review
+from synth.kernel import settings
+from synth.kernel.errors import SynthError
+from synth.generate.judge import Rubric, judge_items
 
 require_app()
 

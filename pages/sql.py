@@ -5,8 +5,9 @@ from __future__ import annotations
 import streamlit as st
 
 from pages.common import get_store, require_app
-from synth.errors import SynthError
-from synth.sqlconsole import EXAMPLES, displayable, plain, result_caption, to_csv
+from synth.kernel.errors import SynthError
+from synth.kernel.text import literal_markdown
+from synth.outputs.sqlconsole import EXAMPLES, displayable, result_caption, to_csv
 
 require_app()
 
@@ -36,7 +37,7 @@ if st.button("Run", type="primary", key="sql_run"):
         frame, truncated = store.query_readonly(sql, int(limit), float(timeout))
     except SynthError as exc:
         st.session_state.pop("sql_result", None)
-        st.error(plain(str(exc)))
+        st.error(literal_markdown(str(exc), keep_breaks=True))
     else:
         st.session_state["sql_result"] = {
             "table": displayable(frame), "csv": to_csv(frame),

@@ -9,8 +9,9 @@ import sys
 from pathlib import Path
 from typing import Any, Sequence
 
-from synth import settings
-from synth.errors import SynthError
+from synth.kernel import settings
+from synth.kernel.errors import SynthError
+from synth.kernel.text import format_number
 
 
 def _clean(value: Any) -> Any:
@@ -39,7 +40,7 @@ def _print(args: argparse.Namespace, payload: Any, text: str) -> None:
 
 
 def _store(args: argparse.Namespace):
-    from synth.pipeline import open_store
+    from synth.workflows.pipeline import open_store
 
     return open_store(args.db)
 
@@ -71,7 +72,8 @@ def _read_lines(path: str | None) -> list[str]:
 
 
 def config_from_args(args: argparse.Namespace) -> "RunConfig":
-    from synth.generation import RunConfig, parse_var_spec
+    from synth.generate.config import RunConfig, parse_var_spec
+    from synth.generate.techniques import DEFAULT_TECHNIQUE, get_technique, technique_for_input
 
     variables: dict[str, list[str]] = {}
     for spec in args.var or []:
@@ -89,12 +91,12 @@ def config_from_args(args: argparse.Namespace) -> "RunConfig":
         grammar = Path(args.grammar).read_text()
     judge = None
     if args.judge_model or args.rubric:
-        from synth.judge import Rubric
+        from synth.generate.judge import Rubric
 
         rubric = Rubric.from_file(args.rubric) if args.rubric else Rubric()
         judge = {"model": args.judge_model or args.model or "", "rubric": rubric.to_dict()}
-    technique = args.technique or ("symbolic" if grammar else "sampling")
-    n = args.n if args.n is not None else (0 if technique in ("back_translation", "transform") else 5)
+    technique = args.technique or (technique_for_input("grammar") if grammar else DEFAULT_TECHNIQUE)
+    n = args.n if args.n is not None else get_technique(technique).default_n
     return RunConfig(
         technique=technique, template=args.template or "", variables=variables, n=n,
         model=args.model or "", temperature=args.temperature, max_tokens=args.max_tokens, top_p=args.top_p,
@@ -131,14 +133,14 @@ def _progress(item, i, n):
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
-    from synth.pipeline import generate_run
+    from synth.workflows.pipeline import generate_run
 
     cfg = config_from_args(args)
     return _report(args, [generate_run(_store(args), cfg, on_item=_progress)])
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from synth.recipes import load_recipe, run_recipe
+    from synth.workflows.recipes import load_recipe, run_recipe
 
     overrides = {"model": args.model, "api_base": args.api_base, "concurrency": args.concurrency,
                  "budget_usd": args.budget, "regenerate": args.regenerate}
@@ -147,7 +149,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_judge(args: argparse.Namespace) -> int:
-    from synth.judge import Rubric, judge_items
+    from synth.generate.judge import Rubric, judge_items
 
     store = _store(args)
     run_id = store.resolve_run(args.run)
@@ -160,7 +162,7 @@ def cmd_judge(args: argparse.Namespace) -> int:
 
 
 def cmd_review(args: argparse.Namespace) -> int:
-    from synth import review
+    from synth.workflows import review
 
     store = _store(args)
     if sum(bool(x) for x in (args.accept, args.reject, args.edit is not None)) != 1:
@@ -179,7 +181,7 @@ def cmd_review(args: argparse.Namespace) -> int:
 
 
 def cmd_import(args: argparse.Namespace) -> int:
-    from synth.pipeline import import_run
+    from synth.workflows.pipeline import import_run
 
     result = import_run(_store(args), args.file, args.text_column, args.run_name, reference=args.reference)
     _print(args, result.to_dict(), f"run {result.run_id} ({result.name}): {result.n_items} items imported")
@@ -187,7 +189,7 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 
 def cmd_metrics(args: argparse.Namespace) -> int:
-    from synth.metrics import compute_run_metrics
+    from synth.analysis.metrics import compute_run_metrics
 
     store = _store(args)
     runs = store.runs()
@@ -204,7 +206,7 @@ def cmd_metrics(args: argparse.Namespace) -> int:
     lines = []
     for r in results:
         lines.append(f"{r['run_id']}  {r['run_name']}")
-        lines += [f"  {k:32s} {'' if v is None else round(v, 4)}" for k, v in r["metrics"].items()]
+        lines += [f"  {k:32s} {format_number(v)}" for k, v in r["metrics"].items()]
     payload = results[0] if args.run else {"runs": results}
     _print(args, payload, "\n".join(lines))
     return 0
@@ -212,13 +214,13 @@ def cmd_metrics(args: argparse.Namespace) -> int:
 
 def _filtered(store, args: argparse.Namespace) -> list[str] | None:
     """The items the app's filters keep, when --filters gives them (as in the app's address)."""
-    from synth.pipeline import filtered_ids
+    from synth.workflows.pipeline import filtered_ids
 
     return filtered_ids(store, args.filters) if args.filters else None
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from synth.export import export_dataset, export_items
+    from synth.outputs.export import export_dataset, export_items
 
     if args.accepted and args.status:
         raise SynthError("Give --accepted or --status, not both (--accepted means --status accepted).")
@@ -238,8 +240,8 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from synth.compare import compare_refs
-    from synth.metrics import format_metric as _fmt
+    from synth.workflows.compare import compare_refs
+    from synth.kernel.text import format_number as _fmt
 
     result = compare_refs(_store(args), args.a, args.b, n=args.n, seed=args.seed, fresh=args.fresh,
                           api_base=args.api_base, with_map=not args.no_map, background=False,
@@ -264,7 +266,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def cmd_prompts(args: argparse.Namespace) -> int:
-    from synth import versions
+    from synth.workflows import versions
 
     store = _store(args)
     if args.action == "list":
@@ -295,7 +297,7 @@ def cmd_prompts(args: argparse.Namespace) -> int:
 
 
 def cmd_licences(args: argparse.Namespace) -> int:
-    from synth import licences
+    from synth.llm import licences
 
     if args.model:
         note = licences.note_for(args.model, args.api_base)
@@ -319,8 +321,8 @@ def cmd_sql(args: argparse.Namespace) -> int:
 
 
 def cmd_map(args: argparse.Namespace) -> int:
-    from synth.pipeline import refresh_map
-    from synth.projection import umap_params
+    from synth.workflows.pipeline import refresh_map
+    from synth.analysis.projection import umap_params
 
     params = umap_params(args.n_neighbors, args.min_dist, args.seed)
     report = refresh_map(_store(args), params, args.refit, args.cluster_method, args.k, args.min_cluster_size,
@@ -335,7 +337,7 @@ def cmd_map(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from synth.report import write_report
+    from synth.outputs.report import write_report
 
     store = _store(args)
     result = write_report(store, args.out, run_ids=args.run, item_ids=_filtered(store, args), title=args.title)

@@ -18,8 +18,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from openai_server import OpenAITestServer, ServerConfig  # noqa: E402
 
-from synth.demo import ensure_demo  # noqa: E402
-from synth.pipeline import map_points, open_store  # noqa: E402
+from synth.workflows.demo import ensure_demo  # noqa: E402
+from synth.workflows.pipeline import map_points, open_store  # noqa: E402
 from synth.store import DuckStore  # noqa: E402
 
 KEY_VARIABLES = ["OPENAI_API_KEY", "ANTHROPIC_API_KEY", "SYNTH_SECRETS_FILE", "SYNTH_DEFAULT_MODEL",

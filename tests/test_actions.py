@@ -1,9 +1,9 @@
 import pandas as pd
 import pytest
 
-from synth import actions
-from synth.errors import SynthError
-from synth.pipeline import generate_run
+from synth.workflows import actions
+from synth.kernel.errors import SynthError
+from synth.workflows.pipeline import generate_run
 
 
 def _items():

@@ -7,8 +7,8 @@ import pytest
 
 from appserver import CHROMIUM, POINTS, launch_browser, start_app as _start_app, stop_app
 from conftest import ROOT
-from synth.ingest import read_records
-from synth import settings
+from synth.generate.ingest import read_records
+from synth.kernel import settings
 from synth.store import DuckStore
 
 if not Path(CHROMIUM).exists():

@@ -40,7 +40,7 @@ def test_generate_import_metrics_export_sql(capsys, tmp_path, server):
     metrics = json.loads(out)
     assert metrics["run_id"] == result["run_id"] and metrics["metrics"]["count"] == 3
     assert 0 < metrics["metrics"]["distinct_1"] <= 1
-    from synth.metrics import METRIC_NAMES
+    from synth.analysis.metrics import METRIC_NAMES
 
     assert list(metrics["metrics"]) == METRIC_NAMES
     assert metrics["params"]["near_duplicate_rate"]["threshold"] == 0.9

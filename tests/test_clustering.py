@@ -3,9 +3,9 @@ import pandas as pd
 import pytest
 from sklearn.metrics import adjusted_rand_score
 
-from synth import clustering
-from synth.errors import SynthError
-from synth.records import Item, Run
+from synth.analysis import clustering
+from synth.kernel.errors import SynthError
+from synth.kernel.records import Item, Run
 
 
 def _blobs(k=4, per=40, dims=24, seed=0):
@@ -81,7 +81,7 @@ def _planted_texts():
 @pytest.fixture(scope="module")
 def planted():
     """80 sentences on four planted topics, embedded with the real all-MiniLM-L6-v2."""
-    from synth.embedding import get_embedder
+    from synth.analysis.embedding import get_embedder
 
     texts, truth = _planted_texts()
     return texts, get_embedder().embed(texts), truth

@@ -2,8 +2,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from synth import coverage
-from synth.errors import SynthError
+from synth.analysis import coverage
+from synth.kernel.errors import SynthError
 
 
 def _ring(n: int, start: float = 0.0, step: float | None = None) -> np.ndarray:

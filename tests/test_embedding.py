@@ -1,10 +1,10 @@
 import numpy as np
 import pytest
 
-from synth import embedding
-from synth.embedding import ensure_embeddings, get_embedder, load_vectors
-from synth.errors import SynthError
-from synth.records import text_hash
+from synth.analysis import embedding
+from synth.analysis.embedding import ensure_embeddings, get_embedder, load_vectors
+from synth.kernel.errors import SynthError
+from synth.kernel.records import text_hash
 
 
 def test_embedder_gives_unit_vectors_of_384_dimensions():

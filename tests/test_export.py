@@ -10,12 +10,13 @@ import pandas as pd
 import pytest
 import yaml
 
-from synth import licences, review
-from synth.errors import SynthError
-from synth.export import COLUMN_HELP, export_dataset, export_dataset_zip, export_frame, export_items
-from synth.generation import RunConfig
-from synth.metrics import measure_items
-from synth.pipeline import generate_run
+from synth.llm import licences
+from synth.workflows import review
+from synth.kernel.errors import SynthError
+from synth.outputs.export import COLUMN_HELP, export_dataset, export_dataset_zip, export_frame, export_items
+from synth.generate.config import RunConfig
+from synth.analysis.metrics import measure_items
+from synth.workflows.pipeline import generate_run
 from conftest import ROOT
 
 

@@ -2,9 +2,11 @@ import itertools
 
 import pytest
 
-from synth.errors import SynthError
-from synth.generation import RunConfig, execute, parse_var_spec, render, template_fields, validate_template
-from synth.techniques import sample_assignments
+from synth.kernel.errors import SynthError
+from synth.generate.config import RunConfig, parse_var_spec, validate_template
+from synth.generate.execute import execute
+from synth.generate.prompting import render, template_fields
+from synth.generate.techniques.sampling import sample_assignments
 
 LOCAL = "local/smollm2-135m"
 

@@ -2,10 +2,10 @@ import json
 
 import pytest
 
-from synth.errors import SynthError
-from synth.export import export_items
-from synth.ingest import import_file, read_records, restore_export
-from synth.pipeline import import_run
+from synth.kernel.errors import SynthError
+from synth.outputs.export import export_items
+from synth.generate.ingest import import_file, read_records, restore_export
+from synth.workflows.pipeline import import_run
 from synth.store import DuckStore
 
 

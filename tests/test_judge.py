@@ -3,12 +3,12 @@ import json
 import pytest
 
 from openai_server import json_reply
-from synth.errors import SynthError
-from synth.export import export_items
-from synth.generation import RunConfig
-from synth.judge import Criterion, Rubric, judge_items
-from synth.metrics import compute_run_metrics
-from synth.pipeline import generate_run
+from synth.kernel.errors import SynthError
+from synth.outputs.export import export_items
+from synth.generate.config import RunConfig
+from synth.generate.judge import Criterion, Rubric, judge_items
+from synth.analysis.metrics import compute_run_metrics
+from synth.workflows.pipeline import generate_run
 
 
 def test_rubric_from_a_checklist_and_from_yaml():

@@ -8,8 +8,8 @@ from rouge_score import rouge_scorer
 from rouge_score.tokenize import tokenize as rouge_reference_tokenize
 from sklearn.feature_extraction.text import TfidfVectorizer
 
-from synth import lexical
-from synth.errors import SynthError
+from synth.analysis import lexical
+from synth.kernel.errors import SynthError
 
 SCORER = rouge_scorer.RougeScorer(["rougeL"])
 

@@ -2,8 +2,8 @@
 
 import pytest
 
-from synth import licences
-from synth.licences import FORBIDDEN, UNKNOWN, note_for, notes_table
+from synth.llm import licences
+from synth.llm.licences import FORBIDDEN, UNKNOWN, note_for, notes_table
 
 
 @pytest.mark.parametrize("model, key, restricts", [

@@ -7,9 +7,9 @@ import pytest
 from sklearn.metrics.pairwise import cosine_distances, cosine_similarity
 from vendi_score import vendi
 
-from synth import metrics
-from synth.errors import SynthError
-from synth.records import Item, Run
+from synth.analysis import metrics
+from synth.kernel.errors import SynthError
+from synth.kernel.records import Item, Run
 
 
 def test_mean_pairwise_cosine_distance_matches_sklearn():

@@ -5,9 +5,9 @@ import sys
 
 from conftest import ROOT
 
-MODULES = ["synth", "synth.cli", "synth.pipeline", "synth.generation", "synth.providers",
-           "synth.embedding", "synth.projection", "synth.metrics", "synth.store", "synth.ingest",
-           "synth.export", "synth.plots", "synth.demo", "synth.settings"]
+MODULES = ["synth", "synth.cli", "synth.workflows.pipeline", "synth.generate.config", "synth.generate.execute", "synth.llm.providers",
+           "synth.analysis.embedding", "synth.analysis.projection", "synth.analysis.metrics", "synth.store", "synth.generate.ingest",
+           "synth.outputs.export", "synth.outputs.plots", "synth.workflows.demo", "synth.kernel.settings"]
 
 
 def test_core_never_imports_streamlit_and_defers_heavy_imports():

@@ -8,7 +8,7 @@ from streamlit.testing.v1 import AppTest
 
 import pages.common
 from conftest import ROOT
-from synth.sqlconsole import EXAMPLES
+from synth.outputs.sqlconsole import EXAMPLES
 
 TIMEOUT = 240
 SLOW_QUERY = "SELECT count(*) FROM range(1000000000) a, range(1000000) b"

@@ -3,8 +3,8 @@
 import pytest
 from streamlit.testing.v1 import AppTest
 
-import synth.pipeline
-from synth.metrics import METRIC_NAMES
+import synth.workflows.pipeline
+from synth.analysis.metrics import METRIC_NAMES
 from conftest import ROOT
 
 TIMEOUT = 240
@@ -22,8 +22,8 @@ def charts(at):
 
 def test_explore_is_the_first_screen_with_a_populated_map(demo_store, monkeypatch):
     calls = []
-    real = synth.pipeline.map_points
-    monkeypatch.setattr(synth.pipeline, "map_points", lambda *a, **k: calls.append(1) or real(*a, **k))
+    real = synth.workflows.pipeline.map_points
+    monkeypatch.setattr(synth.workflows.pipeline, "map_points", lambda *a, **k: calls.append(1) or real(*a, **k))
     at = open_app()
     assert not at.exception
     assert at.title[0].value == "Diversity map"
@@ -210,7 +210,7 @@ def test_generate_page_offers_the_setup_as_a_recipe(store):
 def test_review_page_lists_a_runs_items_and_judges_them(demo_store, tmp_path):
     small_file = tmp_path / "two.csv"
     small_file.write_text("text\nA kettle that boils fast.\nA tent that leaks.\n")
-    small = synth.pipeline.import_run(demo_store, small_file, run_name="two items").run_id
+    small = synth.workflows.pipeline.import_run(demo_store, small_file, run_name="two items").run_id
     at = open_app()
     at.switch_page("pages/review.py").run()
     assert not at.exception
@@ -284,7 +284,7 @@ def test_explore_refit_with_new_parameters_stores_a_new_layout(demo_store):
 
 
 def test_explore_shows_coverage_against_reference_data(demo_store, tmp_path):
-    from synth.pipeline import import_run
+    from synth.workflows.pipeline import import_run
 
     real = tmp_path / "real.csv"
     real.write_text("text\n" + "".join(f"A real question about a refund for order {i}?\n" for i in range(12)))
@@ -312,7 +312,7 @@ def test_generate_page_shows_the_models_licence_and_the_prompt_version(store):
     at.text_input(key="generate_version_label").set_value("first-try").run()
     at.button(key="generate_save_version").click().run()
     assert not at.exception
-    from synth.versions import list_versions
+    from synth.workflows.versions import list_versions
 
     saved = list_versions(store, "reviews")
     assert [(v.version, v.label, v.n_runs) for v in saved] == [(1, "first-try", 0)]
@@ -322,7 +322,7 @@ def test_generate_page_shows_the_models_licence_and_the_prompt_version(store):
 
 
 def test_prompts_page_lists_versions_with_diffs_names_and_trends(demo_store):
-    from synth.versions import list_versions, prompt_names
+    from synth.workflows.versions import list_versions, prompt_names
 
     name = next(n for n in prompt_names(demo_store) if len(list_versions(demo_store, n)) == 2)
     at = open_app()
@@ -356,9 +356,9 @@ def test_compare_page_two_runs_side_by_side(demo_store):
 
 
 def test_compare_page_runs_a_new_version_on_the_same_samples(store, server):
-    from synth.generation import RunConfig
-    from synth.pipeline import generate_run
-    from synth.versions import save_version
+    from synth.generate.config import RunConfig
+    from synth.workflows.pipeline import generate_run
+    from synth.workflows.versions import save_version
 
     cfg = dict(template="Describe {topic}.", variables={"topic": ["tea", "rain", "owls"]}, n=3,
                model="openai/test-model", api_base=server.api_base, max_tokens=20, prompt_name="explain")

@@ -2,9 +2,9 @@
 
 import pytest
 
-from synth.errors import SynthError
-from synth.generation import RunConfig
-from synth.pipeline import generate_run, import_run, map_points
+from synth.kernel.errors import SynthError
+from synth.generate.config import RunConfig
+from synth.workflows.pipeline import generate_run, import_run, map_points
 
 
 def test_generate_embed_project_and_measure_a_real_batch_of_five(demo_store):
@@ -42,14 +42,14 @@ def test_transient_failures_are_kept_with_their_reason_and_successes_saved(store
     srv = make_server(fail_status=503, fail_from=3, fail_until=10**6)
     cfg = RunConfig(template="hi {x}", variables={"x": ["a", "b", "c", "d"]}, n=4, model="openai/test-model",
                     api_base=srv.api_base, concurrency=1)
-    import synth.batch
+    import synth.llm.batch
     result = generate_run(store, cfg)
     assert result.status == "partial" and result.n_items == 2 and result.n_failed == 2
     failures = store.frame("SELECT idx, error_kind, message, attempts FROM failures ORDER BY idx")
     assert list(failures["idx"]) == [2, 3]
     assert set(failures["error_kind"]) == {"ServiceUnavailableError"}
     assert failures["message"].str.contains("unavailable").all()
-    assert (failures["attempts"] == synth.batch.BatchSettings(model="").max_retries + 1).all()
+    assert (failures["attempts"] == synth.llm.batch.BatchSettings(model="").max_retries + 1).all()
     assert store.runs().iloc[0]["n_failed"] == 2
 
 

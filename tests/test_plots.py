@@ -1,7 +1,7 @@
 import pandas as pd
 import plotly.graph_objects as go
 
-from synth import plots
+from synth.outputs import plots
 
 
 def _points(n=4, texts=None):

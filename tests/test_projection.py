@@ -2,9 +2,9 @@ import numpy as np
 import pytest
 from sklearn.decomposition import PCA
 
-from synth import projection
-from synth.errors import SynthError
-from synth.records import Item, Run
+from synth.analysis import projection
+from synth.kernel.errors import SynthError
+from synth.kernel.records import Item, Run
 from synth.store import DuckStore
 
 

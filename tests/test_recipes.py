@@ -4,9 +4,9 @@ import pytest
 import yaml
 
 from openai_server import json_reply
-from synth.errors import SynthError
-from synth.generation import RunConfig
-from synth.recipes import (RECIPES, config_from_recipe, load_recipe, recipe_text, run_recipe,
+from synth.kernel.errors import SynthError
+from synth.generate.config import RunConfig
+from synth.workflows.recipes import (RECIPES, config_from_recipe, load_recipe, recipe_text, run_recipe,
                            shipped_recipes)
 from conftest import ROOT
 

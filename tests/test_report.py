@@ -15,13 +15,13 @@ from plotly.offline import get_plotlyjs
 
 from appserver import CHROMIUM, POINTS, launch_browser
 from openai_server import OpenAITestServer, ServerConfig
-from synth import report
+from synth.outputs import report
 from synth.cli import main
-from synth.errors import SynthError
-from synth.generation import RunConfig
-from synth.licences import DISCLAIMER
-from synth.pipeline import generate_run
-from synth.report import build_report, write_report
+from synth.kernel.errors import SynthError
+from synth.generate.config import RunConfig
+from synth.llm.licences import DISCLAIMER
+from synth.workflows.pipeline import generate_run
+from synth.outputs.report import build_report, write_report
 from synth.store import DuckStore
 
 PAYLOAD = "<script>window.__pwned=1</script><b>bold</b>"

@@ -1,10 +1,10 @@
 import pytest
 
-from synth import review
-from synth.errors import SynthError
-from synth.export import export_items
-from synth.metrics import compute_run_metrics
-from synth.records import Item, Run
+from synth.workflows import review
+from synth.kernel.errors import SynthError
+from synth.outputs.export import export_items
+from synth.analysis.metrics import compute_run_metrics
+from synth.kernel.records import Item, Run
 
 
 @pytest.fixture

@@ -2,8 +2,8 @@ from pathlib import Path
 
 import pytest
 
-from synth import settings
-from synth.errors import SynthError
+from synth.kernel import settings
+from synth.kernel.errors import SynthError
 
 
 def test_defaults_and_environment_override(monkeypatch):

@@ -8,7 +8,8 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
-from synth.sqlconsole import EXAMPLES, displayable, plain, result_caption, to_csv, unique_names
+from synth.kernel.text import literal_markdown
+from synth.outputs.sqlconsole import EXAMPLES, displayable, result_caption, to_csv, unique_names
 
 # Examples that may rightly return nothing on the demo data (no judgements, failures, edits or
 # repeated texts there); every other example must return rows.
@@ -91,7 +92,10 @@ def test_to_csv_round_trips():
 
 
 def test_plain_escapes_markdown():
+    def plain(message):
+        return literal_markdown(message, keep_breaks=True)
+
     assert plain("SELECT * FROM no_such_table") == r"SELECT \* FROM no\_such\_table"
     assert plain("costs $1 and $2") == r"costs \$1 and \$2"
-    assert plain("<b>x</b>") == r"\<b\>x\</b\>"
+    assert plain("<b>x</b>") == "&lt;b&gt;x&lt;/b&gt;"
     assert plain("line 1\nline 2") == "line 1  \nline 2"

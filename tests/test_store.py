@@ -4,9 +4,10 @@ import threading
 import duckdb
 import pytest
 
-from synth.errors import SynthError
-from synth.records import Item, PromptSpec, Run
-from synth.store import DuckStore, _MIGRATIONS
+from synth.kernel.errors import SynthError
+from synth.kernel.records import Item, PromptSpec, Run
+from synth.store import DuckStore
+from synth.store.duck import _MIGRATIONS
 from conftest import ROOT
 
 DOCUMENTED_TABLES = ["prompts", "runs", "items", "embeddings", "metrics", "layouts", "projections",

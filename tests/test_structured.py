@@ -3,8 +3,8 @@ import random
 
 import pytest
 
-from synth.errors import SynthError
-from synth.structured import MAX_REASON, OutputSpec, ParsedOutput, parse_output
+from synth.kernel.errors import SynthError
+from synth.llm.structured import MAX_REASON, OutputSpec, ParsedOutput, parse_output
 
 QA = OutputSpec.from_fields("question, answer")
 SCORED = OutputSpec.from_schema({

@@ -6,10 +6,12 @@ import subprocess
 import pytest
 
 from openai_server import json_reply
-from synth.errors import SynthError
-from synth.generation import RunConfig, execute
-from synth.pipeline import generate_run
-from synth.techniques import TECHNIQUES, Technique, get_technique, register_technique, sample_assignments
+from synth.kernel.errors import SynthError
+from synth.generate.config import RunConfig
+from synth.generate.execute import execute
+from synth.workflows.pipeline import generate_run
+from synth.generate.techniques import TECHNIQUES, Technique, get_technique, register_technique
+from synth.generate.techniques.sampling import sample_assignments
 from conftest import ROOT
 
 LOCAL = "local/smollm2-135m"

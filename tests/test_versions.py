@@ -5,13 +5,13 @@ import json
 import duckdb
 import pytest
 
-from synth import store as store_module
-from synth.errors import SynthError
-from synth.generation import RunConfig
-from synth.metrics import compute_run_metrics
-from synth.pipeline import generate_run
+from synth.store import duck as store_module
+from synth.kernel.errors import SynthError
+from synth.generate.config import RunConfig
+from synth.analysis.metrics import compute_run_metrics
+from synth.workflows.pipeline import generate_run
 from synth.store import DuckStore
-from synth.versions import (config_for, diff_between, list_versions, name_version, preview_version, resolve_version,
+from synth.workflows.versions import (config_for, diff_between, list_versions, name_version, preview_version, resolve_version,
                             save_version, version_trends)
 
 

@@ -1,0 +1,1 @@
+"""Analysis: embeddings, the map layout, clusters, metrics, filters and coverage."""

@@ -1,0 +1,257 @@
+"""Clustering: embeddings in, a cluster per item out, fitted over the whole dataset.
+
+Reads: items and their cached embeddings. Writes: ``clusterings`` (how a clustering was made) and
+``clusters`` (item id, cluster id, label). A clustering is refitted only when the items or the
+parameters change; runs and filtered views are then measured against the same clusters, so their
+``cluster_entropy`` can be compared.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from synth.kernel import settings
+from synth.analysis.embedding import load_vectors, unit_rows
+from synth.kernel.errors import SynthError
+from synth.kernel.records import content_hash, new_id
+from synth.kernel.registry import Registry
+from synth.store import DuckStore
+
+# Past this many items MiniBatchKMeans replaces KMeans: same objective, a fraction of the time.
+MINIBATCH_FROM = 10_000
+MAX_K = 60
+
+
+def default_k(n: int) -> int:
+    """A cluster count that grows slowly with the data: sqrt(n/2), between 2 and 40."""
+    return int(min(40, max(2, round(math.sqrt(n / 2)))))
+
+
+class KMeansClusterer:
+    """k-means on unit-length embeddings (so Euclidean distance follows cosine similarity)."""
+
+    name = "kmeans"
+
+    def __init__(self, k: int | None = None, seed: int | None = None):
+        self.k = k
+        self.seed = settings.get("seed") if seed is None else seed
+        if k is not None and not 2 <= k <= MAX_K:
+            raise SynthError(f"The number of clusters must be between 2 and {MAX_K}, got {k}.")
+
+    def params(self, n: int) -> dict:
+        return {"k": self.k or default_k(n), "seed": self.seed,
+                "algorithm": "minibatch" if n >= MINIBATCH_FROM else "full"}
+
+    def fit(self, vectors: np.ndarray) -> np.ndarray:
+        from sklearn.cluster import KMeans, MiniBatchKMeans
+
+        n = len(vectors)
+        if n < 2:
+            return np.zeros(n, dtype=int)
+        k = min(self.params(n)["k"], n)
+        x = unit_rows(vectors)
+        if n >= MINIBATCH_FROM:
+            model = MiniBatchKMeans(n_clusters=k, random_state=self.seed, n_init=3, batch_size=2048)
+        else:
+            model = KMeans(n_clusters=k, random_state=self.seed, n_init=4)
+        return model.fit_predict(x).astype(int)
+
+
+class HDBSCANClusterer:
+    """HDBSCAN on the embeddings reduced to 20 dimensions by PCA: finds its own number of
+    clusters and leaves outliers unclustered (cluster -1, "noise")."""
+
+    name = "hdbscan"
+    DIMS = 20
+
+    def __init__(self, k: int | None = None, seed: int | None = None, min_cluster_size: int | None = None):
+        self.min_cluster_size = min_cluster_size
+        self.seed = settings.get("seed") if seed is None else seed
+        if min_cluster_size is not None and min_cluster_size < 2:
+            raise SynthError(f"HDBSCAN's minimum cluster size must be at least 2, got {min_cluster_size}.")
+
+    def params(self, n: int) -> dict:
+        return {"min_cluster_size": self.min_cluster_size or max(5, n // 50), "dims": self.DIMS}
+
+    def fit(self, vectors: np.ndarray) -> np.ndarray:
+        from sklearn.cluster import HDBSCAN
+        from sklearn.decomposition import PCA
+
+        n = len(vectors)
+        size = self.params(n)["min_cluster_size"]
+        if n < max(size, 3):
+            return np.full(n, -1, dtype=int)
+        x = unit_rows(vectors)
+        dims = min(self.DIMS, n - 1, x.shape[1])
+        reduced = PCA(n_components=dims, random_state=self.seed).fit_transform(x)
+        return HDBSCAN(min_cluster_size=size, copy=True).fit_predict(reduced).astype(int)
+
+
+CLUSTERERS = Registry("clusterer")
+CLUSTERERS.add(KMeansClusterer)
+CLUSTERERS.add(HDBSCANClusterer)
+NOISE = -1
+
+
+@dataclass
+class Clustering:
+    clustering_id: str
+    method: str
+    params: dict
+    labels: dict[str, int] = field(default_factory=dict)  # item id -> cluster id
+    names: dict[int, str] = field(default_factory=dict)  # cluster id -> label
+
+    @property
+    def k(self) -> int:
+        return len(set(self.labels.values()))
+
+
+def items_signature(items: pd.DataFrame) -> str:
+    return content_hash(sorted(f"{i}:{h}" for i, h in zip(items["item_id"], items["text_hash"])))
+
+
+def make_clusterer(method: str | None = None, k: int | None = None, min_cluster_size: int | None = None):
+    method = method or settings.get("cluster_method")
+    if method not in CLUSTERERS:
+        raise SynthError(f"Unknown clustering method {method!r}. Use one of: {', '.join(CLUSTERERS)}.")
+    if method == "hdbscan":
+        return CLUSTERERS[method](min_cluster_size=min_cluster_size)
+    return CLUSTERERS[method](k=k or settings.get("cluster_k") or None)
+
+
+def current_clustering(store: DuckStore, method: str | None = None, k: int | None = None,
+                       items: pd.DataFrame | None = None, min_cluster_size: int | None = None) -> Clustering:
+    """The clustering of all items (fitted, named by c-TF-IDF and stored if none fits the current
+    items); defaults from the cluster_method and cluster_k settings."""
+    clusterer = make_clusterer(method, k, min_cluster_size)
+    method = clusterer.name
+    items = store.items() if items is None else items
+    if items.empty:
+        return Clustering("", method, {})
+    params = clusterer.params(len(items))
+    embed_model = settings.get("embed_model")
+    signature = items_signature(items)
+    found = store.find_fit("clustering", method, embed_model, params, signature)
+    if found is None:
+        vectors = load_vectors(store, items["text"].tolist(), embed_model)
+        labels = clusterer.fit(vectors)
+        rows = pd.DataFrame({"item_id": items["item_id"].values, "cluster_id": labels.astype(int),
+                             "label": pd.Series([None] * len(labels), dtype=object)})
+        clustering_id = new_id("cl")
+        store.save_fit("clustering", clustering_id, method, embed_model, params, signature, rows)
+        store.save_cluster_labels(clustering_id, keyword_labels(items["text"].tolist(), labels))
+        found = store.find_fit("clustering", method, embed_model, params, signature)
+    clustering_id, frame = found
+    names = {int(c): (lab if isinstance(lab, str) and lab else
+                      ("noise" if int(c) == NOISE else f"cluster {int(c)}"))
+             for c, lab in zip(frame["cluster_id"], frame["label"])}
+    return Clustering(clustering_id, method, params,
+                      dict(zip(frame["item_id"], frame["cluster_id"].astype(int))), names)
+
+
+def entropy_bits(labels: list[int] | np.ndarray) -> float | None:
+    """Shannon entropy, in bits, of how items spread over clusters (0: one cluster)."""
+    if len(labels) == 0:
+        return None
+    _, counts = np.unique(np.asarray(labels), return_counts=True)
+    p = counts / counts.sum()
+    return float(-(p * np.log2(p)).sum())
+
+
+def ctfidf_keywords(texts: list[str], labels: list[int] | np.ndarray, top: int = 3) -> dict[int, list[str]]:
+    """The ``top`` words that set each cluster apart, by class-based TF-IDF (Grootendorst, 2022):
+    each cluster's texts form one document; tf is normalised per cluster and
+    idf = log(1 + mean words per cluster / the word's frequency over all clusters)."""
+    from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS, CountVectorizer
+
+    labels = np.asarray(labels)
+    clusters = sorted(c for c in set(labels.tolist()) if c != NOISE)
+    if not clusters:
+        return {}
+    docs = [" ".join(t for t, l in zip(texts, labels) if l == c) for c in clusters]
+    try:
+        counts = CountVectorizer(stop_words=sorted(ENGLISH_STOP_WORDS), token_pattern=r"(?u)\b[a-zA-Z][a-zA-Z]+\b",
+                                 lowercase=True).fit(docs)
+    except ValueError:  # only stop words: nothing to name the clusters with
+        return {c: [] for c in clusters}
+    matrix = counts.transform(docs).toarray().astype(float)
+    vocab = np.array(counts.get_feature_names_out())
+    tf = matrix / np.maximum(matrix.sum(axis=1, keepdims=True), 1)
+    idf = np.log(1 + matrix.sum(axis=1).mean() / np.maximum(matrix.sum(axis=0), 1))
+    scores = tf * idf
+    return {c: [vocab[j] for j in np.argsort(-scores[i])[:top] if scores[i, j] > 0]
+            for i, c in enumerate(clusters)}
+
+
+def keyword_labels(texts: list[str], labels: np.ndarray) -> pd.DataFrame:
+    """One row per cluster: its size and its c-TF-IDF keywords as a label such as 'kettle · boils'."""
+    keywords = ctfidf_keywords(texts, labels)
+    ids, sizes = np.unique(np.asarray(labels), return_counts=True)
+    rows = [{"cluster_id": int(c), "size": int(n),
+             "keywords": "noise" if c == NOISE else (" · ".join(keywords.get(int(c), [])) or f"cluster {c}"),
+             "llm_label": None, "llm_model": None} for c, n in zip(ids, sizes)]
+    return pd.DataFrame(rows, columns=["cluster_id", "size", "keywords", "llm_label", "llm_model"])
+
+
+def name_clusters_with_llm(store: DuckStore, clustering: Clustering, items: pd.DataFrame, model: str,
+                           examples: int = 5, api_base: str | None = None) -> pd.DataFrame:
+    """Ask any litellm model for a 2-4 word name per cluster (responses cached like every call)."""
+    from synth.llm.batch import BatchSettings, Call, describe_failures, run_batch
+
+    labels = store.cluster_labels(clustering.clustering_id)
+    if labels.empty:
+        raise SynthError("This clustering has no clusters to name.")
+    by_cluster = items.assign(cluster=[clustering.labels.get(i, NOISE) for i in items["item_id"]])
+    calls, ids = [], []
+    for row in labels.itertuples():
+        if row.cluster_id == NOISE:
+            continue
+        sample = by_cluster[by_cluster["cluster"] == row.cluster_id]["text"].head(examples).tolist()
+        body = ("These texts belong to one cluster of a dataset. Its most distinctive words are: "
+                f"{row.keywords}.\n\nExamples:\n" + "\n".join(f"- {' '.join(t.split())[:300]}" for t in sample)
+                + "\n\nName the cluster in two to four words. Reply with the name only.")
+        calls.append(Call(len(calls), [{"role": "user", "content": body}]))
+        ids.append(row.cluster_id)
+    outcome = run_batch(calls, BatchSettings(model=model, temperature=0.0, max_tokens=16, api_base=api_base),
+                        store)
+    if not outcome.succeeded:
+        raise SynthError(f"No cluster was named: {describe_failures(outcome)}")
+    names = {ids[r.idx]: r.completion.text.strip().strip('"').splitlines()[0][:60] for r in outcome.succeeded
+             if r.completion.text.strip()}
+    labels["llm_label"] = labels["cluster_id"].map(names)
+    labels["llm_model"] = labels["cluster_id"].map(lambda c: model if c in names else None)
+    store.save_cluster_labels(clustering.clustering_id, labels)
+    return labels
+
+
+def cluster_shares(items: pd.DataFrame) -> pd.DataFrame:
+    """Cluster sizes and each run's share of its items in each cluster.
+
+    ``items`` needs cluster, cluster_name and run_name columns."""
+    counts = items.groupby(["cluster", "cluster_name", "run_name"]).size().rename("items").reset_index()
+    totals = items.groupby("run_name").size()
+    counts["share_of_run"] = counts["items"] / counts["run_name"].map(totals)
+    return counts.sort_values(["cluster", "run_name"]).reset_index(drop=True)
+
+
+def typical_items(items: pd.DataFrame, vectors: np.ndarray, per_group: int = 3, key: str = "cluster") -> pd.DataFrame:
+    """Up to ``per_group`` typical items of each group (those closest to the group's mean direction
+    in embedding space), largest group first and HDBSCAN's noise last.
+
+    ``vectors`` are the items' embeddings, row for row."""
+    if items.empty:
+        return items.iloc[:0]
+    x = unit_rows(np.asarray(vectors, dtype=np.float64))
+    groups = items[key].to_numpy()
+    sizes = items[key].value_counts()
+    order = sorted(sizes.index, key=lambda g: (key == "cluster" and g == NOISE, -sizes[g], str(g)))
+    picked = []
+    for group in order:
+        positions = np.flatnonzero(groups == group)
+        centre = x[positions].mean(axis=0)
+        picked.extend(positions[np.argsort(-(x[positions] @ centre), kind="stable")[:per_group]].tolist())
+    return items.iloc[picked]

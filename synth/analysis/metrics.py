@@ -1,0 +1,312 @@
+"""Intrinsic metrics: what the data itself says about diversity, quality and cost.
+
+Reads: a set of items (a run, or any filtered view), their cached embeddings and the current
+clustering. Writes: the ``metrics`` table for runs, one row per (run, metric) with the parameters
+used, recomputed only when the run's inputs change.
+
+Every metric is checked against a public reference implementation in tests/test_metrics.py and
+tests/test_lexical.py. Past a stated size the O(n^2) ones are estimated on a seeded sample, and
+their parameters say so.
+"""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from synth.analysis import lexical
+from synth.kernel import settings
+from synth.analysis.embedding import load_vectors, unit_rows
+from synth.kernel.errors import SynthError
+from synth.kernel.records import content_hash
+from synth.store import DuckStore, in_session
+
+# Bump when a metric's definition changes, so stored values are recomputed.
+METRICS_VERSION = 3
+BLOCK = 2048
+# Near-duplicates are exact up to this many items; past it, this many seeded queries are each
+# compared with every item (an unbiased estimate of the rate).
+NEAR_DUP_EXACT_MAX = 20_000
+NEAR_DUP_QUERIES = 5_000
+SELF_BLEU_HYPOTHESES = 10_000
+ROUGE_HYPOTHESES = 2_000
+ROUGE_CANDIDATES = 32
+
+
+@dataclass(frozen=True)
+class MetricInfo:
+    direction: int  # +1: higher is better (more diverse, more valid); -1: lower is better; 0: neither
+    help: str
+
+
+METRICS: dict[str, MetricInfo] = {
+    "count": MetricInfo(0, "number of items."),
+    "distinct_1": MetricInfo(1, "unique words / all words over the set."),
+    "distinct_2": MetricInfo(1, "unique word pairs / all word pairs over the set."),
+    "distinct_3": MetricInfo(1, "unique word triples / all word triples over the set."),
+    "compression_ratio": MetricInfo(-1, "raw size / gzip size of all texts joined: higher means more "
+                                        "repetition across the set."),
+    "self_bleu": MetricInfo(-1, "mean sentence BLEU of each item against all the others: higher means "
+                                "items reuse each other's phrasing."),
+    "rouge_l_max_mean": MetricInfo(-1, "mean over items of the highest ROUGE-L F with any other item "
+                                       "(the Self-Instruct filter's measure)."),
+    "mean_pairwise_cosine_distance": MetricInfo(1, "mean of 1 - cosine similarity over all pairs of "
+                                                   "embeddings: how far apart items are in meaning."),
+    "vendi_score": MetricInfo(1, "effective number of distinct items (exp of the entropy of the cosine "
+                                 "kernel's eigenvalues): 1 if all items are the same, n if all differ."),
+    "near_duplicate_rate": MetricInfo(-1, "share of items whose closest other item is above the cosine "
+                                          "threshold."),
+    "cluster_entropy": MetricInfo(1, "entropy (bits) of how the items spread over the dataset's topic "
+                                     "clusters: 0 when they all sit in one."),
+    "length_mean": MetricInfo(0, "mean length in words."),
+    "length_p50": MetricInfo(0, "median length in words."),
+    "length_p95": MetricInfo(0, "95th percentile of length in words."),
+    "length_min": MetricInfo(0, "shortest item in words."),
+    "length_max": MetricInfo(0, "longest item in words."),
+    "validity_rate": MetricInfo(1, "share of items whose structured output parsed and matched the declared "
+                                   "fields (empty when none were declared)."),
+    "judge_score_mean": MetricInfo(1, "mean of the latest LLM-judge score (1-5) of the judged items."),
+    "tokens_in": MetricInfo(0, "prompt tokens."),
+    "tokens_out": MetricInfo(0, "completion tokens."),
+    "tokens_total": MetricInfo(0, "prompt + completion tokens."),
+    "latency_mean_ms": MetricInfo(0, "mean time per call."),
+    "cost_usd": MetricInfo(-1, "litellm's cost estimate; 0 for the embedded model and cached responses; "
+                               "empty when a price is unknown."),
+    "cost_per_effective_sample": MetricInfo(-1, "cost_usd / vendi_score: what one effectively distinct "
+                                                "item cost."),
+}
+METRIC_NAMES = list(METRICS)
+METRIC_HELP = {name: info.help for name, info in METRICS.items()}
+
+
+def mean_pairwise_cosine_distance(vectors: np.ndarray) -> float | None:
+    """Mean of 1 - cos over all unordered pairs, in O(n d) from the sum of unit vectors."""
+    n = len(vectors)
+    if n < 2:
+        return None
+    x = unit_rows(vectors.astype(np.float64))
+    s = x.sum(axis=0)
+    off_diagonal = float(s @ s) - float((x * x).sum())
+    return 1.0 - off_diagonal / (n * (n - 1))
+
+
+def vendi_score(vectors: np.ndarray) -> tuple[float | None, dict]:
+    """Vendi score with the cosine kernel (Friedman & Dieng, 2023).
+
+    The eigenvalues of K/n = X X^T / n are those of X^T X / n (d x d) plus zeros, so past n > d
+    the dual form costs O(n d^2) instead of O(n^3)."""
+    n = len(vectors)
+    if n == 0:
+        return None, {}
+    x = unit_rows(vectors.astype(np.float64))
+    dual = n > x.shape[1]
+    gram = (x.T @ x) if dual else (x @ x.T)
+    w = np.linalg.eigvalsh(gram / n)
+    w = w[w > 1e-12]
+    value = float(np.exp(-(w * np.log(w)).sum()))
+    return value, {"kernel": "cosine", "q": 1, "form": "dual (d x d)" if dual else "primal (n x n)",
+                   "sample_size": n}
+
+
+def nearest_neighbour_similarity(vectors: np.ndarray, queries: np.ndarray | None = None) -> np.ndarray:
+    """For each query row (default: every row), the highest cosine similarity with any other row."""
+    x = unit_rows(vectors.astype(np.float32))
+    idx = np.arange(len(x)) if queries is None else np.asarray(queries)
+    best = np.full(len(idx), -np.inf, dtype=np.float32)
+    for start in range(0, len(idx), BLOCK):
+        rows = idx[start:start + BLOCK]
+        sims = x[rows] @ x.T
+        sims[np.arange(len(rows)), rows] = -np.inf
+        best[start:start + BLOCK] = sims.max(axis=1)
+    return best
+
+
+def near_duplicate_rate(vectors: np.ndarray, threshold: float, seed: int = 0
+                        ) -> tuple[float | None, dict]:
+    """Share of items whose nearest other item has cosine similarity >= threshold."""
+    if not 0.0 < threshold <= 1.0:
+        raise SynthError(f"The near-duplicate threshold must be in (0, 1], got {threshold}.")
+    n = len(vectors)
+    params = {"threshold": threshold, "population": n, "sampled": False}
+    if n < 2:
+        return None, params
+    queries = None
+    if n > NEAR_DUP_EXACT_MAX:
+        queries = np.sort(np.random.default_rng(seed).choice(n, NEAR_DUP_QUERIES, replace=False))
+        params.update(sampled=True, queries=NEAR_DUP_QUERIES, seed=seed,
+                      how=f"{NEAR_DUP_QUERIES} seeded items, each compared with all {n}")
+    return float((nearest_neighbour_similarity(vectors, queries) >= threshold).mean()), params
+
+
+def _mean_of(items: pd.DataFrame, column: str) -> float | None:
+    """Mean of a column over the items that have a value (None if none has one)."""
+    if column not in items:
+        return None
+    values = items[column].dropna()
+    return float(values.astype(float).mean()) if len(values) else None
+
+
+def compute_metrics(items: pd.DataFrame, vectors: np.ndarray, threshold: float,
+                    clusters: list[int | None] | None = None, seed: int = 0
+                    ) -> tuple[dict[str, float | None], dict[str, dict]]:
+    """Every metric of one set of items: (name -> value, name -> parameters used)."""
+    texts = items["text"].tolist()
+    n = len(texts)
+    # gzip and the matrix products release the GIL: they run beside the Python-bound text metrics.
+    pool = ThreadPoolExecutor(max_workers=2)
+    compressed = pool.submit(lexical.compression_ratio, texts)
+    near = pool.submit(near_duplicate_rate, vectors, threshold, seed)
+    tokens = [lexical.words(t) for t in texts]
+    lengths = np.array([len(t) for t in tokens], dtype=float)
+    grams = lexical.ngram_ids(tokens, 4)  # shared by distinct-1..3 and self-BLEU
+    costs = items["cost_usd"] if "cost_usd" in items else pd.Series([0.0] * n)
+    values: dict[str, float | None] = {"count": float(n)}
+    params: dict[str, dict] = {"count": {}}
+    ngram = {"tokenizer": lexical.WORD_TOKENIZER, "sample_size": n}
+    for k in (1, 2, 3):
+        values[f"distinct_{k}"] = lexical.distinct_n(texts, k, tokens, grams)
+        params[f"distinct_{k}"] = {**ngram, "n": k}
+    params["compression_ratio"] = {"compressor": "gzip level 9", "joined_with": "newline", "sample_size": n}
+    values["self_bleu"], params["self_bleu"] = lexical.self_bleu(texts, max_hypotheses=SELF_BLEU_HYPOTHESES,
+                                                                  seed=seed, tokens=tokens, grams=grams)
+    values["rouge_l_max_mean"], params["rouge_l_max_mean"] = lexical.rouge_l_max_mean(
+        texts, max_hypotheses=ROUGE_HYPOTHESES, candidates=ROUGE_CANDIDATES, seed=seed)
+    vec = {"embed_model": settings.get("embed_model"), "sample_size": n}
+    values["mean_pairwise_cosine_distance"] = mean_pairwise_cosine_distance(vectors)
+    params["mean_pairwise_cosine_distance"] = vec
+    values["vendi_score"], params["vendi_score"] = vendi_score(vectors)
+    values["near_duplicate_rate"], near_params = near.result()
+    params["near_duplicate_rate"] = {**vec, **near_params}
+    values["compression_ratio"] = compressed.result()
+    pool.shutdown()
+    from synth.analysis.clustering import entropy_bits
+
+    labelled = [c for c in (clusters or []) if c is not None]
+    values["cluster_entropy"] = entropy_bits(labelled) if clusters is not None else None
+    params["cluster_entropy"] = {"base": 2, "clustered_items": len(labelled)}
+    length = {"unit": "words", "tokenizer": lexical.WORD_TOKENIZER, "sample_size": n}
+    for name, fn in (("length_mean", np.mean), ("length_p50", lambda a: np.percentile(a, 50)),
+                     ("length_p95", lambda a: np.percentile(a, 95)), ("length_min", np.min),
+                     ("length_max", np.max)):
+        values[name] = float(fn(lengths)) if n else None
+        params[name] = length
+    values["validity_rate"] = _mean_of(items, "valid")
+    params["validity_rate"] = {"sample_size": int(items["valid"].notna().sum()) if "valid" in items else 0}
+    values["judge_score_mean"] = _mean_of(items, "judge_score")
+    params["judge_score_mean"] = {"which": "latest judgement per item", "sample_size":
+                                  int(items["judge_score"].notna().sum()) if "judge_score" in items else 0}
+    for name in ("tokens_in", "tokens_out"):
+        values[name] = float(items[name].sum()) if name in items else 0.0
+        params[name] = {}
+    values["tokens_total"] = values["tokens_in"] + values["tokens_out"]
+    params["tokens_total"] = {}
+    values["latency_mean_ms"] = _mean_of(items, "latency_ms")
+    params["latency_mean_ms"] = {}
+    values["cost_usd"] = None if costs.isna().any() else float(costs.sum())
+    params["cost_usd"] = {"source": "litellm estimate; 0 for local models and cached responses"}
+    vendi = values["vendi_score"]
+    values["cost_per_effective_sample"] = (values["cost_usd"] / vendi
+                                           if values["cost_usd"] is not None and vendi else None)
+    params["cost_per_effective_sample"] = {"formula": "cost_usd / vendi_score"}
+    return {k: values[k] for k in METRIC_NAMES}, params
+
+
+def set_signature(items: pd.DataFrame) -> list[str]:
+    # Built in Python: pandas turns "text" + <NA> into <NA>, which would hide every change.
+    return [f"{i}:{h}:{v}:{j}" for i, h, v, j in
+            zip(items["item_id"], items["text_hash"], items["valid"], items["judge_score"])]
+
+
+def measure_items(store: DuckStore, items: pd.DataFrame, threshold: float | None = None,
+                  clustering=None) -> tuple[dict[str, float | None], dict[str, dict]]:
+    """Metrics of any set of items (a run, a filtered view), with the dataset's clusters."""
+    from synth.analysis.clustering import current_clustering
+
+    threshold = settings.get("near_dup_threshold") if threshold is None else threshold
+    if items.empty:
+        return {name: (0.0 if name == "count" else None) for name in METRIC_NAMES}, {}
+    clustering = clustering or current_clustering(store)
+    vectors = load_vectors(store, items["text"].tolist())
+    labels = [clustering.labels.get(i) for i in items["item_id"]]
+    values, params = compute_metrics(items, vectors, threshold, labels, settings.get("seed"))
+    params["cluster_entropy"].update(clustering_id=clustering.clustering_id, method=clustering.method,
+                                     **clustering.params)
+    return values, params
+
+
+@in_session
+def compute_run_metrics(store: DuckStore, run_id: str, threshold: float | None = None,
+                        force: bool = False) -> dict[str, float | None]:
+    """Metrics of one run, from the ``metrics`` table unless its inputs changed since."""
+    from synth.analysis.clustering import current_clustering
+
+    threshold = settings.get("near_dup_threshold") if threshold is None else threshold
+    items = store.items([run_id])
+    if items.empty:
+        raise SynthError(f"Run {run_id} has no items.")
+    clustering = current_clustering(store)
+    inputs = content_hash({"v": METRICS_VERSION, "items": sorted(set_signature(items)),
+                           "threshold": threshold, "embed_model": settings.get("embed_model"),
+                           "clustering": clustering.clustering_id, "seed": settings.get("seed")})
+    if not force and store.metrics_inputs_hash(run_id) == inputs:
+        stored = store.metrics([run_id])
+        by_name = dict(zip(stored["name"], stored["value"].astype(object).where(stored["value"].notna(), None)))
+        return {name: by_name.get(name) for name in METRIC_NAMES}
+    values, params = measure_items(store, items, threshold, clustering)
+    store.put_metrics(run_id, values, params, inputs)
+    return values
+
+
+def compute_all_metrics(store: DuckStore, threshold: float | None = None) -> pd.DataFrame:
+    """A run-by-metric table for every run, computing what is missing or stale."""
+    runs = store.runs()
+    rows = []
+    for run in runs.itertuples():
+        values = compute_run_metrics(store, run.run_id, threshold)
+        rows.append({"run_id": run.run_id, "run": run.name, "model": run.model,
+                     "prompt_version": run.prompt_version, **values})
+    return pd.DataFrame(rows, columns=["run_id", "run", "model", "prompt_version", *METRIC_NAMES])
+
+
+_BACKGROUND: dict[str, threading.Thread] = {}
+_BACKGROUND_LOCK = threading.Lock()
+
+
+def measure_in_background(store: DuckStore) -> threading.Thread:
+    """Compute missing or stale per-run metrics in a background thread (one per database); each
+    run takes the database only for its own short session, so pages keep working meanwhile."""
+    with _BACKGROUND_LOCK:
+        thread = _BACKGROUND.get(store.path)
+        if thread is None or not thread.is_alive():
+            thread = threading.Thread(target=_measure_quietly, args=(store,), name="synth-metrics", daemon=True)
+            _BACKGROUND[store.path] = thread
+            thread.start()
+    return thread
+
+
+def _measure_quietly(store: DuckStore) -> None:
+    try:
+        compute_all_metrics(store)
+    except SynthError:
+        pass  # the Metrics page computes them again and shows the error
+
+
+
+
+def compare(before: dict[str, float | None], after: dict[str, float | None]) -> pd.DataFrame:
+    """Every metric before -> after, with its change and whether that is better or worse."""
+    rows = []
+    for name in METRIC_NAMES:
+        b, a = before.get(name), after.get(name)
+        delta = None if a is None or b is None else a - b
+        direction = METRICS[name].direction
+        if delta is None or direction == 0 or abs(delta) < 1e-12:
+            verdict = "" if delta is None or direction == 0 else "same"
+        else:
+            verdict = "better" if delta * direction > 0 else "worse"
+        rows.append({"metric": name, "before": b, "after": a, "delta": delta, "change": verdict})
+    return pd.DataFrame(rows)

@@ -1,0 +1,356 @@
+"""Projection: embeddings in, 2-D map coordinates out, stable as the data grows.
+
+Reads: items and their cached embeddings. Writes: ``layouts`` (with the layout's
+trustworthiness), ``projections`` (item id, x, y, how it was placed) and ``layout_models``.
+
+A layout is fitted once and then kept: items that arrive later are placed with the fitted UMAP's
+``transform``, so existing points never move; "re-fit" makes a new layout on demand. The fitted
+model is stored with the layout, so placing works after a restart too.
+
+UMAP compiles with numba for 15 to 60 s the first time it runs in a process, so the map never
+waits for it: without a stored layout a PCA preview is shown at once while UMAP fits in a
+background thread; a warm-up compiles fit and transform in the background at start.
+"""
+
+from __future__ import annotations
+
+import pickle
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from synth.kernel import settings
+from synth.analysis.embedding import load_vectors, unit_rows
+from synth.kernel.errors import SynthError
+from synth.kernel.records import content_hash, new_id
+from synth.kernel.registry import Registry
+from synth.store import DuckStore
+
+# Below this many points UMAP's neighbour graph is meaningless; PCA is the layout.
+UMAP_MIN_POINTS = 10
+UMAP_METRIC = "cosine"
+
+
+class PCAProjector:
+    """Principal components by SVD: instant, deterministic, linear."""
+
+    name = "pca"
+
+    def __init__(self, **params):
+        self.params: dict = {}
+        self._mean: np.ndarray | None = None
+        self._components: np.ndarray | None = None
+
+    def fit(self, vectors: np.ndarray) -> np.ndarray:
+        x = np.asarray(vectors, dtype=np.float64)
+        self._mean = x.mean(axis=0)
+        centred = x - self._mean
+        if len(x) < 2:
+            self._components = np.eye(x.shape[1])[:2]
+        else:
+            _, _, vt = np.linalg.svd(centred, full_matrices=False)
+            comps = vt[:2]
+            if len(comps) < 2:
+                comps = np.vstack([comps, np.zeros((2 - len(comps), x.shape[1]))])
+            # Fix each axis's sign so the same data always gives the same picture.
+            signs = np.sign(comps[np.arange(2), np.abs(comps).argmax(axis=1)])
+            self._components = comps * np.where(signs == 0, 1, signs)[:, None]
+        return self.transform(vectors)
+
+    def transform(self, vectors: np.ndarray) -> np.ndarray:
+        if self._components is None:
+            raise SynthError("The PCA projector must be fitted before transform.")
+        return (np.asarray(vectors, dtype=np.float64) - self._mean) @ self._components.T
+
+
+class UMAPProjector:
+    """UMAP with a cosine metric and a pinned seed."""
+
+    name = "umap"
+
+    def __init__(self, n_neighbors: int | None = None, min_dist: float | None = None,
+                 seed: int | None = None):
+        self.params = {
+            "n_neighbors": int(n_neighbors or settings.get("umap_n_neighbors")),
+            "min_dist": float(settings.get("umap_min_dist") if min_dist is None else min_dist),
+            "metric": UMAP_METRIC,
+            "seed": int(settings.get("seed") if seed is None else seed),
+        }
+        if self.params["n_neighbors"] < 2:
+            raise SynthError("UMAP n_neighbors must be at least 2.")
+        if not 0.0 <= self.params["min_dist"] <= 1.0:
+            raise SynthError("UMAP min_dist must be between 0 and 1.")
+        self._model = None
+
+    def fit(self, vectors: np.ndarray) -> np.ndarray:
+        try:
+            import umap
+        except ImportError:
+            raise SynthError("umap-learn is not installed. Run: pip install -r requirements.txt") from None
+        n = len(vectors)
+        if n < UMAP_MIN_POINTS:
+            raise SynthError(f"UMAP needs at least {UMAP_MIN_POINTS} items; there are {n}.")
+        self._model = umap.UMAP(n_neighbors=min(self.params["n_neighbors"], n - 1),
+                                min_dist=self.params["min_dist"], metric=UMAP_METRIC,
+                                random_state=self.params["seed"], n_components=2, n_jobs=1)
+        return self._model.fit_transform(vectors).astype(np.float64)
+
+    def transform(self, vectors: np.ndarray) -> np.ndarray:
+        if self._model is None:
+            raise SynthError("The UMAP projector must be fitted before transform.")
+        return self._model.transform(vectors).astype(np.float64)
+
+
+PROJECTORS = Registry("projector")
+register_projector = PROJECTORS.add
+
+
+register_projector(PCAProjector)
+register_projector(UMAPProjector)
+
+
+@dataclass
+class MapLayout:
+    """Coordinates of every item and how they were obtained."""
+
+    coords: pd.DataFrame  # item_id, x, y (and placed: fit / transform)
+    method: str  # "umap" or "pca"
+    params: dict
+    status: str  # "stored", "preview" (UMAP running), "placing" (new items: transform running),
+    # "pca" (too few items), "failed: ..."
+    layout_id: str | None = None
+    trustworthiness: float | None = None
+    n_placed: int = 0  # items new to the layout in this call (placed, or "pending" while placing)
+
+
+@dataclass
+class _Job:
+    thread: threading.Thread
+    started: float = field(default_factory=time.monotonic)
+    error: str | None = None
+    done: bool = False
+
+
+_JOBS: dict[tuple[str, str], _Job] = {}
+_JOBS_LOCK = threading.Lock()
+_WARM = {"started": False}
+_MODELS: dict[str, Any] = {}  # layout id -> fitted UMAP, loaded once per process
+TRUST_SAMPLE = 2000
+TRUST_NEIGHBOURS = 5
+
+
+def items_signature(items: pd.DataFrame) -> str:
+    """Identifies exactly this set of items with these texts."""
+    return content_hash(sorted((items["item_id"] + ":" + items["text_hash"]).tolist()))
+
+
+def trustworthiness(vectors: np.ndarray, coords: np.ndarray, seed: int = 0) -> tuple[float | None, dict]:
+    """scikit-learn's trustworthiness of a layout (1: local neighbourhoods are kept), on a seeded
+    sample past a stated size."""
+    from sklearn.manifold import trustworthiness as sk_trust
+
+    n = len(vectors)
+    params = {"n_neighbors": TRUST_NEIGHBOURS, "metric": "cosine", "population": n, "sampled": n > TRUST_SAMPLE}
+    if n <= TRUST_NEIGHBOURS * 2 + 1:
+        return None, params
+    rows = np.arange(n)
+    if n > TRUST_SAMPLE:
+        rows = np.sort(np.random.default_rng(seed).choice(n, TRUST_SAMPLE, replace=False))
+        params.update(sample_size=TRUST_SAMPLE, seed=seed)
+    value = sk_trust(vectors[rows], coords[rows], n_neighbors=TRUST_NEIGHBOURS, metric="cosine")
+    return float(value), params
+
+
+def fit_layout(store: DuckStore, items: pd.DataFrame, projector) -> MapLayout:
+    """Fit ``projector`` on the items' embeddings and store the layout and its model."""
+    embed_model = settings.get("embed_model")
+    vectors = load_vectors(store, items["text"].tolist(), embed_model)
+    coords = projector.fit(vectors)
+    trust, trust_params = trustworthiness(vectors, coords, projector.params.get("seed", 0))
+    layout_id = new_id("lay")
+    frame = pd.DataFrame({"item_id": items["item_id"].values, "x": coords[:, 0].astype(float),
+                          "y": coords[:, 1].astype(float), "placed": "fit"})
+    model = getattr(projector, "_model", None)
+    store.save_fit("layout", layout_id, projector.name, embed_model, projector.params, items_signature(items),
+                   frame, extra={"trustworthiness": trust, "trust_params": trust_params},
+                   model=pickle.dumps(model) if model is not None else None)
+    if model is not None:
+        _MODELS[layout_id] = model
+    return MapLayout(frame, projector.name, projector.params, "stored", layout_id, trust)
+
+
+def _model_for(store: DuckStore, layout_id: str):
+    if layout_id not in _MODELS:
+        blob = store.layout_model(layout_id)
+        if blob is None:
+            return None
+        _MODELS[layout_id] = pickle.loads(blob)  # our own layout, written by fit_layout
+    return _MODELS[layout_id]
+
+
+def place_new_items(store: DuckStore, layout_id: str, items: pd.DataFrame) -> pd.DataFrame:
+    """Place items a layout has not seen with its model's ``transform``; existing points stay put."""
+    model = _model_for(store, layout_id)
+    if model is None:
+        raise SynthError("This layout has no stored model to place new items with. Re-fit the layout.")
+    vectors = load_vectors(store, items["text"].tolist())
+    coords = model.transform(vectors)
+    frame = pd.DataFrame({"item_id": items["item_id"].values, "x": coords[:, 0].astype(float),
+                          "y": coords[:, 1].astype(float), "placed": "transform"})
+    store.append_fit_rows("layout", layout_id, frame)
+    return frame
+
+
+_GO = threading.Event()  # background fits wait for it (see defer_background)
+_GO.set()
+
+
+def defer_background() -> None:
+    """Hold background UMAP work (fits and the warm-up) until ``release_background``: the app
+    draws its first screen before the numba compile starts competing for the CPU."""
+    _GO.clear()
+
+
+def release_background() -> None:
+    _GO.set()
+
+
+def near_neighbour_positions(known: np.ndarray, known_xy: np.ndarray, new: np.ndarray, k: int = 5) -> np.ndarray:
+    """Where new items go until ``transform`` has placed them: the similarity-weighted mean position
+    of their k most similar placed items (how UMAP's transform starts, before it optimises)."""
+    a, b = unit_rows(known), unit_rows(new)
+    k = min(k, len(a))
+    out = np.empty((len(b), 2))
+    for start in range(0, len(b), 1024):
+        sim = b[start:start + 1024] @ a.T
+        top = np.argpartition(-sim, k - 1, axis=1)[:, :k]
+        weights = np.maximum(np.take_along_axis(sim, top, axis=1), 1e-6)
+        out[start:start + 1024] = (known_xy[top] * weights[..., None]).sum(axis=1) / weights.sum(axis=1)[:, None]
+    return out
+
+
+def _start_job(key: tuple[str, str], work) -> _Job:
+    """Run ``work()`` in a background thread once per key (after ``release_background``)."""
+    with _JOBS_LOCK:
+        job = _JOBS.get(key)
+        if job is None or (job.done and job.error is None):
+            thread = threading.Thread(target=_run_job, args=(key, work), name="synth-umap", daemon=True)
+            job = _JOBS[key] = _Job(thread)
+            thread.start()
+    return job
+
+
+def _run_job(key: tuple[str, str], work) -> None:
+    job = _JOBS[key]
+    _GO.wait()
+    try:
+        work()
+    except Exception as exc:  # reported on the map; the preview stays usable
+        job.error = f"{type(exc).__name__}: {exc}"
+    finally:
+        job.done = True
+
+
+def _umap_kwargs(params: dict) -> dict:
+    return {"n_neighbors": params["n_neighbors"], "min_dist": params["min_dist"], "seed": params["seed"]}
+
+
+def umap_params(n_neighbors: int | None = None, min_dist: float | None = None, seed: int | None = None) -> dict:
+    """The layout parameters, defaults from the settings."""
+    return UMAPProjector(n_neighbors, min_dist, seed).params
+
+
+def current_layout(store: DuckStore, items: pd.DataFrame, background: bool = True,
+                   params: dict | None = None) -> MapLayout:
+    """The map of ``items``: the newest stored UMAP layout with these parameters, with any new
+    items placed by ``transform``; without one, a PCA preview while UMAP fits.
+
+    With ``background=True`` a missing layout is fitted in a thread and the call returns at once;
+    with ``background=False`` it is fitted before returning.
+    """
+    embed_model = settings.get("embed_model")
+    if items.empty:
+        return MapLayout(pd.DataFrame(columns=["item_id", "x", "y"]), "pca", {}, "empty")
+    params = params or umap_params()
+    found = store.find_fit("layout", "umap", embed_model, params, None)
+    if found is not None:
+        layout_id, coords = found
+        header = store.fit_header("layout", layout_id)
+        trust = header.get("trustworthiness")
+        trust = None if pd.isna(trust) else float(trust)
+        missing = items[~items["item_id"].isin(coords["item_id"])]
+        coords = coords[coords["item_id"].isin(items["item_id"])]
+        if missing.empty:
+            return MapLayout(coords, "umap", params, "stored", layout_id, trust)
+        if not background:
+            placed = place_new_items(store, layout_id, missing)
+            return MapLayout(pd.concat([coords, placed], ignore_index=True), "umap", params, "stored",
+                             layout_id, trust, len(missing))
+        # transform may compile for a while (a new code path past 4,096 fitted items): place the new
+        # items in the background, and near their most similar placed items meanwhile.
+        key = (store.path, content_hash({"place": layout_id, "items": items_signature(missing)}))
+        job = _start_job(key, lambda: place_new_items(store, layout_id, missing.copy()))
+        known = load_vectors(store, items.set_index("item_id").loc[coords["item_id"], "text"].tolist(), embed_model)
+        guess = near_neighbour_positions(known, coords[["x", "y"]].to_numpy(float),
+                                         load_vectors(store, missing["text"].tolist(), embed_model))
+        pending = pd.DataFrame({"item_id": missing["item_id"].values, "x": guess[:, 0], "y": guess[:, 1],
+                                "placed": "pending"})
+        status = f"failed: {job.error}" if job.error else "placing"
+        return MapLayout(pd.concat([coords, pending], ignore_index=True), "umap", params, status,
+                         layout_id, trust, len(missing))
+    vectors = load_vectors(store, items["text"].tolist(), embed_model)
+    preview = PCAProjector().fit(vectors)
+    coords = pd.DataFrame({"item_id": items["item_id"].values, "x": preview[:, 0], "y": preview[:, 1]})
+    if len(items) < UMAP_MIN_POINTS:
+        return MapLayout(coords, "pca", {}, "pca")
+    if not background:
+        return fit_layout(store, items, UMAPProjector(**_umap_kwargs(params)))
+    key = (store.path, content_hash({"items": items_signature(items), "params": params, "model": embed_model}))
+    fitting = items.copy()
+    job = _start_job(key, lambda: fit_layout(store, fitting, UMAPProjector(**_umap_kwargs(params))))
+    status = f"failed: {job.error}" if job.error else "preview"
+    return MapLayout(coords, "pca", {}, status)
+
+
+def refit_layout(store: DuckStore, items: pd.DataFrame, params: dict | None = None) -> MapLayout:
+    """A new layout of all items (existing points move); the previous one stays stored."""
+    if len(items) < UMAP_MIN_POINTS:
+        raise SynthError(f"UMAP needs at least {UMAP_MIN_POINTS} items; there are {len(items)}.")
+    return fit_layout(store, items, UMAPProjector(**_umap_kwargs(params or umap_params())))
+
+
+def pending_layouts() -> int:
+    """How many background UMAP fits are still running in this process."""
+    with _JOBS_LOCK:
+        return sum(1 for j in _JOBS.values() if not j.done)
+
+
+def wait_for_layouts(timeout_s: float = 300.0) -> None:
+    """Block until background fits finish (for the CLI and tests)."""
+    deadline = time.monotonic() + timeout_s
+    for job in list(_JOBS.values()):
+        job.thread.join(max(0.0, deadline - time.monotonic()))
+
+
+def _warm() -> None:
+    rng = np.random.default_rng(0)
+    _GO.wait()
+    try:
+        projector = UMAPProjector(n_neighbors=5)
+        projector.fit(rng.normal(size=(60, 8)).astype(np.float32))
+        projector.transform(rng.normal(size=(5, 8)).astype(np.float32))
+    except Exception:  # a warm-up only; a real fit reports its own error on the map
+        pass
+
+
+def start_warmup() -> None:
+    """Compile UMAP's fit and transform in a background thread so the real ones are fast."""
+    with _JOBS_LOCK:
+        if _WARM["started"]:
+            return
+        _WARM["started"] = True
+    threading.Thread(target=_warm, name="synth-umap-warmup", daemon=True).start()

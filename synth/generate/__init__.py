@@ -1,0 +1,1 @@
+"""Generation: run configuration, the techniques (one file each), sources, grammars, import and the judge."""

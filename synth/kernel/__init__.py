@@ -1,0 +1,1 @@
+"""The kernel: the one error class, settings, registries and plain records. Imports nothing else of synth."""

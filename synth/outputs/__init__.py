@@ -1,0 +1,1 @@
+"""Outputs: file exports, the dataset card, the HTML report and plot builders."""

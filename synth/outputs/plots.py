@@ -1,0 +1,192 @@
+"""Plot builders: data in, plotly figures out. Nothing here calls streamlit.
+
+Generated text reaches the figure only HTML-escaped: plotly renders a subset of HTML in hover
+labels, and a model's output must never become markup.
+"""
+
+from __future__ import annotations
+
+import html
+import textwrap
+from typing import Any, Iterable, Mapping
+
+import pandas as pd
+import plotly.graph_objects as go
+
+from synth.kernel.text import format_number
+
+HOVER_WIDTH = 60
+HOVER_CHARS = 400
+# Past this many points the map is drawn with WebGL.
+WEBGL_FROM = 5000
+MAP_HEIGHT = 620
+
+PALETTE = ["#4C78A8", "#F58518", "#54A24B", "#E45756", "#72B7B2", "#EECA3B", "#B279A2",
+           "#FF9DA6", "#9D755D", "#BAB0AC"]
+
+COLOR_CHOICES = {"run": "run_name", "prompt version": "prompt_label", "cluster": "cluster_name",
+                 "model": "model", "status": "status", "technique": "technique"}
+# Numeric columns a map can be coloured or sized by (a colour scale instead of one trace each).
+NUMERIC_CHOICES = {"judge score": "judge_score", "length (words)": "length_words", "valid": "valid_num",
+                   "nearest-neighbour similarity": "nn_similarity", "tokens out": "tokens_out",
+                   "cost (USD)": "cost_usd"}
+SIZE_CHOICES = {"none": None, "length (words)": "length_words", "judge score": "judge_score"}
+DROPPED_COLOR = "#D0D0D0"
+REFERENCE_COLOR = "#7F7F7F"
+
+
+def hover_text(text: str) -> str:
+    """Escape, shorten and wrap an item's text for a hover label."""
+    short = text if len(text) <= HOVER_CHARS else text[:HOVER_CHARS] + "…"
+    lines = textwrap.wrap(short, HOVER_WIDTH) or [""]
+    return "<br>".join(html.escape(line) for line in lines)
+
+
+
+
+def _hover(group: pd.DataFrame) -> list[str]:
+    """Text, run, prompt version, cluster and scores of each point, every part escaped."""
+    out = []
+    for row in group.to_dict(orient="records"):
+        meta = [str(row.get("run_name")), str(row.get("prompt_label"))]
+        if row.get("cluster_name") is not None:
+            meta.append(f"cluster: {row['cluster_name']}")
+        for label, key in (("judge", "judge_score"), ("valid", "valid"), ("status", "status")):
+            shown = format_number(row.get(key), digits=3, missing="") or None
+            if shown is not None and shown != "<NA>":
+                meta.append(f"{label}: {shown}")
+        out.append(f"{hover_text(str(row.get('text', '')))}<br><br><i>{html.escape(' · '.join(meta))}</i>")
+    return out
+
+
+def _sizes(values: pd.Series) -> list[float] | float:
+    v = pd.to_numeric(values, errors="coerce")
+    if v.notna().sum() == 0 or v.max() == v.min():
+        return 7
+    scaled = 5 + 11 * (v - v.min()) / (v.max() - v.min())
+    return scaled.fillna(5).tolist()
+
+
+def _background(fig: go.Figure, scatter, frame: pd.DataFrame | None, name: str, color: str,
+                symbol: str = "circle") -> None:
+    if frame is None or not len(frame):
+        return
+    fig.add_trace(scatter(
+        x=frame["x"], y=frame["y"], mode="markers", name=name, customdata=frame[["item_id"]].to_numpy(),
+        hovertext=_hover(frame), hovertemplate=f"%{{hovertext}}<extra>{html.escape(name)}</extra>",
+        marker={"size": 6, "opacity": 0.55, "color": color, "symbol": symbol}))
+
+
+def map_figure(points: pd.DataFrame, color_by: str = "run", title: str = "",
+               dropped: pd.DataFrame | None = None, reference: pd.DataFrame | None = None,
+               size_by: str = "none", svg: bool = False) -> go.Figure:
+    """A scatter of items at (x, y) with the item id in ``customdata``: one trace per colour
+    group, or one trace on a colour scale for a numeric column. ``reference`` (real data) and
+    ``dropped`` (filtered out) items are drawn underneath in grey. ``svg`` always draws SVG
+    ``scatter`` (for pages that may have no WebGL, such as a standalone report).
+
+    ``points`` needs columns item_id, x, y, text, run_name, prompt_label and the colour column.
+    """
+    total = len(points) + sum(0 if f is None else len(f) for f in (dropped, reference))
+    scatter = go.Scattergl if total >= WEBGL_FROM and not svg else go.Scatter
+    fig = go.Figure()
+    _background(fig, scatter, dropped, "filtered out", DROPPED_COLOR)
+    _background(fig, scatter, reference, "reference (real)", REFERENCE_COLOR, "diamond")
+    size_column = SIZE_CHOICES.get(size_by)
+    size = _sizes(points[size_column]) if size_column and size_column in points else 7
+    if color_by in NUMERIC_CHOICES:
+        column = NUMERIC_CHOICES[color_by]
+        values = pd.to_numeric(points[column], errors="coerce") if column in points else None
+        fig.add_trace(scatter(
+            x=points["x"], y=points["y"], mode="markers", name=color_by,
+            customdata=points[["item_id"]].to_numpy(), hovertext=_hover(points),
+            hovertemplate="%{hovertext}<extra></extra>", showlegend=False,
+            marker={"size": size, "opacity": 0.85, "color": values, "colorscale": "Viridis",
+                    "showscale": True, "colorbar": {"title": {"text": color_by}}}))
+    else:
+        column = COLOR_CHOICES.get(color_by, color_by)
+        groups = points[column].fillna("(none)").astype(str) if len(points) else pd.Series(dtype=str)
+        for i, (label, group) in enumerate(points.groupby(groups, sort=True)):
+            group_size = size if not isinstance(size, list) else [size[k] for k in points.index.get_indexer(group.index)]
+            fig.add_trace(scatter(
+                x=group["x"], y=group["y"], mode="markers", name=html.escape(str(label)),
+                customdata=group[["item_id"]].to_numpy(), hovertext=_hover(group),
+                hovertemplate="%{hovertext}<extra></extra>",
+                marker={"size": group_size, "opacity": 0.8, "color": PALETTE[i % len(PALETTE)]},
+            ))
+    return _map_layout(fig, title, color_by)
+
+
+def _map_layout(fig: go.Figure, title: str = "", legend: str = "") -> go.Figure:
+    fig.update_layout(
+        title=title or None, height=MAP_HEIGHT, margin={"l": 10, "r": 10, "t": 40 if title else 10, "b": 10},
+        legend={"title": {"text": legend}}, dragmode="lasso", hoverlabel={"align": "left"},
+        xaxis={"showticklabels": False, "title": None, "zeroline": False},
+        yaxis={"showticklabels": False, "title": None, "zeroline": False},
+        plot_bgcolor="white",
+    )
+    return fig
+
+
+def loading_figure() -> go.Figure:
+    """An empty map of the same size, shown while the points are prepared."""
+    fig = go.Figure()
+    fig.add_annotation(text="Loading the map…", showarrow=False, font={"size": 16, "color": "#888"},
+                       xref="paper", yref="paper", x=0.5, y=0.5)
+    return _map_layout(fig)
+
+
+def selected_item_ids(selection: Mapping[str, Any] | None) -> list[str]:
+    """Item ids of the points in a Streamlit plotly selection, in selection order.
+
+    Reads the id each point carries in ``customdata``: point indices count within one trace,
+    so they cannot identify a row when there is one trace per colour.
+    """
+    if not selection:
+        return []
+    inner = selection.get("selection", selection)
+    points: Iterable = inner.get("points", []) if isinstance(inner, Mapping) else []
+    ids: list[str] = []
+    for point in points:
+        custom = point.get("customdata") if isinstance(point, Mapping) else None
+        if isinstance(custom, (list, tuple)):
+            custom = custom[0] if custom else None
+        if custom is not None and str(custom) not in ids:
+            ids.append(str(custom))
+    return ids
+
+
+def trend_figure(trends: pd.DataFrame, metrics: list[str]) -> go.Figure:
+    """Metrics across the successive versions of a prompt: one panel per metric, versions along x.
+
+    ``trends`` has a ``title`` column (the version) and one column per metric."""
+    from plotly.subplots import make_subplots
+
+    metrics = [m for m in metrics if m in trends]
+    fig = make_subplots(rows=max(1, len(metrics)), cols=1, shared_xaxes=True, vertical_spacing=0.06,
+                        subplot_titles=[html.escape(m) for m in metrics])
+    labels = [html.escape(str(t)) for t in trends["title"]]
+    hover = [html.escape(str(c)) or "first version" for c in trends.get("changes", [""] * len(trends))]
+    for row, metric in enumerate(metrics, start=1):
+        fig.add_trace(go.Scatter(x=labels, y=trends[metric], mode="lines+markers", name=html.escape(metric),
+                                 customdata=hover, showlegend=False,
+                                 hovertemplate="%{x}: %{y:.4g}<br>changed: %{customdata}<extra></extra>",
+                                 line={"color": PALETTE[(row - 1) % len(PALETTE)]}), row=row, col=1)
+    fig.update_layout(height=max(260, 190 * len(metrics)), margin={"l": 10, "r": 10, "t": 30, "b": 10},
+                      plot_bgcolor="white")
+    fig.update_xaxes(type="category")
+    return fig
+
+
+def share_difference_figure(clusters: pd.DataFrame, top: int = 15) -> go.Figure:
+    """Each cluster's share of A's items and of B's, side by side, largest changes first.
+
+    ``clusters`` has cluster_name, share_a and share_b columns."""
+    shown = clusters.head(top).iloc[::-1]
+    names = [html.escape(str(n)) for n in shown["cluster_name"]]
+    fig = go.Figure([go.Bar(y=names, x=shown["share_a"], name="A", orientation="h", marker_color=PALETTE[0]),
+                     go.Bar(y=names, x=shown["share_b"], name="B", orientation="h", marker_color=PALETTE[1])])
+    fig.update_layout(barmode="group", height=max(240, 36 * len(shown) + 80), xaxis={"tickformat": ".0%"},
+                      margin={"l": 10, "r": 10, "t": 10, "b": 10}, plot_bgcolor="white",
+                      legend={"orientation": "h"})
+    return fig

@@ -1,0 +1,1 @@
+"""Workflows that combine generation, analysis and storage: pipeline, versions, compare, recipes, review."""

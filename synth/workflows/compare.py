@@ -1,0 +1,249 @@
+"""A/B comparison of two runs or two prompt versions.
+
+Reads: runs, prompt versions, items, their metrics, clusters and map coordinates. Writes: the runs
+a comparison needs when a side is a prompt version: both versions run on the same variable samples,
+with the same seeds and the same n, so that differences come from the prompt, not from the draw.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+import pandas as pd
+
+from synth.generate.techniques import DEFAULT_TECHNIQUE, get_technique
+from synth.kernel import settings
+from synth.analysis.clustering import current_clustering
+from synth.kernel.errors import SynthError
+from synth.analysis.metrics import compare, compute_run_metrics
+from synth.kernel.records import Item, from_json
+from synth.store import DuckStore, in_session
+from synth.workflows.versions import Version, config_for, resolve_version
+
+SAMPLE_PAIRS = 10
+
+
+@dataclass
+class Side:
+    """One side of a comparison: a run, or a prompt version (which may still need a run)."""
+
+    ref: str
+    kind: str  # "run" or "version"
+    run_id: str | None = None
+    version: Version | None = None
+
+    @property
+    def title(self) -> str:
+        return self.version.title if self.version else self.ref
+
+
+def resolve_side(store: DuckStore, ref: str) -> Side:
+    """A run (by id or name) or else a prompt version (by id, ``NAME v3``, ``NAME@LABEL``)."""
+    try:
+        return Side(ref, "run", run_id=store.resolve_run(ref))
+    except SynthError:
+        pass
+    try:
+        return Side(ref, "version", version=resolve_version(store, ref))
+    except SynthError:
+        raise SynthError(f"{ref!r} is neither a run nor a prompt version. Give a run id or name, or a "
+                         "version as 'NAME v3' or 'NAME@LABEL' (python -m synth prompts list).") from None
+
+
+def side_model(store: DuckStore, side: Side) -> tuple[str | None, str | None]:
+    """The model a side uses and the server it is sent to (for its licence note)."""
+    if side.version is not None:
+        cfg = config_for(store, side.version)
+        return cfg.resolved_model(), cfg.api_base
+    run = store.frame("SELECT model, params FROM runs WHERE run_id = ?", [side.run_id]).iloc[0]
+    return (run["model"] if isinstance(run["model"], str) else None), from_json(run["params"], {}).get("api_base")
+
+
+def _run_shape(store: DuckStore, run_id: str) -> dict:
+    """n, seed and the variable values per item of a run."""
+    run = store.frame("SELECT params, config FROM runs WHERE run_id = ?", [run_id]).iloc[0]
+    params, config = from_json(run["params"], {}), from_json(run["config"], {})
+    items = store.frame("SELECT idx, variables FROM items WHERE run_id = ? ORDER BY idx", [run_id])
+    n = int(config.get("n") or params.get("n") or len(items))
+    by_idx = {int(i): from_json(v, {}) for i, v in zip(items["idx"], items["variables"])}
+    return {"n": n, "seed": params.get("seed", config.get("seed")),
+            "samples": [{k: str(v) for k, v in by_idx.get(i, {}).items()} for i in range(n)]}
+
+
+def pairing(store: DuckStore, run_a: str, run_b: str) -> dict:
+    """Whether two runs are a fair pair: the same n, the same seed, the same variable values per item."""
+    return _pairing(_run_shape(store, run_a), _run_shape(store, run_b))
+
+
+def _pairing(a: dict, b: dict) -> dict:
+    same = 0
+    for sa, sb in zip(a["samples"], b["samples"]):
+        shared = set(sa) & set(sb)
+        same += all(sa[k] == sb[k] for k in shared)
+    n = min(a["n"], b["n"])
+    return {"same_n": a["n"] == b["n"], "same_seed": a["seed"] == b["seed"],
+            "same_samples": same, "n": n, "paired": a["n"] == b["n"] and a["seed"] == b["seed"] and same == n}
+
+
+def _paired_run(store: DuckStore, version: Version, anchor: str, shape: dict) -> str | None:
+    """The newest run of ``version`` that pairs with the run ``anchor`` (of shape ``shape``)."""
+    runs = store.frame("SELECT run_id FROM runs WHERE prompt_id = ? AND run_id <> ? ORDER BY created_at DESC",
+                       [version.prompt_id, anchor])
+    return next((r for r in runs["run_id"] if _pairing(shape, _run_shape(store, r))["paired"]), None)
+
+
+def _latest_run(store: DuckStore, version: Version, n: int | None, seed: int | None) -> str | None:
+    runs = store.frame("SELECT run_id FROM runs WHERE prompt_id = ? ORDER BY created_at DESC", [version.prompt_id])
+    for run_id in runs["run_id"]:
+        shape = _run_shape(store, run_id)
+        if (n is None or shape["n"] == n) and (seed is None or shape["seed"] == seed):
+            return run_id
+    return None
+
+
+@in_session
+def prepare_runs(store: DuckStore, a: Side, b: Side, n: int | None = None, seed: int | None = None,
+                 fresh: bool = False, api_base: str | None = None,
+                 on_item: Callable[[Item, int, int], None] | None = None) -> tuple[str, str, list[str]]:
+    """The run of each side, making the runs a version side lacks: (run A, run B, runs made).
+
+    A run side is used as it is. A version side reuses a run of that version that pairs with the
+    other side (same n, seed and samples) unless ``fresh``; otherwise it runs the version on the
+    other side's samples and seed. With two versions, A runs first (``n`` items, ``seed``)."""
+    from synth.workflows.pipeline import generate_run
+
+    made: list[str] = []
+    overrides = {"api_base": api_base} if api_base else {}
+
+    def run(version: Version, **kw) -> str:
+        result = generate_run(store, config_for(store, version, **overrides, **kw), on_item)
+        made.append(result.run_id)
+        return result.run_id
+
+    def follow(version: Version, anchor: str) -> str:
+        shape = _run_shape(store, anchor)
+        found = None if fresh else _paired_run(store, version, anchor, shape)
+        if found:
+            return found
+        technique = get_technique(version.params.get("technique") or DEFAULT_TECHNIQUE)
+        samples = shape["samples"] if technique.takes_samples else None
+        return run(version, n=shape["n"], seed=shape["seed"] if shape["seed"] is not None else settings.get("seed"),
+                   samples=samples)
+
+    if a.kind == "run" and b.kind == "run":
+        if n is not None or seed is not None or fresh:
+            raise SynthError("--n, --seed and --fresh apply when a side is a prompt version; two runs are "
+                             "compared as they are.")
+        return a.run_id, b.run_id, made
+    if a.kind == "run":
+        return a.run_id, follow(b.version, a.run_id), made
+    if b.kind == "run":
+        return follow(a.version, b.run_id), b.run_id, made
+    run_a = None if fresh else _latest_run(store, a.version, n, seed)
+    if run_a is None:
+        run_a = run(a.version, n=n or settings.DEFAULT_COMPARE_N, seed=settings.get("seed") if seed is None else seed,
+                    samples=None)
+    return run_a, follow(b.version, run_a), made
+
+
+@dataclass
+class Comparison:
+    """Everything the comparison page and ``compare --json`` show."""
+
+    a: dict
+    b: dict
+    pairing: dict
+    metrics: pd.DataFrame  # metric, a, b, delta, change (B relative to A)
+    clusters: pd.DataFrame  # cluster, cluster_name, share_a, share_b, difference
+    samples: pd.DataFrame  # idx, variables, text_a, text_b
+    points: pd.DataFrame | None = None  # the map points of both runs, with a "side" column
+    made: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        def records(frame: pd.DataFrame) -> list[dict]:
+            return frame.astype(object).where(frame.notna(), None).to_dict(orient="records")
+
+        return {"a": self.a, "b": self.b, "pairing": self.pairing, "metrics": records(self.metrics),
+                "clusters": records(self.clusters), "samples": records(self.samples),
+                "runs_made": self.made, "map_points": 0 if self.points is None else len(self.points)}
+
+
+def _side_info(store: DuckStore, side: Side, run_id: str, letter: str) -> dict:
+    run = store.frame("""SELECT r.run_id, r.name, r.model, r.n_items, r.prompt_id, p.name AS prompt_name,
+                                p.version, p.label FROM runs r LEFT JOIN prompts p USING (prompt_id)
+                         WHERE r.run_id = ?""", [run_id]).iloc[0]
+    from synth.workflows.pipeline import version_name
+
+    version = (version_name(run["prompt_name"], run["version"], run["label"])
+               if pd.notna(run["version"]) else None)
+    return {"ref": side.ref, "kind": side.kind, "run_id": run_id, "run_name": run["name"], "model": run["model"],
+            "n_items": int(run["n_items"]), "prompt_id": run["prompt_id"] if pd.notna(run["prompt_id"]) else None,
+            "version": version, "label": f"{letter}: {version or run['name']}"}
+
+
+def cluster_share_differences(items: pd.DataFrame, labels: dict[str, int], names: dict[int, str],
+                              side: pd.Series) -> pd.DataFrame:
+    """Each cluster's share of side A's items and of side B's, and B minus A, largest change first."""
+    frame = pd.DataFrame({"cluster": items["item_id"].map(labels), "side": side.values})
+    frame = frame.dropna(subset=["cluster"])
+    shares = (frame.groupby(["cluster", "side"]).size() / frame.groupby("side").size()).unstack(fill_value=0.0)
+    for letter in ("A", "B"):
+        if letter not in shares:
+            shares[letter] = 0.0
+    out = pd.DataFrame({"cluster": shares.index.astype(int), "share_a": shares["A"].values,
+                        "share_b": shares["B"].values})
+    out["cluster_name"] = out["cluster"].map(names)
+    out["difference"] = out["share_b"] - out["share_a"]
+    out = out.reindex(out["difference"].abs().sort_values(ascending=False).index)
+    return out[["cluster", "cluster_name", "share_a", "share_b", "difference"]].reset_index(drop=True)
+
+
+def sample_pairs(items_a: pd.DataFrame, items_b: pd.DataFrame, limit: int | None = SAMPLE_PAIRS) -> pd.DataFrame:
+    """The items of the two runs side by side, matched by position (the same sample and seed)."""
+    left = items_a[["idx", "variables", "text"]].rename(columns={"text": "text_a"})
+    right = items_b[["idx", "variables", "text"]].rename(columns={"text": "text_b", "variables": "variables_b"})
+    pairs = left.merge(right, on="idx", how="outer").sort_values("idx")
+    pairs["variables"] = pairs["variables"].where(pairs["variables"].notna(), pairs["variables_b"]).map(
+        lambda v: from_json(v, {}))
+    pairs = pairs[["idx", "variables", "text_a", "text_b"]].reset_index(drop=True)
+    return pairs if limit is None else pairs.head(limit)
+
+
+@in_session
+def compare_runs(store: DuckStore, run_a: str, run_b: str, side_a: Side | None = None, side_b: Side | None = None,
+                 with_map: bool = True, background: bool = True) -> Comparison:
+    """Every metric of run B against run A (delta, better or worse), both on one map, the cluster
+    share differences and the items side by side."""
+    if run_a == run_b:
+        raise SynthError("A and B are the same run. Choose two different runs or versions.")
+    side_a = side_a or Side(run_a, "run", run_id=run_a)
+    side_b = side_b or Side(run_b, "run", run_id=run_b)
+    info_a, info_b = _side_info(store, side_a, run_a, "A"), _side_info(store, side_b, run_b, "B")
+    metrics = compare(compute_run_metrics(store, run_a), compute_run_metrics(store, run_b))
+    metrics = metrics.rename(columns={"before": "a", "after": "b"})
+    items = store.items([run_a, run_b])
+    side = items["run_id"].map({run_a: "A", run_b: "B"})
+    clustering = current_clustering(store)
+    clusters = cluster_share_differences(items, clustering.labels, clustering.names, side)
+    samples = sample_pairs(items[side == "A"], items[side == "B"])
+    points = None
+    if with_map:
+        from synth.workflows.pipeline import map_points
+
+        all_points, _ = map_points(store, background=background)
+        points = all_points[all_points["run_id"].isin([run_a, run_b])].copy()
+        points["side"] = points["run_id"].map({run_a: info_a["label"], run_b: info_b["label"]})
+        points["cluster_name"] = points["item_id"].map(clustering.labels).map(clustering.names)
+    return Comparison(info_a, info_b, pairing(store, run_a, run_b), metrics, clusters, samples, points)
+
+
+def compare_refs(store: DuckStore, a: str, b: str, n: int | None = None, seed: int | None = None,
+                 fresh: bool = False, api_base: str | None = None, with_map: bool = True,
+                 background: bool = True, on_item: Callable[[Item, int, int], None] | None = None) -> Comparison:
+    """Compare two runs or prompt versions (running the versions on shared samples if needed)."""
+    side_a, side_b = resolve_side(store, a), resolve_side(store, b)
+    run_a, run_b, made = prepare_runs(store, side_a, side_b, n, seed, fresh, api_base, on_item)
+    result = compare_runs(store, run_a, run_b, side_a, side_b, with_map, background)
+    result.made = made
+    return result

@@ -1,0 +1,71 @@
+"""The demo dataset: ``data/demo.jsonl`` (items with provenance, made by the project's own
+generator) and ``data/demo_embeddings.npz`` (their all-MiniLM-L6-v2 vectors, so the first map
+appears without loading the embedding model).
+
+Reads: those two files. Writes: runs, items and embeddings of an empty database.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from synth.kernel import settings
+from synth.analysis.embedding import ensure_embeddings
+from synth.kernel.errors import SynthError
+from synth.generate.ingest import restore_export
+from synth.analysis.metrics import compute_all_metrics
+from synth.kernel.records import text_hash
+from synth.store import DuckStore, in_session
+
+
+def vectors_file(demo_file: str | Path) -> Path:
+    return Path(demo_file).with_name(Path(demo_file).stem + "_embeddings.npz")
+
+
+def load_demo_vectors(store: DuckStore, path: Path, model: str) -> int:
+    """Put the shipped vectors into the cache if they were made with ``model``; return how many."""
+    if not path.is_file():
+        return 0
+    with np.load(path, allow_pickle=False) as data:
+        if str(data["model"]) != model:
+            return 0
+        hashes = [str(h) for h in data["text_hash"]]
+        store.put_embeddings(model, hashes, data["vectors"].astype(np.float32))
+    return len(hashes)
+
+
+def write_demo_vectors(store: DuckStore, demo_file: str | Path) -> Path:
+    """Save the vectors of every text in ``demo_file`` next to it (used by data/make_demo.sh)."""
+    from synth.analysis.embedding import load_vectors
+    from synth.generate.ingest import read_records
+
+    model = settings.get("embed_model")
+    texts = sorted({row["text"] for row in read_records(demo_file)})
+    vectors = load_vectors(store, texts, model)
+    out = vectors_file(demo_file)
+    np.savez_compressed(out, model=np.array(model), text_hash=np.array([text_hash(t) for t in texts]),
+                        vectors=vectors.astype(np.float32))
+    return out
+
+
+@in_session
+def ensure_demo(store: DuckStore, measure: bool = True) -> list[str]:
+    """Load the demo dataset into an empty database (if the setting allows); return new run ids.
+
+    ``measure=False`` leaves the per-run metrics to be computed later (the app does it in the
+    background after the first map, see ``metrics.measure_in_background``)."""
+    if not settings.get("load_demo") or store.count_items() > 0:
+        return []
+    path = Path(settings.get("demo_file"))
+    if not path.is_file():
+        raise SynthError(f"The demo dataset {path} is missing. Restore it from git, or set "
+                         "SYNTH_LOAD_DEMO=0 to start with an empty database.")
+    added = restore_export(store, path)
+    model = settings.get("embed_model")
+    load_demo_vectors(store, vectors_file(path), model)
+    ensure_embeddings(store, store.items()["text"].tolist(), model)  # anything the file lacked
+    if measure:
+        compute_all_metrics(store)
+    return added

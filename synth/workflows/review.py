@@ -1,0 +1,57 @@
+"""Human-AI collaboration: people accept, reject or edit generated items.
+
+Reads: item ids and decisions. Writes: ``items.status`` and, for edits, a new text with every
+earlier version kept in ``item_versions``. Status is a column like any other, so filters and
+exports can use it.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from synth.kernel.errors import SynthError
+from synth.kernel.records import text_hash
+from synth.store import DuckStore
+
+DECISIONS = ("accepted", "rejected")
+STATUSES = ("new", "imported", "accepted", "rejected", "edited")
+
+
+def set_status(store: DuckStore, item_ids: list[str], status: str) -> int:
+    """Accept or reject items; return how many were found."""
+    if status not in DECISIONS + ("new",):
+        raise SynthError(f"Status must be one of {', '.join(DECISIONS + ('new',))}, got {status!r}.")
+    found = store.set_status(list(item_ids), status)
+    if found != len(set(item_ids)):
+        raise SynthError(f"{len(set(item_ids)) - found} of the items do not exist. Check the item ids.")
+    return found
+
+
+def edit_item(store: DuckStore, item_id: str, text: str, note: str | None = None) -> int:
+    """Give an item a new text, keeping the original; return the new version number."""
+    text = (text or "").strip()
+    if not text:
+        raise SynthError("An edited item cannot be empty. Reject it instead.")
+    return store.save_edit(item_id, text, text_hash(text), note)
+
+
+def history(store: DuckStore, item_id: str) -> pd.DataFrame:
+    """Every version of an item, oldest first (empty if it was never edited)."""
+    return store.frame("SELECT version, text, status, note, created_at FROM item_versions "
+                       "WHERE item_id = ? ORDER BY version", [item_id])
+
+
+def apply_review(store: DuckStore, before: pd.DataFrame, after: pd.DataFrame) -> dict[str, int]:
+    """Apply the differences between two tables of (item_id, text, status), as an editable table
+    on a page produces them; return counts of edits and status changes."""
+    merged = before[["item_id", "text", "status"]].merge(after[["item_id", "text", "status"]],
+                                                         on="item_id", suffixes=("_old", "_new"))
+    counts = {"edited": 0, "accepted": 0, "rejected": 0, "new": 0}
+    for row in merged.itertuples():
+        if str(row.text_new).strip() != str(row.text_old).strip():
+            edit_item(store, row.item_id, str(row.text_new))
+            counts["edited"] += 1
+        if row.status_new != row.status_old and row.status_new in counts and row.status_new != "edited":
+            set_status(store, [row.item_id], row.status_new)
+            counts[row.status_new] += 1
+    return counts
