@@ -22,7 +22,7 @@ from synth.analysis import lexical
 from synth.kernel import settings
 from synth.analysis.embedding import load_vectors, unit_rows
 from synth.kernel.errors import SynthError
-from synth.kernel.records import content_hash
+from synth.kernel.records import content_hash, from_json
 from synth.store import DuckStore, in_session
 
 # Bump when a metric's definition changes, so stored values are recomputed.
@@ -261,14 +261,29 @@ def compute_run_metrics(store: DuckStore, run_id: str, threshold: float | None =
     return values
 
 
-def compute_all_metrics(store: DuckStore, threshold: float | None = None) -> pd.DataFrame:
-    """A run-by-metric table for every run, computing what is missing or stale."""
+def run_metrics(store: DuckStore, run_ids: list[str] | None = None, threshold: float | None = None,
+                force: bool = False) -> list[dict]:
+    """Per-run metrics of these runs (default: every run), computing what is missing or stale: one
+    dict per run with ``run_id``, ``run``, ``model``, ``prompt_version``, ``metrics`` (name ->
+    value) and ``params`` (name -> the parameters it was measured with). The CLI's ``metrics``
+    and the pages read them through here."""
     runs = store.runs()
+    if run_ids is not None:
+        runs = runs[runs["run_id"].isin(run_ids)]
     rows = []
     for run in runs.itertuples():
-        values = compute_run_metrics(store, run.run_id, threshold)
+        values = compute_run_metrics(store, run.run_id, threshold, force=force)
+        stored = store.metrics([run.run_id])
+        params = {name: from_json(p, {}) for name, p in zip(stored["name"], stored["params"])}
         rows.append({"run_id": run.run_id, "run": run.name, "model": run.model,
-                     "prompt_version": run.prompt_version, **values})
+                     "prompt_version": run.prompt_version, "metrics": values, "params": params})
+    return rows
+
+
+def compute_all_metrics(store: DuckStore, threshold: float | None = None) -> pd.DataFrame:
+    """A run-by-metric table for every run, computing what is missing or stale."""
+    rows = [{k: v for k, v in row.items() if k not in ("metrics", "params")} | row["metrics"]
+            for row in run_metrics(store, threshold=threshold)]
     return pd.DataFrame(rows, columns=["run_id", "run", "model", "prompt_version", *METRIC_NAMES])
 
 

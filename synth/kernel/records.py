@@ -10,6 +10,14 @@ from datetime import datetime, timezone
 from typing import Any
 
 
+# An item's review status: made or imported, then accepted, rejected or edited by a person.
+ITEM_STATUSES = ("new", "imported", "accepted", "rejected", "edited")
+DECISIONS = ("accepted", "rejected")
+# The items a person has approved: an edit is an approval of the edited text. The Export page's
+# "accepted" set and the CLI's ``export --accepted`` both mean these.
+ACCEPTED_STATUSES = ("accepted", "edited")
+
+
 def new_id(prefix: str) -> str:
     """A short random id such as ``run_3f9a0c1d2b4e``."""
     return f"{prefix}_{uuid.uuid4().hex[:12]}"

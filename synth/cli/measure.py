@@ -1,0 +1,174 @@
+"""Commands that measure and inspect data: metrics, the map, A/B comparisons, prompt versions and
+the read-only SQL console."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from synth.cli.base import command, emit, open_db, progress
+from synth.kernel import settings
+from synth.kernel.errors import SynthError
+from synth.kernel.text import format_number
+
+
+def metrics_options(m: argparse.ArgumentParser) -> None:
+    m.add_argument("--run", help="run id or name (default: every run)")
+    m.add_argument("--threshold", type=float, default=None, help="near-duplicate cosine threshold")
+    m.add_argument("--force", action="store_true", help="recompute even if inputs are unchanged")
+
+
+@command("metrics", "intrinsic metrics per run", metrics_options)
+def cmd_metrics(args: argparse.Namespace) -> int:
+    from synth.analysis.metrics import run_metrics
+
+    store = open_db(args)
+    run_ids = [store.resolve_run(args.run)] if args.run else None
+    results = [{"run_id": r["run_id"], "run_name": r["run"], "metrics": r["metrics"], "params": r["params"]}
+               for r in run_metrics(store, run_ids, args.threshold, force=args.force)]
+    if not results:
+        raise SynthError("There are no runs yet. Generate or import some first.")
+    lines = []
+    for r in results:
+        lines.append(f"{r['run_id']}  {r['run_name']}")
+        lines += [f"  {k:32s} {format_number(v)}" for k, v in r["metrics"].items()]
+    emit(args, results[0] if args.run else {"runs": results}, "\n".join(lines))
+    return 0
+
+
+def map_options(mp: argparse.ArgumentParser) -> None:
+    from synth.analysis.clustering import CLUSTERERS
+
+    mp.add_argument("--refit", action="store_true", help="a new layout of all items (points move)")
+    mp.add_argument("--n-neighbors", type=int)
+    mp.add_argument("--min-dist", type=float)
+    mp.add_argument("--seed", type=int)
+    mp.add_argument("--cluster-method", choices=list(CLUSTERERS))
+    mp.add_argument("--k", type=int, help="k-means clusters (default sqrt(n/2))")
+    mp.add_argument("--min-cluster-size", type=int, help="HDBSCAN's smallest cluster")
+    mp.add_argument("--name-with", metavar="MODEL", help="also name clusters with this litellm model")
+    mp.add_argument("--api-base")
+
+
+@command("map", "compute or refresh the map layout and clusters", map_options)
+def cmd_map(args: argparse.Namespace) -> int:
+    from synth.analysis.projection import umap_params
+    from synth.workflows.pipeline import refresh_map
+
+    params = umap_params(args.n_neighbors, args.min_dist, args.seed)
+    report = refresh_map(open_db(args), params, args.refit, args.cluster_method, args.k, args.min_cluster_size,
+                         args.name_with, args.api_base)
+    trust = "unknown" if report["trustworthiness"] is None else f"{report['trustworthiness']:.3f}"
+    lines = [f"layout {report['layout_id']} ({report['method']}, {report['params']}): {report['n_items']} items, "
+             f"{report['placed_now']} placed now, trustworthiness {trust}",
+             f"clustering {report['clustering_id']} ({report['cluster_method']}, {report['cluster_params']}):"]
+    lines += [f"  {c['cluster_id']:>3}  {c['size']:>5}  {c['label']}" for c in report["clusters"]]
+    emit(args, report, "\n".join(lines))
+    return 0
+
+
+def compare_options(c: argparse.ArgumentParser) -> None:
+    c.add_argument("--a", required=True, metavar="RUN_OR_VERSION", help="run id or name, or 'PROMPT v1' / 'PROMPT@NAME'")
+    c.add_argument("--b", required=True, metavar="RUN_OR_VERSION")
+    c.add_argument("--n", type=int, help=f"items per version when a version must run (default {settings.DEFAULT_COMPARE_N})")
+    c.add_argument("--seed", type=int, help="seed when a version must run (default: the other side's)")
+    c.add_argument("--fresh", action="store_true", help="run the versions again instead of reusing paired runs")
+    c.add_argument("--api-base", help="OpenAI-compatible server for the versions' runs")
+    c.add_argument("--no-map", action="store_true", help="skip the map coordinates (faster)")
+
+
+def comparison_text(result) -> str:
+    """A comparison as the terminal shows it: sides, pairing, metrics, cluster shares, examples."""
+    fmt, p = format_number, result.pairing
+    lines = [f"{result.a['label']}  ({result.a['run_id']}, {result.a['n_items']} items, {result.a['model']})",
+             f"{result.b['label']}  ({result.b['run_id']}, {result.b['n_items']} items, {result.b['model']})",
+             f"paired: {'yes' if p['paired'] else 'no'} (same n: {p['same_n']}, same seed: {p['same_seed']}, "
+             f"same samples: {p['same_samples']} of {p['n']})"
+             + (f"; runs made now: {', '.join(result.made)}" if result.made else ""), "",
+             f"{'metric':32s} {'A':>10s} {'B':>10s} {'B - A':>10s}  change"]
+    lines += [f"{r.metric:32s} {fmt(r.a):>10s} {fmt(r.b):>10s} {fmt(r.delta):>10s}  {r.change}"
+              for r in result.metrics.itertuples()]
+    lines += ["", "cluster share, A -> B (largest changes):"]
+    lines += [f"  {r.cluster_name[:40]:40s} {r.share_a:6.1%} -> {r.share_b:6.1%}  ({r.difference:+.1%})"
+              for r in result.clusters.head(8).itertuples()]
+    lines += ["", "items side by side:"]
+    for r in result.samples.head(3).itertuples():
+        lines += [f"  #{r.idx} {json.dumps(r.variables, ensure_ascii=False)}", f"    A: {r.text_a}", f"    B: {r.text_b}"]
+    return "\n".join(lines)
+
+
+@command("compare", "A/B: two runs or prompt versions side by side", compare_options)
+def cmd_compare(args: argparse.Namespace) -> int:
+    from synth.workflows.compare import compare_refs
+
+    result = compare_refs(open_db(args), args.a, args.b, n=args.n, seed=args.seed, fresh=args.fresh,
+                          api_base=args.api_base, with_map=not args.no_map, background=False,
+                          on_item=None if args.json else progress)
+    emit(args, result.to_dict(), comparison_text(result))
+    return 0
+
+
+PROMPT_ACTIONS = ("list", "show", "name", "trends")
+
+
+def prompts_options(pv: argparse.ArgumentParser) -> None:
+    pv.add_argument("action", choices=list(PROMPT_ACTIONS))
+    pv.add_argument("ref", nargs="?", help="show/name: a version ('PROMPT v2', 'PROMPT@NAME' or its id)")
+    pv.add_argument("label", nargs="?", help="name: the version's new name ('' clears it)")
+    pv.add_argument("--prompt", help="list/trends: one prompt's versions")
+    pv.add_argument("--against", help="show: diff against this version instead of the parent")
+    pv.add_argument("--metric", action="append", help="trends: metrics to show (repeatable)")
+
+
+def _prompts_list(args, store, versions) -> None:
+    found = versions.list_versions(store, args.prompt)
+    emit(args, [v.to_dict() for v in found], "\n".join(
+        f"{v.prompt_id}  {v.title:40s} runs {v.n_runs:<3d} changed: {', '.join(v.changes)}" for v in found)
+        or "no prompt versions yet")
+
+
+def _prompts_show(args, store, versions) -> None:
+    v = versions.resolve_version(store, args.ref)
+    diff = versions.diff_between(versions.resolve_version(store, args.against), v) if args.against else v.diff
+    emit(args, v.to_dict(),
+         f"{v.title} ({v.prompt_id}), parent {v.parent_id or 'none'}, changed: {', '.join(v.changes)}\n" + diff)
+
+
+def _prompts_name(args, store, versions) -> None:
+    v = versions.name_version(store, args.ref, args.label)
+    emit(args, v.to_dict(), f"{v.prompt_id} is now {v.title}")
+
+
+def _prompts_trends(args, store, versions) -> None:
+    if not args.prompt:
+        raise SynthError("Say which prompt: python -m synth prompts trends --prompt NAME "
+                         f"(prompts: {', '.join(versions.prompt_names(store)) or 'none yet'}).")
+    trends = versions.version_trends(store, args.prompt, args.metric or list(versions.TREND_METRICS))
+    emit(args, trends.astype(object).where(trends.notna(), None).to_dict(orient="records"),
+         trends.drop(columns=["prompt_id"]).to_string(index=False))
+
+
+@command("prompts", "prompt versions: list, show a diff, name, trends", prompts_options)
+def cmd_prompts(args: argparse.Namespace) -> int:
+    from synth.workflows import versions
+
+    if args.action in ("show", "name") and not args.ref:
+        raise SynthError(f"Say which version: python -m synth prompts {args.action} 'PROMPT v2'"
+                         + (" NEW-NAME" if args.action == "name" else ""))
+    action = {"list": _prompts_list, "show": _prompts_show, "name": _prompts_name, "trends": _prompts_trends}
+    action[args.action](args, open_db(args), versions)
+    return 0
+
+
+def sql_options(q: argparse.ArgumentParser) -> None:
+    q.add_argument("query")
+    q.add_argument("--limit", type=int, default=1000)
+
+
+@command("sql", "run a read-only SQL query", sql_options)
+def cmd_sql(args: argparse.Namespace) -> int:
+    frame, truncated = open_db(args).query_readonly(args.query, limit=args.limit)
+    payload = {"columns": list(frame.columns), "rows": frame.to_dict(orient="records"), "truncated": truncated}
+    note = f"\n(first {args.limit} rows shown)" if truncated else ""
+    emit(args, payload, frame.to_string(index=False) + note)
+    return 0
