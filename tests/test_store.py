@@ -1,3 +1,4 @@
+import ast
 import re
 import threading
 
@@ -7,7 +8,7 @@ import pytest
 from synth.kernel.errors import SynthError
 from synth.kernel.records import Item, PromptSpec, Run
 from synth.store import DuckStore
-from synth.store.duck import _MIGRATIONS
+from synth.store.migrations import _MIGRATIONS
 from conftest import ROOT
 
 DOCUMENTED_TABLES = ["prompts", "runs", "items", "embeddings", "metrics", "layouts", "projections",
@@ -151,3 +152,47 @@ def test_threads_share_the_file(store):
         t.join()
     assert errors == []
     assert store.count_items() == 30
+
+
+# An SQL statement inside a string: its keyword (upper case, as the store writes SQL) and what
+# must follow it, so prose such as "Select the runs" or "WITH the seed" does not count.
+SQL_STATEMENT = re.compile(
+    r"\b(SELECT\s+\S.*?\bFROM\b|INSERT\s+(OR\s+\w+\s+)?INTO\b|UPDATE\s+\w+(\s+\w+)?\s+SET\b"
+    r"|DELETE\s+FROM\b|CREATE\s+(OR\s+REPLACE\s+)?(TEMP\w*\s+|UNIQUE\s+)?(TABLE|INDEX|VIEW|SEQUENCE|MACRO)\b"
+    r"|ALTER\s+TABLE\b|WITH\s+(RECURSIVE\s+)?\w+\s+AS\s*\()", re.S)
+# The SQL console page's example queries are SQL by design; users run them read-only.
+SQL_ALLOWED = {"synth/outputs/sqlconsole.py"}
+
+
+def _sql_strings(source: str) -> list[tuple[int, str]]:
+    """(line, text) of each string literal (f-strings with their fields blanked) holding SQL."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Constant) and isinstance(node.value, str):
+            text = node.value
+        elif isinstance(node, ast.JoinedStr):
+            text = "".join(v.value if isinstance(v, ast.Constant) else "{}" for v in node.values)
+        else:
+            continue
+        if SQL_STATEMENT.search(text):
+            found.append((node.lineno, text))
+    return found
+
+
+def test_sql_detector_tells_statements_from_prose():
+    assert _sql_strings('q = "SELECT run_id FROM runs WHERE name = ?"')
+    assert _sql_strings('q = f"UPDATE items SET tags = ? WHERE {where}"')
+    assert _sql_strings('q = """WITH latest AS (SELECT 1) SELECT * FROM latest"""')
+    assert _sql_strings('q = "ALTER TABLE runs ADD COLUMN x INTEGER"')
+    assert not _sql_strings('"""Select the runs to compare, with the same seed; delete from the list."""')
+
+
+def test_only_the_store_writes_sql():
+    offenders = []
+    for path in sorted((ROOT / "synth").rglob("*.py")):
+        relative = path.relative_to(ROOT).as_posix()
+        if relative.startswith("synth/store/") or relative in SQL_ALLOWED:
+            continue
+        offenders += [f"{relative}:{line}: {text.strip()[:60]!r}" for line, text in _sql_strings(path.read_text())]
+    assert offenders == [], "SQL outside synth/store/ (add a store method instead):\n" + "\n".join(offenders)
+    assert _sql_strings((ROOT / "synth/outputs/sqlconsole.py").read_text()), "the allowance is stale"

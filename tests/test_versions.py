@@ -5,7 +5,7 @@ import json
 import duckdb
 import pytest
 
-from synth.store import duck as store_module
+from synth.store import migrations as store_module
 from synth.kernel.errors import SynthError
 from synth.generate.config import RunConfig
 from synth.analysis.metrics import compute_run_metrics

@@ -28,7 +28,7 @@ from synth.llm import licences
 from synth.kernel.errors import SynthError
 from synth.kernel.text import format_number, literal_markdown
 from synth.kernel.records import from_json
-from synth.store import DuckStore, run_filter
+from synth.store import DuckStore
 
 EXPORT_FORMATS = (".jsonl", ".csv", ".parquet")
 JSON_COLUMNS = ("variables", "params", "meta", "prompt_variables", "run_params", "fields", "tags")
@@ -40,31 +40,7 @@ def export_frame(store: DuckStore, run_ids: list[str] | None = None, statuses: l
                  min_score: float | None = None, item_ids: list[str] | None = None) -> pd.DataFrame:
     """One row per item with everything needed to know how it was made; optionally only items with
     these review statuses and a latest judge score of at least ``min_score``."""
-    where, params = run_filter("i", run_ids)
-    clauses = [where[len("WHERE "):]] if where else []
-    if statuses:
-        clauses.append(f"i.status IN ({', '.join('?' * len(statuses))})")
-        params += list(statuses)
-    if min_score is not None:
-        clauses.append("j.judge_score >= ?")
-        params.append(min_score)
-    if item_ids is not None:
-        clauses.append("i.item_id IN (SELECT item_id FROM wanted_items)")
-    where = ("WHERE " + " AND ".join(clauses)) if clauses else ""
-    frame = store.frame_with(f"""
-        SELECT i.item_id, i.run_id, r.name AS run_name, r.technique, i.idx, i.text, i.status,
-               i.version, i.model, i.params, i.variables, i.rendered_prompt, i.fields, i.valid,
-               i.invalid_reason, i.source_ref, i.source_text, i.tokens_in, i.tokens_out,
-               i.latency_ms, i.cost_usd, i.cached, i.finish_reason, i.created_at, i.meta,
-               j.judge_score, i.prompt_id, p.name AS prompt_name, p.version AS prompt_version,
-               p.template, p.system_prompt, p.variables AS prompt_variables, r.params AS run_params,
-               r.created_at AS run_created_at, r.wall_s AS run_wall_s, r.role AS run_role, i.tags
-        FROM items i JOIN runs r USING (run_id) LEFT JOIN prompts p ON p.prompt_id = i.prompt_id
-        LEFT JOIN (SELECT item_id, arg_max(score, created_at) AS judge_score
-                   FROM judgements GROUP BY item_id) j ON j.item_id = i.item_id
-        {where}
-        ORDER BY r.created_at, i.run_id, i.idx""", params,
-        {"wanted_items": pd.DataFrame({"item_id": list(item_ids or [])})})
+    frame = store.export_items(run_ids, statuses, min_score, item_ids)
     for column in JSON_COLUMNS:
         frame[column] = frame[column].map(lambda v: json.loads(v) if isinstance(v, str) else v)
     for column in ("created_at", "run_created_at"):

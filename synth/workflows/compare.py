@@ -56,17 +56,16 @@ def side_model(store: DuckStore, side: Side) -> tuple[str | None, str | None]:
     if side.version is not None:
         cfg = config_for(store, side.version)
         return cfg.resolved_model(), cfg.api_base
-    run = store.frame("SELECT model, params FROM runs WHERE run_id = ?", [side.run_id]).iloc[0]
-    return (run["model"] if isinstance(run["model"], str) else None), from_json(run["params"], {}).get("api_base")
+    run = store.run_settings(side.run_id)
+    return (run["model"] if isinstance(run["model"], str) else None), run["params"].get("api_base")
 
 
 def _run_shape(store: DuckStore, run_id: str) -> dict:
     """n, seed and the variable values per item of a run."""
-    run = store.frame("SELECT params, config FROM runs WHERE run_id = ?", [run_id]).iloc[0]
-    params, config = from_json(run["params"], {}), from_json(run["config"], {})
-    items = store.frame("SELECT idx, variables FROM items WHERE run_id = ? ORDER BY idx", [run_id])
-    n = int(config.get("n") or params.get("n") or len(items))
-    by_idx = {int(i): from_json(v, {}) for i, v in zip(items["idx"], items["variables"])}
+    run = store.run_settings(run_id)
+    params, config = run["params"], run["config"]
+    by_idx = store.variables_by_idx(run_id)
+    n = int(config.get("n") or params.get("n") or len(by_idx))
     return {"n": n, "seed": params.get("seed", config.get("seed")),
             "samples": [{k: str(v) for k, v in by_idx.get(i, {}).items()} for i in range(n)]}
 
@@ -88,14 +87,12 @@ def _pairing(a: dict, b: dict) -> dict:
 
 def _paired_run(store: DuckStore, version: Version, anchor: str, shape: dict) -> str | None:
     """The newest run of ``version`` that pairs with the run ``anchor`` (of shape ``shape``)."""
-    runs = store.frame("SELECT run_id FROM runs WHERE prompt_id = ? AND run_id <> ? ORDER BY created_at DESC",
-                       [version.prompt_id, anchor])
-    return next((r for r in runs["run_id"] if _pairing(shape, _run_shape(store, r))["paired"]), None)
+    runs = store.version_run_ids(version.prompt_id, exclude=anchor)
+    return next((r for r in runs if _pairing(shape, _run_shape(store, r))["paired"]), None)
 
 
 def _latest_run(store: DuckStore, version: Version, n: int | None, seed: int | None) -> str | None:
-    runs = store.frame("SELECT run_id FROM runs WHERE prompt_id = ? ORDER BY created_at DESC", [version.prompt_id])
-    for run_id in runs["run_id"]:
+    for run_id in store.version_run_ids(version.prompt_id):
         shape = _run_shape(store, run_id)
         if (n is None or shape["n"] == n) and (seed is None or shape["seed"] == seed):
             return run_id
@@ -170,9 +167,7 @@ class Comparison:
 
 
 def _side_info(store: DuckStore, side: Side, run_id: str, letter: str) -> dict:
-    run = store.frame("""SELECT r.run_id, r.name, r.model, r.n_items, r.prompt_id, p.name AS prompt_name,
-                                p.version, p.label FROM runs r LEFT JOIN prompts p USING (prompt_id)
-                         WHERE r.run_id = ?""", [run_id]).iloc[0]
+    run = store.run_summary(run_id)
     from synth.workflows.pipeline import version_name
 
     version = (version_name(run["prompt_name"], run["version"], run["label"])

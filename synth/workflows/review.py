@@ -10,11 +10,10 @@ from __future__ import annotations
 import pandas as pd
 
 from synth.kernel.errors import SynthError
-from synth.kernel.records import text_hash
+from synth.kernel.records import DECISIONS, ITEM_STATUSES, text_hash
 from synth.store import DuckStore
 
-DECISIONS = ("accepted", "rejected")
-STATUSES = ("new", "imported", "accepted", "rejected", "edited")
+STATUSES = ITEM_STATUSES
 
 
 def set_status(store: DuckStore, item_ids: list[str], status: str) -> int:
@@ -37,8 +36,7 @@ def edit_item(store: DuckStore, item_id: str, text: str, note: str | None = None
 
 def history(store: DuckStore, item_id: str) -> pd.DataFrame:
     """Every version of an item, oldest first (empty if it was never edited)."""
-    return store.frame("SELECT version, text, status, note, created_at FROM item_versions "
-                       "WHERE item_id = ? ORDER BY version", [item_id])
+    return store.item_history(item_id)
 
 
 def apply_review(store: DuckStore, before: pd.DataFrame, after: pd.DataFrame) -> dict[str, int]:

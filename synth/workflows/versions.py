@@ -7,7 +7,6 @@ a run uses a template, system prompt, variables or parameters that no saved vers
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import asdict, dataclass
 
@@ -158,11 +157,7 @@ def config_for(store: DuckStore, version: Version, **overrides) -> RunConfig:
     variables and parameters, and the other settings of the newest run of it or its prompt."""
     # The version's own newest run, else the newest run of any version of the prompt (a version
     # saved without running has none): its server, output fields, concurrency and the like.
-    runs = store.frame("""SELECT r.config FROM runs r JOIN prompts p USING (prompt_id)
-                          WHERE p.name = ? AND r.config IS NOT NULL
-                          ORDER BY r.prompt_id = ? DESC, r.created_at DESC LIMIT 1""",
-                       [version.name, version.prompt_id])
-    base = json.loads(runs["config"].iloc[0]) if len(runs) else {}
+    base = store.newest_run_config(version.name, version.prompt_id)
     base = {k: v for k, v in base.items() if k in RunConfig.__dataclass_fields__}
     base.update({k: v for k, v in version.params.items() if k in RunConfig.__dataclass_fields__})
     base.update(template=version.template, system_prompt=version.system_prompt, variables=version.variables,

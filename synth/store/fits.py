@@ -1,0 +1,89 @@
+"""Tables of fits: ``layouts`` (with ``projections`` and ``layout_models``) and ``clusterings``
+(with ``clusters`` and ``cluster_labels``)."""
+
+from __future__ import annotations
+
+import duckdb
+import pandas as pd
+
+from synth.kernel.records import now
+from synth.store.sql import FITS, insert_rows, to_json
+
+
+def _insert_fit_rows(con: duckdb.DuckDBPyConnection, kind: str, fit_id: str, rows: pd.DataFrame) -> None:
+    _, id_column, per_item = FITS[kind]
+    rows = rows.assign(**{id_column: fit_id})
+    columns = [id_column] + [c for c in rows.columns if c != id_column]
+    con.register("new_rows", rows[columns])
+    con.execute(f"INSERT INTO {per_item} ({', '.join(columns)}) SELECT * FROM new_rows")
+    con.unregister("new_rows")
+
+
+class FitsMixin:
+    """Layouts and clusterings of the dataset, and the names of clusters."""
+
+    def save_fit(self, kind: str, fit_id: str, method: str, embed_model: str, params: dict,
+                 items_hash: str, rows: pd.DataFrame, extra: dict | None = None,
+                 model: bytes | None = None) -> None:
+        """Store a layout or a clustering (its header, one row per item and, for a layout, the
+        fitted model used to place new items), in one transaction."""
+        header, id_column, _ = FITS[kind]
+        values = {id_column: fit_id, "method": method, "embed_model": embed_model, "params": to_json(params),
+                  "items_hash": items_hash, "n_items": len(rows), "created_at": now(),
+                  **{k: (to_json(v) if isinstance(v, dict) else v) for k, v in (extra or {}).items()}}
+        with self.transaction() as con:
+            insert_rows(con, header, [values])
+            _insert_fit_rows(con, kind, fit_id, rows)
+            if model is not None:
+                con.execute("INSERT INTO layout_models VALUES (?, ?, ?)", [fit_id, model, now()])
+
+    def append_fit_rows(self, kind: str, fit_id: str, rows: pd.DataFrame) -> None:
+        """Add items to an existing layout (placed with its model) without moving the others."""
+        with self.transaction() as con:
+            _insert_fit_rows(con, kind, fit_id, rows)
+
+    def layout_model(self, layout_id: str) -> bytes | None:
+        """The fitted model of a layout, as saved (None if it has none)."""
+        with self.connect() as con:
+            row = con.execute("SELECT model FROM layout_models WHERE layout_id = ?", [layout_id]).fetchone()
+        return None if row is None else bytes(row[0])
+
+    def find_fit(self, kind: str, method: str, embed_model: str, params: dict, items_hash: str | None
+                 ) -> tuple[str, pd.DataFrame] | None:
+        """(id, per-item rows) of the newest layout or clustering with these parameters, fitted on
+        exactly these items (or on any items when ``items_hash`` is None)."""
+        header, id_column, per_item = FITS[kind]
+        same_items = "" if items_hash is None else "AND items_hash = ? "
+        with self.connect() as con:
+            row = con.execute(f"SELECT {id_column} FROM {header} WHERE method = ? AND embed_model = ? "
+                              f"AND params = ?::JSON {same_items}ORDER BY created_at DESC LIMIT 1",
+                              [method, embed_model, to_json(params)] + ([] if items_hash is None else [items_hash])
+                              ).fetchone()
+            if row is None:
+                return None
+            return row[0], con.execute(f"SELECT * EXCLUDE ({id_column}) FROM {per_item} "
+                                       f"WHERE {id_column} = ?", [row[0]]).df()
+
+    def fit_header(self, kind: str, fit_id: str) -> dict:
+        """A layout's or clustering's header row as a dict ({} if there is none)."""
+        header, id_column, _ = FITS[kind]
+        frame = self.frame(f"SELECT * FROM {header} WHERE {id_column} = ?", [fit_id])
+        return frame.iloc[0].to_dict() if len(frame) else {}
+
+    def save_cluster_labels(self, clustering_id: str, labels: pd.DataFrame) -> None:
+        """Names of a clustering's clusters (cluster_id, size, keywords, llm_label, llm_model); the
+        display name (the LLM's if there is one) is copied to ``clusters.label``."""
+        with self.transaction() as con:
+            con.execute("DELETE FROM cluster_labels WHERE clustering_id = ?", [clustering_id])
+            con.register("new_labels", labels.assign(clustering_id=clustering_id))
+            con.execute("INSERT INTO cluster_labels (clustering_id, cluster_id, size, keywords, llm_label, "
+                        "llm_model) SELECT clustering_id, cluster_id, size, keywords, llm_label, llm_model "
+                        "FROM new_labels")
+            con.execute("UPDATE clusters c SET label = coalesce(n.llm_label, n.keywords) FROM new_labels n "
+                        "WHERE c.clustering_id = ? AND c.cluster_id = n.cluster_id", [clustering_id])
+            con.unregister("new_labels")
+
+    def cluster_labels(self, clustering_id: str) -> pd.DataFrame:
+        """A clustering's cluster names (cluster_id, size, keywords, llm_label, llm_model) by cluster."""
+        return self.frame("SELECT cluster_id, size, keywords, llm_label, llm_model FROM cluster_labels "
+                          "WHERE clustering_id = ? ORDER BY cluster_id", [clustering_id])
