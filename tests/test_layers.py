@@ -155,3 +155,21 @@ def test_a_lazy_import_counts(tmp_path):
     module.write_text("def f():\n    from synth.kernel import settings\n"
                       "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from synth.store import DuckStore\n")
     assert imports_of(module) == {"synth.kernel.settings"}
+
+
+MAX_FUNCTION_LINES = 60
+MAX_MODULE_LINES = 500
+
+
+def test_modules_and_functions_stay_small():
+    too_long = []
+    for name, path in MODULES.items():
+        text = path.read_text()
+        if text.count("\n") > MAX_MODULE_LINES:
+            too_long.append(f"{name}: {text.count(chr(10))} lines (at most {MAX_MODULE_LINES})")
+        for node in ast.walk(ast.parse(text)):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                length = node.end_lineno - node.lineno + 1
+                if length > MAX_FUNCTION_LINES:
+                    too_long.append(f"{name}.{node.name}: {length} lines (at most {MAX_FUNCTION_LINES})")
+    assert too_long == []

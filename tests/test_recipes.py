@@ -78,7 +78,7 @@ def test_onboarding_qa_makes_question_summary_file_triples(make_server, store):
         assert triple["file_path"] == summary_items.loc[row.source_ref, "source_ref"]
         assert (ROOT / triple["file_path"]).is_file()
     assert {json.loads(f)["file_path"] for f in items["fields"]} <= {"README.md"} | {
-        str(p.relative_to(ROOT)) for p in (ROOT / "synth").glob("*.py")}
+        str(p.relative_to(ROOT)) for p in (ROOT / "synth").rglob("*.py")}
 
 
 def test_tool_routing_labels_requests_and_judges_the_labels(make_server, store):

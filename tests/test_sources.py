@@ -203,7 +203,7 @@ def test_git_missing(tmp_path, monkeypatch):
 def test_git_this_project():
     found = from_git(ROOT, max_files=1000)
     refs = [s.ref for s in found]
-    assert "synth/store.py" in refs and "tests/conftest.py" in refs
+    assert "synth/store/connection.py" in refs and "tests/conftest.py" in refs
     assert not [r for r in refs if r.startswith(".venv/")]
-    store = next(s for s in found if s.ref == "synth/store.py")
+    store = next(s for s in found if s.ref == "synth/store/connection.py")
     assert store.meta["language"] == "python" and store.text.startswith('"""')

@@ -35,6 +35,8 @@ class KMeansClusterer:
     """k-means on unit-length embeddings (so Euclidean distance follows cosine similarity)."""
 
     name = "kmeans"
+    title = "k-means"
+    options = ("k",)  # what a caller may set (the page's and the CLI's inputs)
 
     def __init__(self, k: int | None = None, seed: int | None = None):
         self.k = k
@@ -66,6 +68,8 @@ class HDBSCANClusterer:
     clusters and leaves outliers unclustered (cluster -1, "noise")."""
 
     name = "hdbscan"
+    title = "HDBSCAN"
+    options = ("min_cluster_size",)
     DIMS = 20
 
     def __init__(self, k: int | None = None, seed: int | None = None, min_cluster_size: int | None = None):
@@ -118,9 +122,9 @@ def make_clusterer(method: str | None = None, k: int | None = None, min_cluster_
     method = method or settings.get("cluster_method")
     if method not in CLUSTERERS:
         raise SynthError(f"Unknown clustering method {method!r}. Use one of: {', '.join(CLUSTERERS)}.")
-    if method == "hdbscan":
-        return CLUSTERERS[method](min_cluster_size=min_cluster_size)
-    return CLUSTERERS[method](k=k or settings.get("cluster_k") or None)
+    given = {"k": k or settings.get("cluster_k") or None, "min_cluster_size": min_cluster_size}
+    entry = CLUSTERERS[method]
+    return entry(**{name: given[name] for name in entry.options})
 
 
 def current_clustering(store: DuckStore, method: str | None = None, k: int | None = None,

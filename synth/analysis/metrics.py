@@ -163,7 +163,6 @@ def compute_metrics(items: pd.DataFrame, vectors: np.ndarray, threshold: float,
     tokens = [lexical.words(t) for t in texts]
     lengths = np.array([len(t) for t in tokens], dtype=float)
     grams = lexical.ngram_ids(tokens, 4)  # shared by distinct-1..3 and self-BLEU
-    costs = items["cost_usd"] if "cost_usd" in items else pd.Series([0.0] * n)
     values: dict[str, float | None] = {"count": float(n)}
     params: dict[str, dict] = {"count": {}}
     ngram = {"tokenizer": lexical.WORD_TOKENIZER, "sample_size": n}
@@ -188,12 +187,25 @@ def compute_metrics(items: pd.DataFrame, vectors: np.ndarray, threshold: float,
     labelled = [c for c in (clusters or []) if c is not None]
     values["cluster_entropy"] = entropy_bits(labelled) if clusters is not None else None
     params["cluster_entropy"] = {"base": 2, "clustered_items": len(labelled)}
+    _length_metrics(lengths, values, params)
+    _quality_and_spend_metrics(items, values, params)
+    return {k: values[k] for k in METRIC_NAMES}, params
+
+
+def _length_metrics(lengths: np.ndarray, values: dict, params: dict) -> None:
+    """Length in words: mean, median, 95th percentile, shortest and longest (into values, params)."""
+    n = len(lengths)
     length = {"unit": "words", "tokenizer": lexical.WORD_TOKENIZER, "sample_size": n}
     for name, fn in (("length_mean", np.mean), ("length_p50", lambda a: np.percentile(a, 50)),
                      ("length_p95", lambda a: np.percentile(a, 95)), ("length_min", np.min),
                      ("length_max", np.max)):
         values[name] = float(fn(lengths)) if n else None
         params[name] = length
+
+
+def _quality_and_spend_metrics(items: pd.DataFrame, values: dict, params: dict) -> None:
+    """Validity, judge score, tokens, latency and cost (into values, params; needs vendi_score)."""
+    costs = items["cost_usd"] if "cost_usd" in items else pd.Series([0.0] * len(items))
     values["validity_rate"] = _mean_of(items, "valid")
     params["validity_rate"] = {"sample_size": int(items["valid"].notna().sum()) if "valid" in items else 0}
     values["judge_score_mean"] = _mean_of(items, "judge_score")
@@ -212,7 +224,6 @@ def compute_metrics(items: pd.DataFrame, vectors: np.ndarray, threshold: float,
     values["cost_per_effective_sample"] = (values["cost_usd"] / vendi
                                            if values["cost_usd"] is not None and vendi else None)
     params["cost_per_effective_sample"] = {"formula": "cost_usd / vendi_score"}
-    return {k: values[k] for k in METRIC_NAMES}, params
 
 
 def set_signature(items: pd.DataFrame) -> list[str]:

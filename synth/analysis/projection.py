@@ -39,6 +39,9 @@ class PCAProjector:
     """Principal components by SVD: instant, deterministic, linear."""
 
     name = "pca"
+    title = "PCA preview"
+    role = "preview"  # instant; shown while the layout fits, and when there are too few items
+    min_points = 1
 
     def __init__(self, **params):
         self.params: dict = {}
@@ -71,6 +74,9 @@ class UMAPProjector:
     """UMAP with a cosine metric and a pinned seed."""
 
     name = "umap"
+    title = "UMAP"
+    role = "layout"  # fitted once, stored, and new items placed with ``transform``
+    min_points = UMAP_MIN_POINTS
 
     def __init__(self, n_neighbors: int | None = None, min_dist: float | None = None,
                  seed: int | None = None):
@@ -113,18 +119,40 @@ register_projector(PCAProjector)
 register_projector(UMAPProjector)
 
 
+def projector_for(role: str) -> type:
+    """The registered projector with this role: "layout" (stored, places new items) or "preview"."""
+    for projector in PROJECTORS.values():
+        if projector.role == role:
+            return projector
+    raise SynthError(f"No projector is registered for the {role!r} role.")
+
+
+LAYOUT = projector_for("layout")
+PREVIEW = projector_for("preview")
+
+
 @dataclass
 class MapLayout:
     """Coordinates of every item and how they were obtained."""
 
     coords: pd.DataFrame  # item_id, x, y (and placed: fit / transform)
-    method: str  # "umap" or "pca"
+    method: str  # a PROJECTORS name: the layout projector's or the preview's
     params: dict
     status: str  # "stored", "preview" (UMAP running), "placing" (new items: transform running),
     # "pca" (too few items), "failed: ..."
     layout_id: str | None = None
     trustworthiness: float | None = None
     n_placed: int = 0  # items new to the layout in this call (placed, or "pending" while placing)
+
+    @property
+    def stored(self) -> bool:
+        """A fitted, stored layout (not the preview)."""
+        return PROJECTORS[self.method].role == "layout"
+
+    def describe(self) -> str:
+        """How the coordinates were made, with the parameters, for a caption."""
+        title = PROJECTORS[self.method].title
+        return f"{title} ({', '.join(f'{k}={v}' for k, v in self.params.items())})" if self.params else title
 
 
 @dataclass
@@ -261,7 +289,7 @@ def _umap_kwargs(params: dict) -> dict:
 
 def umap_params(n_neighbors: int | None = None, min_dist: float | None = None, seed: int | None = None) -> dict:
     """The layout parameters, defaults from the settings."""
-    return UMAPProjector(n_neighbors, min_dist, seed).params
+    return LAYOUT(n_neighbors, min_dist, seed).params
 
 
 def current_layout(store: DuckStore, items: pd.DataFrame, background: bool = True,
@@ -274,9 +302,9 @@ def current_layout(store: DuckStore, items: pd.DataFrame, background: bool = Tru
     """
     embed_model = settings.get("embed_model")
     if items.empty:
-        return MapLayout(pd.DataFrame(columns=["item_id", "x", "y"]), "pca", {}, "empty")
+        return MapLayout(pd.DataFrame(columns=["item_id", "x", "y"]), PREVIEW.name, {}, "empty")
     params = params or umap_params()
-    found = store.find_fit("layout", "umap", embed_model, params, None)
+    found = store.find_fit("layout", LAYOUT.name, embed_model, params, None)
     if found is not None:
         layout_id, coords = found
         header = store.fit_header("layout", layout_id)
@@ -285,10 +313,10 @@ def current_layout(store: DuckStore, items: pd.DataFrame, background: bool = Tru
         missing = items[~items["item_id"].isin(coords["item_id"])]
         coords = coords[coords["item_id"].isin(items["item_id"])]
         if missing.empty:
-            return MapLayout(coords, "umap", params, "stored", layout_id, trust)
+            return MapLayout(coords, LAYOUT.name, params, "stored", layout_id, trust)
         if not background:
             placed = place_new_items(store, layout_id, missing)
-            return MapLayout(pd.concat([coords, placed], ignore_index=True), "umap", params, "stored",
+            return MapLayout(pd.concat([coords, placed], ignore_index=True), LAYOUT.name, params, "stored",
                              layout_id, trust, len(missing))
         # transform may compile for a while (a new code path past 4,096 fitted items): place the new
         # items in the background, and near their most similar placed items meanwhile.
@@ -300,27 +328,27 @@ def current_layout(store: DuckStore, items: pd.DataFrame, background: bool = Tru
         pending = pd.DataFrame({"item_id": missing["item_id"].values, "x": guess[:, 0], "y": guess[:, 1],
                                 "placed": "pending"})
         status = f"failed: {job.error}" if job.error else "placing"
-        return MapLayout(pd.concat([coords, pending], ignore_index=True), "umap", params, status,
+        return MapLayout(pd.concat([coords, pending], ignore_index=True), LAYOUT.name, params, status,
                          layout_id, trust, len(missing))
     vectors = load_vectors(store, items["text"].tolist(), embed_model)
-    preview = PCAProjector().fit(vectors)
+    preview = PREVIEW().fit(vectors)
     coords = pd.DataFrame({"item_id": items["item_id"].values, "x": preview[:, 0], "y": preview[:, 1]})
-    if len(items) < UMAP_MIN_POINTS:
-        return MapLayout(coords, "pca", {}, "pca")
+    if len(items) < LAYOUT.min_points:
+        return MapLayout(coords, PREVIEW.name, {}, PREVIEW.name)
     if not background:
-        return fit_layout(store, items, UMAPProjector(**_umap_kwargs(params)))
+        return fit_layout(store, items, LAYOUT(**_umap_kwargs(params)))
     key = (store.path, content_hash({"items": items_signature(items), "params": params, "model": embed_model}))
     fitting = items.copy()
-    job = _start_job(key, lambda: fit_layout(store, fitting, UMAPProjector(**_umap_kwargs(params))))
+    job = _start_job(key, lambda: fit_layout(store, fitting, LAYOUT(**_umap_kwargs(params))))
     status = f"failed: {job.error}" if job.error else "preview"
-    return MapLayout(coords, "pca", {}, status)
+    return MapLayout(coords, PREVIEW.name, {}, status)
 
 
 def refit_layout(store: DuckStore, items: pd.DataFrame, params: dict | None = None) -> MapLayout:
     """A new layout of all items (existing points move); the previous one stays stored."""
-    if len(items) < UMAP_MIN_POINTS:
-        raise SynthError(f"UMAP needs at least {UMAP_MIN_POINTS} items; there are {len(items)}.")
-    return fit_layout(store, items, UMAPProjector(**_umap_kwargs(params or umap_params())))
+    if len(items) < LAYOUT.min_points:
+        raise SynthError(f"{LAYOUT.title} needs at least {LAYOUT.min_points} items; there are {len(items)}.")
+    return fit_layout(store, items, LAYOUT(**_umap_kwargs(params or umap_params())))
 
 
 def pending_layouts() -> int:

@@ -7,8 +7,11 @@ import html
 import re
 from typing import Any
 
-# Characters markdown (CommonMark, Streamlit's colour and KaTeX extensions) gives a meaning to.
-_MARKUP = re.compile(r"([\\`*_{}\[\]()#+\-.!|~$:])")
+# Characters that start markup anywhere in a line (CommonMark, Streamlit's :colour[] and emoji
+# shortcodes, KaTeX), and what starts a heading, list or quote at the start of a line.
+_MARKUP = re.compile(r"([\\`*_\[\]!|~$:])")
+_LINE_START = re.compile(r"^(\s*)([-+#=])", re.M)
+_ORDERED = re.compile(r"^(\s*\d+)([.)])", re.M)
 
 
 def is_missing(value: Any) -> bool:
@@ -34,4 +37,5 @@ def literal_markdown(text: Any, keep_breaks: bool = False) -> str:
     as HTML entities and every other character markdown gives a meaning to backslash-escaped.
     With ``keep_breaks`` each line break stays a line break."""
     escaped = _MARKUP.sub(r"\\\1", html.escape(str(text), quote=False))
+    escaped = _ORDERED.sub(r"\1\\\2", _LINE_START.sub(r"\1\\\2", escaped))
     return escaped.replace("\n", "  \n") if keep_breaks else escaped

@@ -174,7 +174,7 @@ def _map(facts: _Facts) -> str:
     figure = fig.to_html(full_html=False, include_plotlyjs=True, div_id=MAP_DIV_ID,
                          config={"displaylogo": False, "responsive": True, "scrollZoom": False})
     layout = facts.layout
-    if layout.method == "umap":
+    if layout.stored:
         how = ("UMAP of the items' embeddings (" + ", ".join(f"{k}={v}" for k, v in layout.params.items()) + ")"
                + ("" if layout.trustworthiness is None else
                   f"; trustworthiness {layout.trustworthiness:.3f} (1 = neighbours on the map are "
