@@ -1,6 +1,6 @@
 """Synth Studio: a multipage Streamlit dashboard over the ``synth`` core package."""
 
-from pages.common import app_run, configure_page, navigation, startup_ui
+from pages.shell import app_run, configure_page, navigation, startup_ui
 
 configure_page()
 page = navigation()

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import streamlit as st
 
-from pages.common import get_store, intrinsic_note, licence_ui, require_app
+from pages.data import get_store
+from pages.shell import require_app
+from pages.widgets import intrinsic_note, licence_ui, run_with_progress_ui, stop_on_error
 from synth.outputs import plots
 from synth.kernel import settings
 from synth.workflows.compare import compare_refs, resolve_side, side_model
-from synth.kernel.errors import SynthError
 from synth.kernel.text import literal_markdown
 from synth.workflows.versions import list_versions
 
@@ -77,11 +78,8 @@ first, second = (run_count - 2, run_count - 1) if run_count >= 2 else (0, 1)
 left, right = st.columns(2)
 a = left.selectbox("A", ids, index=first, format_func=options.get, key="compare_a")
 b = right.selectbox("B", ids, index=second, format_func=options.get, key="compare_b")
-try:
+with stop_on_error():
     sides = [resolve_side(store, a), resolve_side(store, b)]
-except SynthError as exc:
-    st.error(str(exc))
-    st.stop()
 for column, side in zip((left, right), sides):  # what each side's model allows, before anything runs
     licence_ui(*side_model(store, side), column)
 
@@ -89,10 +87,8 @@ if a == b:
     st.info("Choose two different runs or versions.")
     st.stop()
 if all(s.kind == "run" for s in sides):
-    try:
+    with stop_on_error():
         show(compare_cached(store.path, store.data_version(), a, b))
-    except SynthError as exc:
-        st.error(str(exc))
     st.stop()
 
 st.caption("A version that must run for the comparison runs on the other side's samples, seed and n, "
@@ -103,17 +99,10 @@ n = n_col.number_input("Items per version", 1, 1000, settings.DEFAULT_COMPARE_N,
                        help="Without a fresh run, A's newest run sets n (or this, if A has never run).")
 seed = seed_col.number_input("Seed", 0, 2**31 - 1, settings.DEFAULT_SEED, key="compare_seed", disabled=not fresh)
 if st.button("Run and compare", type="primary", key="compare_run"):
-    progress = st.progress(0.0, text="Running the versions…")
-    try:
-        result = compare_refs(store, a, b, n=int(n) if fresh else None, seed=int(seed) if fresh else None,
-                              fresh=fresh,
-                              on_item=lambda item, i, total: progress.progress(min(1.0, (i + 1) / total),
-                                                                                text=f"{i + 1} of {total} items"))
-    except SynthError as exc:
-        progress.empty()
-        st.error(str(exc))
-    else:
-        progress.empty()
+    result = run_with_progress_ui("Running the versions…", compare_refs, store, a, b,
+                                  n=int(n) if fresh else None, seed=int(seed) if fresh else None, fresh=fresh,
+                                  clear=True)
+    if result is not None:
         st.session_state["compare_result"] = (a, b, result)
 kept = st.session_state.get("compare_result")
 if kept and kept[:2] == (a, b):

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from pages.common import dataset_ui, get_store, require_app
+from pages.data import dataset_ui, get_store
+from pages.shell import require_app
 from synth.workflows import review
 from synth.kernel import settings
 from synth.kernel.errors import SynthError

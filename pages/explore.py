@@ -6,15 +6,17 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from pages.common import (current_filters, dataset_ui, dropped_ui, filtered_ui, filters_ui, get_store, intrinsic_note,
-                          leave_presentation_ui, licence_ui, presentation_ui, require_app, view_ui)
+from pages.data import dataset_ui, filtered_ui, get_store, view_ui
+from pages.shell import leave_presentation_ui, presentation_ui, require_app
+from pages.widgets import (call_ui, current_filters, dropped_ui, filters_ui, intrinsic_note, licence_ui,
+                           run_with_progress_ui, stop_on_error)
 from synth.workflows import actions, review
 from synth.outputs import plots
 from synth.kernel import settings
 from synth.analysis.clustering import cluster_shares, name_clusters_with_llm, typical_items
 from synth.analysis.coverage import collapse_alarms, coverage_report
 from synth.kernel.errors import SynthError
-from synth.kernel.text import literal_markdown
+from synth.kernel.text import format_number, literal_markdown
 from synth.outputs.export import export_bytes
 from synth.analysis.metrics import METRICS, nearest_neighbour_similarity
 from synth.workflows.pipeline import generate_run, map_points
@@ -124,15 +126,9 @@ def selection_ui(selected: list[str], points: pd.DataFrame, dataset) -> None:
 
 
 def run_ui(cfg) -> None:
-    progress = st.progress(0.0, text=f"Generating {cfg.run_name}…")
-    try:
-        result = generate_run(get_store(), cfg, on_item=lambda item, i, n: progress.progress(
-            min(1.0, (i + 1) / n), text=f"{i + 1} of {n} items"))
-    except SynthError as exc:
-        progress.empty()
-        st.error(str(exc))
-    else:
-        st.success(f"Run **{result.name}** saved: {result.n_items} items. They are placed on the map "
+    result = run_with_progress_ui(f"Generating {cfg.run_name}…", generate_run, get_store(), cfg)
+    if result is not None:
+        st.success(f"Run **{literal_markdown(result.name)}** saved: {result.n_items} items. They are placed on the map "
                    "without moving the others.")
 
 
@@ -155,8 +151,8 @@ def coverage_ui(dataset) -> None:
     st.dataframe(per_cluster, hide_index=True, width="stretch")
     alarms = collapse_alarms(dataset.items, dataset.vectors)
     for row in alarms[alarms["alarm"]].itertuples() if len(alarms) else []:
-        st.warning(f"Run **{row.run_name}**: {row.metric} is {row.run:.3g}, {row.ratio:.0%} of the "
-                   f"reference's {row.reference:.3g} on {row.sample_size} items each — diversity has "
+        st.warning(f"Run **{literal_markdown(row.run_name)}**: {row.metric} is {format_number(row.run, 3)}, "
+                   f"{row.ratio:.0%} of the reference's {format_number(row.reference, 3)} on {row.sample_size} items each — diversity has "
                    "collapsed below the real data.")
 
 
@@ -208,17 +204,11 @@ else:
 store = get_store()
 if st.session_state.pop("explore_name_request", False):
     with st.spinner("Naming clusters…"):
-        try:
-            name_clusters_with_llm(store, dataset.clustering, dataset.items,
-                                   st.session_state.get("explore_namer_model", ""))
-        except SynthError as exc:
-            st.error(str(exc))
+        call_ui(name_clusters_with_llm, store, dataset.clustering, dataset.items,
+                st.session_state.get("explore_namer_model", ""))
     dataset = dataset_ui()
-try:
+with stop_on_error():
     points, layout = load_points(store.path, store.data_version(), tuple(sorted(params.items())))
-except SynthError as exc:
-    st.error(str(exc))
-    st.stop()
 filtered = filtered_ui(spec)
 
 extra = dataset.items[["item_id", "cluster", "cluster_name"]].copy()

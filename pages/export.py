@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import streamlit as st
 
-from pages.common import dataset_ui, dropped_ui, filters_ui, get_store, require_app, view_ui
-from synth.kernel.errors import SynthError
+from pages.data import dataset_ui, get_store, view_ui
+from pages.shell import require_app
+from pages.widgets import call_ui, dropped_ui, filters_ui
+from synth.kernel.records import ACCEPTED_STATUSES
 from synth.outputs.export import EXPORT_FORMATS, export_bytes, export_dataset_zip
 from synth.llm.licences import DISCLAIMER, known_terms, notes_table
 from synth.outputs.report import build_report
@@ -50,7 +52,7 @@ view = view_ui(spec)
 which = st.radio("Items", list(SETS), format_func=SETS.get, horizontal=True, key="export_set")
 kept = dataset.items[dataset.items["item_id"].isin(set(view.result.kept_ids))]
 if which == "accepted":
-    kept = kept[kept["status"].isin(["accepted", "edited"])]
+    kept = kept[kept["status"].isin(ACCEPTED_STATUSES)]
 ids = kept["item_id"].tolist()
 st.write(f"{len(ids)} of {len(dataset.items)} items in the set.")
 dropped_ui(view.result)
@@ -64,11 +66,9 @@ fmt = st.radio("Format", [*EXPORT_FORMATS, HF_FOLDER], horizontal=True, key="exp
                     "prompts, parameters, counts, metrics and licence notes); load it with "
                     "datasets.load_dataset(folder).")
 store = get_store()
-try:
-    data, name = export_cached(store.path, store.data_version(), tuple(ids), fmt)
-except SynthError as exc:
-    st.error(str(exc))
-else:
+exported = call_ui(export_cached, store.path, store.data_version(), tuple(ids), fmt)
+if exported is not None:
+    data, name = exported
     st.download_button(f"Download {len(ids)} items ({fmt})", data, file_name=name, key="export_download")
 licences_ui(kept)
 
@@ -78,10 +78,9 @@ st.caption("One HTML file with the map, the metrics, example items, the prompts 
 title = st.text_input("Title", "Synthetic data report", key="export_report_title")
 if st.button("Build the report", key="export_report_build"):
     with st.spinner("Building the report…"):
-        try:
-            st.session_state["export_report"] = (tuple(ids), build_report(get_store(), item_ids=ids, title=title))
-        except SynthError as exc:
-            st.error(str(exc))
+        html = call_ui(build_report, get_store(), item_ids=ids, title=title)
+        if html is not None:
+            st.session_state["export_report"] = (tuple(ids), html)
 report = st.session_state.get("export_report")
 if report and report[0] == tuple(ids):
     st.download_button(f"Download the report ({len(report[1]) / 1e6:.1f} MB)", report[1].encode("utf-8"),

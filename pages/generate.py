@@ -5,19 +5,23 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from pages.common import get_store, licence_ui, require_app
+from pages.data import get_store
+from pages.shell import require_app
+from pages.widgets import call_ui, licence_ui, run_with_progress_ui, stop_on_error
 from synth.llm import providers
 from synth.kernel import settings
+from synth.kernel.text import literal_markdown
 from synth.workflows import versions
 from synth.kernel.errors import SynthError
 from synth.generate.config import RunConfig
 from synth.generate.prompting import template_fields
 from synth.workflows.pipeline import generate_run, import_run
 from synth.workflows.recipes import config_from_recipe, load_recipe, recipe_text
-from synth.generate.techniques import TECHNIQUES, get_technique
+from synth.generate.techniques import DEFAULT_TECHNIQUE, FORM_SECTIONS, TECHNIQUES
 
 require_app()
 
+DEFAULT_PROMPT_NAME = "reviews"  # the default template writes reviews
 DEFAULT_VALUES = {"product": "coffee grinder\nrain jacket\nphone case", "tone": "happy\nannoyed"}
 DEFAULT_GRAMMAR = """start: "<greeting> I <problem> my <product>. <ask>"
 rules:
@@ -28,26 +32,37 @@ rules:
 """
 SOURCE_KINDS = {"pasted": "Paste texts", "file": "Upload a JSONL/CSV file", "folder": "A folder",
                 "git": "A git repository", "run": "An earlier run"}
-# Widget keys of the settings a recipe can carry, and how each maps to RunConfig.
+# Widget keys of the settings a recipe can carry, and how each maps to RunConfig (the template's
+# key depends on the technique: see template_key).
 STATE_KEYS = {"model": "generate_model", "api_base": "generate_api_base", "temperature": "generate_temperature",
               "top_p": "generate_top_p",
               "max_tokens": "generate_max_tokens", "n": "generate_n", "seed": "generate_seed",
               "concurrency": "generate_concurrency", "prompt_name": "generate_prompt_name",
-              "template": "generate_template", "system_prompt": "generate_system", "run_name": "generate_run_name",
+              "system_prompt": "generate_system", "run_name": "generate_run_name",
               "sampling_mode": "generate_sampling_mode", "k_examples": "generate_k_examples",
               "k_avoid": "generate_k_avoid", "per_source": "generate_per_source", "unique": "generate_unique"}
+TEMPLATE_SECTIONS = ("template", "source_template")  # form sections that edit the prompt template
+
+
+def template_key(technique: str) -> str:
+    """Each technique keeps its own template, so switching technique loses no edit."""
+    return f"generate_template_{technique}"
 
 
 def defaults_ui() -> None:
     """Every recipe-carried widget starts from session state, so a loaded recipe can set it."""
+    cfg = RunConfig()
     defaults = {"generate_model": settings.get("default_model"), "generate_api_base": "",
-                "generate_temperature": settings.DEFAULT_TEMPERATURE, "generate_top_p": 1.0,
-                "generate_max_tokens": settings.DEFAULT_MAX_TOKENS, "generate_n": 5,
-                "generate_seed": settings.DEFAULT_SEED, "generate_concurrency": 4, "generate_budget": 0.0,
-                "generate_regenerate": 0, "generate_prompt_name": "reviews",
-                "generate_template": get_technique("sampling").default_template, "generate_k_examples": 2,
-                "generate_k_avoid": 5, "generate_per_source": 1, "generate_grammar": DEFAULT_GRAMMAR,
-                "generate_unique": False, "generate_system": "", "generate_run_name": ""}
+                "generate_temperature": cfg.temperature, "generate_top_p": cfg.top_p or 1.0,
+                "generate_max_tokens": cfg.max_tokens, "generate_n": cfg.n, "generate_seed": cfg.seed,
+                "generate_concurrency": cfg.concurrency, "generate_budget": float(cfg.budget_usd or 0.0),
+                "generate_regenerate": cfg.regenerate, "generate_prompt_name": DEFAULT_PROMPT_NAME,
+                "generate_sampling_mode": cfg.sampling_mode, "generate_k_examples": cfg.k_examples,
+                "generate_k_avoid": cfg.k_avoid, "generate_per_source": cfg.per_source,
+                "generate_grammar": DEFAULT_GRAMMAR, "generate_unique": cfg.unique,
+                "generate_system": cfg.system_prompt, "generate_run_name": cfg.run_name or ""}
+    defaults.update({template_key(name): entry.default_template for name, entry in TECHNIQUES.items()
+                     if set(entry.form) & set(TEMPLATE_SECTIONS)})
     for key, value in defaults.items():
         st.session_state.setdefault(key, value)
 
@@ -71,9 +86,10 @@ def load_recipe_ui() -> None:
             state["generate_budget"] = float(cfg.budget_usd or 0.0)
             state["generate_regenerate"] = cfg.regenerate
             state["generate_technique"] = cfg.technique
-            if cfg.technique in ("back_translation", "transform"):
-                state.pop("generate_template", None)
-                state[f"generate_template_{cfg.technique}"] = cfg.template or get_technique(cfg.technique).default_template
+            entry = TECHNIQUES[cfg.technique]
+            if set(entry.form) & set(TEMPLATE_SECTIONS):
+                state[template_key(cfg.technique)] = cfg.template or entry.default_template
+            if entry.input == "sources":
                 source = cfg.source or {}
                 state["generate_source_kind"] = source.get("kind", "pasted")
                 for field, key in (("text", "generate_source_text"), ("path", "generate_source_path"),
@@ -135,13 +151,12 @@ def params_ui(uses_llm: bool) -> dict:
     return values
 
 
-def variables_ui(template: str) -> dict[str, list[str]]:
-    """One text area per {variable} in the template, one value per line."""
-    try:
-        fields = [f for f in template_fields(template) if f not in ("examples", "avoid")]
-    except SynthError as exc:
-        st.error(str(exc))
+def variables_ui(template: str, provided: tuple[str, ...] = ()) -> dict[str, list[str]]:
+    """One text area per {variable} in the template (bar those the technique fills), one value per line."""
+    found = call_ui(template_fields, template)
+    if found is None:
         return {}
+    fields = [f for f in found if f not in provided]
     variables = {}
     if fields:
         st.markdown("**Values per variable** (one per line)")
@@ -152,26 +167,40 @@ def variables_ui(template: str) -> dict[str, list[str]]:
     return variables
 
 
-def sampling_ui(store) -> dict:
-    template = st.text_area("Prompt template", key="generate_template", height=100,
-                            help="{variables} take values below; {examples} and {avoid} may place those lists.")
-    values = {"template": template, "variables": variables_ui(template)}
+# The form's sections, in FORM_SECTIONS; a technique's ``form`` lists the ones it shows, in order.
+# Each takes the store, the technique's name and the settings so far, and returns settings.
+
+def template_ui(store, technique: str, values: dict) -> dict:
+    return {"template": st.text_area(
+        "Prompt template", key=template_key(technique), height=100,
+        help="{variables} take values below; {examples} and {avoid} may place those lists.")}
+
+
+def variables_section_ui(store, technique: str, values: dict) -> dict:
+    return {"variables": variables_ui(values.get("template", ""), TECHNIQUES[technique].provides)}
+
+
+def sampling_mode_ui(store, technique: str, values: dict) -> dict:
     left, right = st.columns(2)
-    values["sampling_mode"] = left.radio("Combine values", ["product", "random"], key="generate_sampling_mode",
-                                         horizontal=True, help="product: every combination before repeats; "
-                                         "random: each variable drawn independently.")
+    return {"sampling_mode": left.radio("Combine values", ["product", "random"], key="generate_sampling_mode",
+                                        horizontal=True, help="product: every combination before repeats; "
+                                        "random: each variable drawn independently.")}
+
+
+def examples_ui(store, technique: str, values: dict) -> dict:
+    found = {}
     with st.expander("Few-shot examples and items to avoid"):
         raw = st.text_area("Seed examples (separate with a blank line)", key="generate_examples", height=100)
-        values["examples"] = [e.strip() for e in raw.split("\n\n") if e.strip()]
-        values["k_examples"] = int(st.number_input("Examples per call", 0, 20, key="generate_k_examples"))
+        found["examples"] = [e.strip() for e in raw.split("\n\n") if e.strip()]
+        found["k_examples"] = int(st.number_input("Examples per call", 0, 20, key="generate_k_examples"))
         runs = store.runs()
-        values["avoid_runs"] = st.multiselect("Avoid items of these runs (Self-Instruct style)",
-                                              runs["name"].tolist(), key="generate_avoid_runs")
-        values["k_avoid"] = int(st.number_input("Items to avoid per call", 0, 50, key="generate_k_avoid"))
-    return values
+        found["avoid_runs"] = st.multiselect("Avoid items of these runs (Self-Instruct style)",
+                                             runs["name"].tolist(), key="generate_avoid_runs")
+        found["k_avoid"] = int(st.number_input("Items to avoid per call", 0, 50, key="generate_k_avoid"))
+    return found
 
 
-def source_ui(store, technique: str) -> dict:
+def source_ui(store, technique: str, values: dict) -> dict:
     kind = st.radio("Source texts", list(SOURCE_KINDS), format_func=SOURCE_KINDS.get, horizontal=True,
                     key="generate_source_kind")
     source: dict = {"kind": kind}
@@ -191,18 +220,28 @@ def source_ui(store, technique: str) -> dict:
     else:
         names = store.runs()["name"].tolist()
         source["run"] = st.selectbox("Run", names, key="generate_source_run") if names else ""
-    st.session_state.setdefault(f"generate_template_{technique}", get_technique(technique).default_template)
-    template = st.text_area("Prompt ({text} is the source text)", key=f"generate_template_{technique}", height=110)
-    values = {"source": source, "template": template}
-    if technique == "transform":
-        values["per_source"] = int(st.number_input("Outputs per source", 1, 20, key="generate_per_source"))
-    return values
+    return {"source": source}
 
 
-def symbolic_ui() -> dict:
+def source_template_ui(store, technique: str, values: dict) -> dict:
+    return {"template": st.text_area("Prompt ({text} is the source text)", key=template_key(technique),
+                                     height=110)}
+
+
+def per_source_ui(store, technique: str, values: dict) -> dict:
+    return {"per_source": int(st.number_input("Outputs per source", 1, 20, key="generate_per_source"))}
+
+
+def grammar_ui(store, technique: str, values: dict) -> dict:
     grammar = st.text_area("Grammar (YAML): a start template and weighted rules", key="generate_grammar",
                            height=200)
     return {"grammar": grammar, "unique": st.checkbox("Distinct texts only", key="generate_unique")}
+
+
+FORM = {"template": template_ui, "variables": variables_section_ui, "sampling_mode": sampling_mode_ui,
+        "examples": examples_ui, "source": source_ui, "source_template": source_template_ui,
+        "per_source": per_source_ui, "grammar": grammar_ui}
+assert tuple(FORM) == FORM_SECTIONS, "every form section needs its widgets here"
 
 
 def output_ui() -> dict | None:
@@ -236,16 +275,16 @@ def load_version_ui(store, prompt_name: str) -> None:
     found = versions.list_versions(store, prompt_name)
     if not found:
         return
-    with st.expander(f"Start from a saved version of {prompt_name}"):
+    with st.expander(f"Start from a saved version of {literal_markdown(prompt_name)}"):
         by_title = {v.title: v for v in found}
         title = st.selectbox("Version", list(by_title), index=len(by_title) - 1, key="generate_load_version")
         if not st.button("Load this version", key="generate_load_version_button"):
             return
         v = by_title[title]
         state = st.session_state
-        technique = v.params.get("technique", "sampling")
+        technique = v.params.get("technique", DEFAULT_TECHNIQUE)
         state["generate_technique"] = technique
-        state["generate_template" if technique == "sampling" else f"generate_template_{technique}"] = v.template
+        state[template_key(technique)] = v.template
         state["generate_system"] = v.system_prompt
         for name, values in v.variables.items():
             state[f"generate_var_{name}"] = "\n".join(values)
@@ -265,10 +304,11 @@ def version_ui(store, config: RunConfig) -> None:
     except SynthError:
         return  # the form is incomplete; Generate says what is missing
     if preview.existing:
-        st.caption(f"Prompt version: **{preview.existing.title}** ({preview.existing.n_runs} runs so far).")
+        st.caption(f"Prompt version: **{literal_markdown(preview.existing.title)}** "
+                   f"({preview.existing.n_runs} runs so far).")
         return
-    origin = f", edited from {preview.parent.title}" if preview.parent else ""
-    st.caption(f"Generating (or saving) makes a **new version** of {config.prompt_name}{origin}: "
+    origin = f", edited from {literal_markdown(preview.parent.title)}" if preview.parent else ""
+    st.caption(f"Generating (or saving) makes a **new version** of {literal_markdown(config.prompt_name)}{origin}: "
                f"changed {', '.join(preview.changes)}.")
     with st.expander("What changed"):
         st.code(preview.diff or "(no difference)", language="diff")
@@ -278,43 +318,42 @@ def version_ui(store, config: RunConfig) -> None:
         st.rerun()
 
 
+def item_row(item) -> dict:
+    """An arriving item, as a row of the live table."""
+    return {"#": item.idx + 1, "text": item.text, "valid": item.valid, "tokens": item.tokens_out,
+            "latency ms": round(item.latency_ms), "cached": item.cached}
+
+
 st.title("Generate")
 defaults_ui()
 load_recipe_ui()
 store = get_store()
 technique = st.selectbox("Technique", list(TECHNIQUES), format_func=lambda n: TECHNIQUES[n].title,
                          key="generate_technique")
-st.caption(TECHNIQUES[technique].description)
-uses_llm = TECHNIQUES[technique].uses_llm
-settings_ = {**(model_ui() if uses_llm else {}), **params_ui(uses_llm)}
+entry = TECHNIQUES[technique]
+st.caption(entry.description)
+settings_ = {**(model_ui() if entry.uses_llm else {}), **params_ui(entry.uses_llm)}
 if settings_.get("top_p") == 1.0:
     settings_["top_p"] = None  # 1.0 is no nucleus cut: leave it out of the call
 settings_["prompt_name"] = st.text_input("Prompt name", key="generate_prompt_name",
                                          help="Changing the template, system prompt, variables or parameters under the same name "
                                               "makes a new version (see Prompt versions).")
-try:
-    if technique == "sampling":
-        settings_.update(sampling_ui(store))
-    elif technique in ("back_translation", "transform"):
-        settings_.update(source_ui(store, technique))
-    else:
-        settings_.update(symbolic_ui())
-    if uses_llm:
+with stop_on_error():
+    for section in entry.form:
+        settings_.update(FORM[section](store, technique, settings_))
+    if entry.uses_llm:
         settings_["system_prompt"] = st.text_area("System prompt (optional)", key="generate_system", height=68)
         settings_["output"] = output_ui()
         settings_["judge"] = judge_ui(settings_["model"])
-except SynthError as exc:
-    st.error(str(exc))
-    st.stop()
 settings_["run_name"] = st.text_input("Run name (optional)", key="generate_run_name") or None
-if technique != "symbolic":
+if entry.versioned:
     load_version_ui(store, settings_["prompt_name"])
     settings_["version_label"] = st.text_input("Version name (optional)", key="generate_version_label",
                                                help="Name the prompt version this run makes or uses.") or None
     parent = st.session_state.get("generate_prompt_parent")
     settings_["prompt_parent"] = parent[1] if parent and parent[0] == settings_["prompt_name"] else None
 config = RunConfig(technique=technique, **settings_)
-if technique != "symbolic":
+if entry.versioned:
     version_ui(store, config)
 
 go, save = st.columns([1, 3])
@@ -323,29 +362,15 @@ save.download_button("Save as recipe", recipe_text(config), file_name=f"{techniq
                      mime="application/x-yaml", key="generate_recipe_save")
 
 if run_clicked:
-    progress = st.progress(0.0, text="Starting…")
-    live = st.empty()
-    arrived: list[dict] = []
-
-    def on_item(item, i, n):
-        arrived.append({"#": item.idx + 1, "text": item.text, "valid": item.valid, "tokens": item.tokens_out,
-                        "latency ms": round(item.latency_ms), "cached": item.cached})
-        progress.progress(min(1.0, (i + 1) / n), text=f"{i + 1} of {n} items")
-        live.dataframe(pd.DataFrame(arrived), hide_index=True, width="stretch")
-
-    try:
-        result = generate_run(store, config, on_item=on_item)
-    except SynthError as exc:
-        progress.empty()
-        st.error(str(exc))
-    else:
+    result = run_with_progress_ui("Starting…", generate_run, store, config, row=item_row,
+                                  done="Done: embedded and measured.")
+    if result is not None:
         st.session_state["generate_last_result"] = result.to_dict()
-        progress.progress(1.0, text="Done: embedded and measured.")
 
 last = st.session_state.get("generate_last_result")
 if last:
     cost = "unknown" if last["cost_usd"] is None else f"${last['cost_usd']:.4f}"
-    st.success(f"Run **{last['name']}** saved ({last['status']}): {last['n_items']} items, "
+    st.success(f"Run **{literal_markdown(last['name'])}** saved ({last['status']}): {last['n_items']} items, "
                f"{last['tokens_in']} + {last['tokens_out']} tokens, cost {cost}, {last['wall_s']} s"
                f"{', ' + str(last['n_cached']) + ' from cache' if last['n_cached'] else ''}. "
                "See it on the Explore, Review and Metrics pages.")
@@ -369,10 +394,7 @@ if st.button("Import", key="generate_import_button"):
     if upload is None:
         st.error("Choose a file first: a .jsonl or .csv file with a text column.")
     else:
-        try:
-            result = import_run(store, upload.name, import_column.strip() or "text",
-                                import_name.strip() or None, data=upload.getvalue(), reference=as_reference)
-        except SynthError as exc:
-            st.error(str(exc))
-        else:
-            st.success(f"Imported {result.n_items} items as run **{result.name}**.")
+        result = call_ui(import_run, store, upload.name, import_column.strip() or "text",
+                         import_name.strip() or None, data=upload.getvalue(), reference=as_reference)
+        if result is not None:
+            st.success(f"Imported {result.n_items} items as run **{literal_markdown(result.name)}**.")

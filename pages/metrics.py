@@ -6,10 +6,10 @@ import json
 
 import streamlit as st
 
-from pages.common import (dataset_ui, dropped_ui, filters_ui, get_store, intrinsic_note, require_app, sampled_notes,
-                          view_ui)
+from pages.data import dataset_ui, get_store, view_ui
+from pages.shell import require_app
+from pages.widgets import dropped_ui, filters_ui, intrinsic_note, sampled_notes, stop_on_error
 from synth.kernel import settings
-from synth.kernel.errors import SynthError
 from synth.analysis.metrics import METRIC_HELP, compute_all_metrics
 
 require_app()
@@ -43,11 +43,8 @@ dropped_ui(view.result)
 
 st.subheader("Per run")
 store = get_store()
-try:
+with stop_on_error():
     table = load_run_metrics(store.path, store.data_version(), threshold)
-except SynthError as exc:
-    st.error(str(exc))
-    st.stop()
 st.dataframe(table.drop(columns=["run_id"]), hide_index=True, width="stretch",
              column_config={"cost_usd": st.column_config.NumberColumn("cost_usd", format="$%.5f")})
 with st.expander("Parameters each metric used (this view)"):

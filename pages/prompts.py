@@ -5,10 +5,11 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from pages.common import get_store, intrinsic_note, require_app
+from pages.data import get_store
+from pages.shell import require_app
+from pages.widgets import call_ui, intrinsic_note, stop_on_error
 from synth.outputs import plots
 from synth.workflows import versions
-from synth.kernel.errors import SynthError
 from synth.kernel.text import literal_markdown
 from synth.analysis.metrics import METRIC_NAMES
 
@@ -56,21 +57,15 @@ with st.form("prompts_name_form"):
     label = st.text_input("Name this version", chosen.label or "", key="prompts_label",
                           help="A short name such as 'shorter-system-prompt'; leave empty to clear it.")
     if st.form_submit_button("Save name"):
-        try:
-            renamed = versions.name_version(store, chosen.prompt_id, label)
-        except SynthError as exc:
-            st.error(str(exc))
-        else:
+        renamed = call_ui(versions.name_version, store, chosen.prompt_id, label)
+        if renamed is not None:
             st.toast(f"Saved: {renamed.title}")
             st.rerun()
 
 st.subheader("Metrics across versions")
 intrinsic_note()
-try:
+with stop_on_error():
     trends = load_trends(store.path, store.data_version(), name)
-except SynthError as exc:
-    st.error(str(exc))
-    st.stop()
 if trends.empty:
     st.info("No version of this prompt has a run yet: generate with it to see its metrics.")
     st.stop()

@@ -5,10 +5,12 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from pages.common import get_store, require_app
+from pages.data import get_store
+from pages.shell import require_app
+from pages.widgets import call_ui, run_with_progress_ui
 from synth.workflows import review
 from synth.kernel import settings
-from synth.kernel.errors import SynthError
+from synth.kernel.text import format_number
 from synth.generate.judge import Rubric, judge_items
 
 require_app()
@@ -19,6 +21,18 @@ EDIT_COLUMNS = ["item_id", "text", "status", "judge_score", "valid", "version"]
 def run_ui(runs: pd.DataFrame) -> str:
     labels = dict(zip(runs["run_id"], runs["name"]))
     return st.selectbox("Run", list(labels)[::-1], format_func=labels.get, key="review_run")
+
+
+def judge_run(store, item_ids: list[str], model: str, rubric_text: str, on_item):
+    """``judge_items`` against the rubric written on the page, calling ``on_item(verdict, i, n)``
+    as each verdict arrives."""
+    done = []
+
+    def on_result(result):
+        done.append(result)
+        on_item(result, len(done) - 1, len(item_ids))
+
+    return judge_items(store, item_ids, model, Rubric.from_text(rubric_text), on_result=on_result)
 
 
 st.title("Review")
@@ -40,11 +54,8 @@ edited = st.data_editor(
     column_config={"text": st.column_config.TextColumn("text", width="large"),
                    "status": st.column_config.SelectboxColumn("status", options=list(review.STATUSES))})
 if st.button("Save review", type="primary", key="review_save"):
-    try:
-        counts = review.apply_review(store, before, edited)
-    except SynthError as exc:
-        st.error(str(exc))
-    else:
+    counts = call_ui(review.apply_review, store, before, edited)
+    if counts is not None:
         st.success(f"Saved: {counts['edited']} edited, {counts['accepted']} accepted, "
                    f"{counts['rejected']} rejected.")
 
@@ -59,21 +70,10 @@ rubric_text = st.text_area("Checklist (one 'name: description' per line) or a YA
                            "on_task: does what its prompt asked\nfluent: reads naturally\n"
                            "self_contained: makes sense on its own", key="review_rubric", height=100)
 if st.button("Judge this run", key="review_judge"):
-    progress = st.progress(0.0, text="Judging…")
-    done = []
-    total = len(store.items([run_id]))
-
-    def on_result(result):
-        done.append(result)
-        progress.progress(min(1.0, len(done) / max(total, 1)), text=f"{len(done)} of {total} judged")
-
-    try:
-        result = judge_items(store, store.items([run_id])["item_id"].tolist(), judge_model,
-                             Rubric.from_text(rubric_text), on_result=on_result)
-    except SynthError as exc:
-        progress.empty()
-        st.error(str(exc))
-    else:
+    item_ids = store.items([run_id])["item_id"].tolist()
+    result = run_with_progress_ui("Judging…", judge_run, store, item_ids, judge_model, rubric_text,
+                                  unit="judged")
+    if result is not None:
         st.success(f"Judged {result.n_items} items: {result.n_valid} valid verdicts, mean score "
-                   f"{result.score_mean if result.score_mean is None else round(result.score_mean, 2)}.")
+                   f"{format_number(result.score_mean, 3, missing='None')}.")
         st.dataframe(pd.DataFrame([result.pass_rates]), hide_index=True)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from pages.common import get_store, require_app
+from pages.data import get_store
+from pages.shell import require_app
 from synth.kernel.errors import SynthError
 from synth.kernel.text import literal_markdown
 from synth.outputs.sqlconsole import EXAMPLES, displayable, result_caption, to_csv

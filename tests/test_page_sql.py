@@ -6,7 +6,7 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
-import pages.common
+import pages.shell
 from conftest import ROOT
 from synth.outputs.sqlconsole import EXAMPLES
 
@@ -23,7 +23,7 @@ def sql_page(monkeypatch):
     file itself cannot work: ``require_app()`` then resolves the app's relative page paths against
     ``pages/`` and would run the default page anyway.)
     """
-    real = pages.common.app_pages
+    real = pages.shell.app_pages
 
     def with_sql_page() -> list:
         listed = real()
@@ -31,7 +31,7 @@ def sql_page(monkeypatch):
             listed.append(st.Page("pages/sql.py", title="SQL console", icon=":material/database:", url_path="sql"))
         return listed
 
-    monkeypatch.setattr(pages.common, "app_pages", with_sql_page)
+    monkeypatch.setattr(pages.shell, "app_pages", with_sql_page)
 
     def open_page() -> AppTest:
         at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)

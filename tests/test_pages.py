@@ -5,6 +5,7 @@ from streamlit.testing.v1 import AppTest
 
 import synth.workflows.pipeline
 from synth.analysis.metrics import METRIC_NAMES
+from synth.kernel.text import literal_markdown
 from conftest import ROOT
 
 TIMEOUT = 240
@@ -67,7 +68,7 @@ def test_generate_page_adds_items_with_the_embedded_model(demo_store):
 
 
 @pytest.mark.parametrize("setup, message", [
-    (lambda at: at.text_area(key="generate_template").set_value(""), "template is empty"),
+    (lambda at: at.text_area(key="generate_template_sampling").set_value(""), "template is empty"),
     (lambda at: at.text_input(key="generate_model").set_value("openai/gpt-4o-mini"), "needs OPENAI_API_KEY"),
     (lambda at: at.text_area(key="generate_var_product").set_value(""), "no values were given for: product"),
 ])
@@ -89,7 +90,7 @@ def test_generate_page_bad_input_shows_an_error_and_writes_nothing(demo_store, s
 def test_generate_page_reports_a_bad_template_as_you_type(store):
     at = open_app()
     at.switch_page("pages/generate.py").run()
-    at.text_area(key="generate_template").set_value("broken {brace").run()
+    at.text_area(key="generate_template_sampling").set_value("broken {brace").run()
     assert not at.exception
     assert "unbalanced braces" in at.error[0].value
 
@@ -316,7 +317,8 @@ def test_generate_page_shows_the_models_licence_and_the_prompt_version(store):
 
     saved = list_versions(store, "reviews")
     assert [(v.version, v.label, v.n_runs) for v in saved] == [(1, "first-try", 0)]
-    assert any("Prompt version: **reviews v1 (first-try)**" in c.value for c in at.caption)
+    title = literal_markdown("reviews v1 (first-try)")  # a user's name, shown literally
+    assert any(f"Prompt version: **{title}**" in c.value for c in at.caption)
     at.slider(key="generate_temperature").set_value(1.3).run()
     assert any("changed temperature" in c.value for c in at.caption)
 

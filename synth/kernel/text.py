@@ -9,9 +9,9 @@ from typing import Any
 
 # Characters that start markup anywhere in a line (CommonMark, Streamlit's :colour[] and emoji
 # shortcodes, KaTeX), and what starts a heading, list or quote at the start of a line.
-_MARKUP = re.compile(r"([\\`*_\[\]!|~$:])")
-_LINE_START = re.compile(r"^(\s*)([-+#=])", re.M)
-_ORDERED = re.compile(r"^(\s*\d+)([.)])", re.M)
+_MARKUP = re.compile(r"([\\`*_\[\]!|~$]|:(?=[\w/+-]+[:\[]))")  # ":" where a shortcode or :color[] starts
+_LINE_START = re.compile(r"^(\s*)([-+#](?=\s|$)|[-=]+\s*$)", re.M)
+_ORDERED = re.compile(r"^(\s*\d+)([.)])(?=\s|$)", re.M)
 
 
 def is_missing(value: Any) -> bool:

@@ -18,6 +18,7 @@ import shutil
 import tempfile
 import zipfile
 from datetime import datetime, timezone
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -28,9 +29,9 @@ from synth.llm import licences
 from synth.kernel.errors import SynthError
 from synth.kernel.text import format_number, literal_markdown
 from synth.kernel.records import from_json
+from synth.kernel.registry import Registry
 from synth.store import DuckStore
 
-EXPORT_FORMATS = (".jsonl", ".csv", ".parquet")
 JSON_COLUMNS = ("variables", "params", "meta", "prompt_variables", "run_params", "fields", "tags")
 # Text columns that are often all empty: typed as text anyway, so every export has one schema.
 OPTIONAL_TEXT_COLUMNS = ("invalid_reason", "source_ref", "source_text")
@@ -76,16 +77,30 @@ def flat_frame(frame: pd.DataFrame) -> pd.DataFrame:
     return flat
 
 
-def _write_frame(frame: pd.DataFrame, path: str | Path, suffix: str) -> None:
-    """Write the export frame to ``path`` in the format of ``suffix`` (the one writer of each format)."""
-    if suffix == ".jsonl":
-        with open(path, "w", encoding="utf-8") as fh:
-            for record in frame.astype(object).where(frame.notna(), None).to_dict(orient="records"):
-                fh.write(json.dumps(record, ensure_ascii=False) + "\n")
-    elif suffix == ".csv":
-        flat_frame(frame).to_csv(path, index=False)
-    else:
-        flat_frame(frame).to_parquet(path, index=False)
+def _write_jsonl(frame: pd.DataFrame, path: str | Path) -> None:
+    with open(path, "w", encoding="utf-8") as fh:
+        for record in frame.astype(object).where(frame.notna(), None).to_dict(orient="records"):
+            fh.write(json.dumps(record, ensure_ascii=False) + "\n")
+
+
+@dataclass(frozen=True)
+class ExportFormat:
+    """A file format items can be exported to: its file ending, a name for people, its media type
+    and the one writer of the format."""
+
+    suffix: str
+    title: str
+    mime: str
+    write: Callable[[pd.DataFrame, str | Path], None]
+
+
+FORMATS = Registry("export format")
+for _format in (ExportFormat(".jsonl", "JSON Lines", "application/jsonl", _write_jsonl),
+                ExportFormat(".csv", "CSV", "text/csv", lambda f, p: flat_frame(f).to_csv(p, index=False)),
+                ExportFormat(".parquet", "Parquet", "application/vnd.apache.parquet",
+                             lambda f, p: flat_frame(f).to_parquet(p, index=False))):
+    FORMATS.register(_format.suffix, _format)
+EXPORT_FORMATS = tuple(FORMATS)
 
 
 def _require_parent(out: Path) -> None:
@@ -119,7 +134,7 @@ def export_items(store: DuckStore, out: str | Path, run_ids: list[str] | None = 
                          f"{', '.join(EXPORT_FORMATS)}.")
     _require_parent(out)
     frame = _frame_to_export(store, run_ids, statuses, min_score, item_ids)
-    write_atomically(out, lambda tmp: _write_frame(frame, tmp, suffix))
+    write_atomically(out, lambda tmp: FORMATS[suffix].write(frame, tmp))
     return len(frame)
 
 
@@ -213,7 +228,7 @@ def export_dataset(store: DuckStore, out_dir: str | Path, run_ids: list[str] | N
     try:
         os.chmod(tmp, _umask_mode(0o777))  # an export is an ordinary folder
         (tmp / DATA_FILE).parent.mkdir()
-        _write_frame(frame, tmp / DATA_FILE, ".parquet")
+        FORMATS[".parquet"].write(frame, tmp / DATA_FILE)
         (tmp / CARD_FILE).write_text(card, encoding="utf-8")
         os.replace(tmp, out)  # replaces an empty folder; fails if one appeared with files meanwhile
     except OSError as exc:

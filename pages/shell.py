@@ -1,0 +1,119 @@
+"""The app's shell: its pages and navigation, page set-up, start-up, and presentation mode."""
+
+from __future__ import annotations
+
+import threading
+from contextlib import contextmanager
+
+import streamlit as st
+
+from pages.data import prepare_database, start_deferred_work
+from pages.widgets import stop_on_error
+from synth.kernel import settings
+
+PRESENT_PARAM = "present"
+PRESENTATION_CSS = """<style>
+[data-testid="stSidebar"], [data-testid="stSidebarCollapsedControl"], header[data-testid="stHeader"],
+[data-testid="stToolbar"] { display: none !important; }
+.block-container { padding-top: 1.5rem; max-width: 1500px; }
+html, body, [data-testid="stMarkdownContainer"] p, [data-testid="stCaptionContainer"] { font-size: 22px; }
+h1 { font-size: 3rem !important; }
+[data-testid="stMetricValue"], [data-testid="stMetricValue"] * { font-size: 3rem !important; }
+[data-testid="stMetricLabel"] p { font-size: 1.1rem; }
+[data-testid="stText"] { font-family: inherit; font-size: 20px; white-space: pre-wrap; }
+</style>"""
+
+_RUN = threading.local()
+
+
+def app_pages() -> list:
+    """The app's pages, in menu order; the first is the landing page. Only these are pages: the
+    helper modules beside them in pages/ (shell, widgets, data) are never listed."""
+    return [
+        st.Page("pages/explore.py", title="Explore", icon=":material/scatter_plot:", default=True,
+                url_path="explore"),
+        st.Page("pages/generate.py", title="Generate", icon=":material/auto_awesome:", url_path="generate"),
+        st.Page("pages/review.py", title="Review", icon=":material/rate_review:", url_path="review"),
+        st.Page("pages/prompts.py", title="Prompt versions", icon=":material/history:", url_path="prompts"),
+        st.Page("pages/compare.py", title="Compare A/B", icon=":material/compare:", url_path="compare"),
+        st.Page("pages/metrics.py", title="Metrics", icon=":material/monitoring:", url_path="metrics"),
+        st.Page("pages/duplicates.py", title="Near-duplicates", icon=":material/content_copy:",
+                url_path="duplicates"),
+        st.Page("pages/export.py", title="Export", icon=":material/download:", url_path="export"),
+        st.Page("pages/sql.py", title="SQL console", icon=":material/database:", url_path="sql"),
+    ]
+
+
+def configure_page() -> None:
+    st.set_page_config(page_title="Synth Studio", page_icon=":material/science:", layout="wide")
+
+
+def presenting() -> bool:
+    """Presentation mode (``?present=1``): a clean layout with large type and no settings."""
+    return st.query_params.get(PRESENT_PARAM) == "1"
+
+
+def navigation():
+    """The app's navigation; hidden in presentation mode, like every other setting."""
+    return st.navigation(app_pages(), position="hidden" if presenting() else "sidebar")
+
+
+@contextmanager
+def app_run():
+    """Marks a script run that went through app.py (its navigation and start-up); when the page is
+    drawn, starts the background work held back for it (see ``after_page``)."""
+    _RUN.active = True
+    try:
+        yield
+    finally:
+        _RUN.active = False
+        after_page()  # also when the page stopped early (st.stop) or failed
+
+
+def require_app() -> None:
+    """Run this page through the app's own navigation when Streamlit ran the file alone.
+
+    Streamlit runs a page file on its own when a fresh server's first URL is that page (a
+    bookmark of /generate, say), and on every AppTest switch_page: its pages/-folder heuristic then
+    shows a menu of every file in pages/ and skips app.py. Here the app declares its navigation
+    (which turns the heuristic off for good), runs the requested page as app.py would, and stops
+    the outer run. The page then has the same widget ids as in every later run.
+    """
+    if getattr(_RUN, "active", False):
+        return
+    configure_page()
+    page = navigation()
+    with app_run():
+        startup_ui()
+        page.run()
+    st.stop()
+
+
+def startup_ui() -> None:
+    """Open the database, load the demo data into an empty one, and warm UMAP up in the background."""
+    with stop_on_error():
+        prepare_database(settings.get("db_path"))
+
+
+def after_page() -> None:
+    """Background work that must not delay the first screen, started once it is drawn."""
+    start_deferred_work(settings.get("db_path"))
+
+
+def presentation_ui() -> bool:
+    """Apply presentation mode's style if it is on, with a way out; else offer a way in."""
+    if presenting():
+        st.html(PRESENTATION_CSS)
+        return True
+    if st.sidebar.button("Presentation mode", key="common_present", icon=":material/slideshow:",
+                         help="A clean view for stakeholders: the map, the headline metrics and examples "
+                              "in large type, with every setting hidden."):
+        st.query_params[PRESENT_PARAM] = "1"
+        st.rerun()
+    return False
+
+
+def leave_presentation_ui() -> None:
+    if st.button("Leave presentation mode", key="common_unpresent", type="tertiary"):
+        del st.query_params[PRESENT_PARAM]
+        st.rerun()

@@ -1,0 +1,180 @@
+"""Widgets shared by the pages: errors and progress, the filter panel, licence and evaluation notes."""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any, Callable
+
+import pandas as pd
+import streamlit as st
+
+from synth.kernel import settings
+from synth.kernel.errors import SynthError
+
+if TYPE_CHECKING:
+    from synth.analysis.filters import FilterSpec
+
+INTRINSIC_NOTE = ("**Intrinsic evaluation.** Synth Studio looks at the data itself (diversity, "
+                  "near-duplicates, length, cost). It does not train a model on the data, so it "
+                  "cannot tell how much a model would gain from it.")
+
+
+@contextmanager
+def stop_on_error():
+    """Show a ``SynthError`` raised inside the block as ``st.error`` and stop the script run: for a
+    step the rest of the page cannot do without."""
+    try:
+        yield
+    except SynthError as exc:
+        st.error(str(exc))
+        st.stop()
+
+
+def call_ui(fn: Callable, *args, **kwargs) -> Any:
+    """``fn(*args, **kwargs)``, or None after showing its ``SynthError`` as ``st.error`` (the page
+    goes on)."""
+    try:
+        return fn(*args, **kwargs)
+    except SynthError as exc:
+        st.error(str(exc))
+        return None
+
+
+def run_with_progress_ui(label: str, fn: Callable, *args, row: Callable[[Any], dict] | None = None,
+                         unit: str = "items", done: str | None = None, clear: bool = False, **kwargs) -> Any:
+    """``fn(*args, on_item=..., **kwargs)`` under a progress bar, or None after showing its
+    ``SynthError`` as ``st.error``.
+
+    ``fn`` calls ``on_item(item, i, n)`` as item ``i`` of ``n`` arrives; with ``row``, each item
+    also adds ``row(item)`` to a live table under the bar. When ``fn`` succeeds, the bar shows
+    ``done`` if given, is removed if ``clear``, and else stays as the last item left it.
+    """
+    progress = st.progress(0.0, text=label)
+    live = st.empty() if row else None
+    arrived: list[dict] = []
+
+    def on_item(item, i: int, n: int) -> None:
+        progress.progress(min(1.0, (i + 1) / max(n, 1)), text=f"{i + 1} of {n} {unit}")
+        if live is not None:
+            arrived.append(row(item))
+            live.dataframe(pd.DataFrame(arrived), hide_index=True, width="stretch")
+
+    try:
+        result = fn(*args, on_item=on_item, **kwargs)
+    except SynthError as exc:
+        progress.empty()
+        st.error(str(exc))
+        return None
+    if done is not None:
+        progress.progress(1.0, text=done)
+    elif clear:
+        progress.empty()
+    return result
+
+
+def licence_ui(model: str | None, api_base: str | None = None, container=None) -> None:
+    """The chosen model's licence note: what its terms say about training on its outputs."""
+    from synth.llm.licences import FORBIDDEN, UNKNOWN, note_for
+
+    note = note_for(model, api_base)
+    target = container or st
+    text = f"**Output licence: {note.training_use}.** {note.licence}: {note.summary}"
+    text += f" [Source]({note.source})" if note.source else ""
+    if note.training_use == FORBIDDEN:
+        target.warning(text, icon=":material/gavel:")
+    elif note.training_use == UNKNOWN:
+        target.info(text, icon=":material/help:")
+    else:
+        target.caption(text)
+
+
+def intrinsic_note() -> None:
+    st.caption(INTRINSIC_NOTE)
+
+
+def current_filters() -> "FilterSpec":
+    """The filters in force (from this session, else from the URL), without drawing the panel."""
+    from synth.analysis.filters import FilterSpec
+
+    if "filters_spec" not in st.session_state:
+        # from_query reads only the filters' own keys (not ?present=1, say)
+        st.session_state["filters_spec"] = FilterSpec.from_query(st.query_params.to_dict())
+    return st.session_state["filters_spec"]
+
+
+def filters_ui(dataset) -> "FilterSpec":
+    """The filter panel shared by Explore, Metrics and Export.
+
+    Its state lives in the URL (st.query_params), so a filtered view can be shared as a link,
+    and in the session, so it follows the user from page to page."""
+    from synth.analysis.filters import FilterSpec
+
+    spec: FilterSpec = current_filters()
+    items = dataset.items
+    side = st.sidebar
+    side.subheader("Filters")
+    dedup_on = side.checkbox("Drop near-duplicates", value=spec.dedup_threshold is not None,
+                             key="filters_dedup_on", help="Diversity first: keep one item per group "
+                             "of near-duplicates (the reviewed, best judged, oldest one).")
+    dedup = side.slider("Cosine similarity counted as duplicate", 0.70, 1.00,
+                        spec.dedup_threshold or float(settings.get("near_dup_threshold")), 0.01,
+                        key="filters_dedup", disabled=not dedup_on)
+    longest = int(items["text"].str.count(r"\w+").max()) if len(items) else 1
+    low, high = side.slider("Length (words)", 0, max(longest, 1),
+                            (spec.min_words or 0, min(spec.max_words or longest, max(longest, 1))),
+                            key="filters_length")
+    include = side.text_input("Keep only texts matching (regex)", spec.include, key="filters_include")
+    exclude = side.text_input("Drop texts matching (regex)", spec.exclude, key="filters_exclude")
+    judge = side.slider("Minimum judge score (0: off)", 0.0, 5.0, spec.min_judge_score or 0.0, 0.5,
+                        key="filters_judge")
+    statuses = side.multiselect("Status", sorted(items["status"].unique()) if len(items) else [],
+                                [s for s in spec.statuses if s in set(items["status"])], key="filters_status")
+    names = dict(zip(dataset.clustering.names.keys(), dataset.clustering.names.values()))
+    clusters = side.multiselect("Clusters", sorted(names), [c for c in spec.clusters if c in names],
+                                format_func=lambda c: names.get(c, str(c)), key="filters_clusters")
+    runs = dict(zip(items["run_id"], items["run_name"]))
+    chosen_runs = side.multiselect("Runs", list(runs), [r for r in spec.runs if r in runs],
+                                   format_func=runs.get, key="filters_runs")
+    versions = sorted(items["prompt_label"].unique()) if len(items) else []
+    chosen_versions = side.multiselect("Prompt versions", versions,
+                                       [v for v in spec.prompt_versions if v in versions], key="filters_versions")
+    new = FilterSpec(dedup_threshold=float(dedup) if dedup_on else None,
+                     min_words=low or None, max_words=high if high < longest else None,
+                     include=include.strip(), exclude=exclude.strip(), min_judge_score=judge or None,
+                     statuses=statuses, clusters=[int(c) for c in clusters], runs=chosen_runs,
+                     prompt_versions=chosen_versions)
+    st.session_state["filters_spec"] = new
+    if new.to_query() != {k: v for k, v in st.query_params.to_dict().items()}:
+        st.query_params.from_dict(new.to_query())
+    if side.button("Clear filters", key="filters_clear"):
+        st.session_state["filters_spec"] = FilterSpec()
+        for key in [k for k in st.session_state if k.startswith("filters_") and k != "filters_spec"]:
+            del st.session_state[key]
+        st.query_params.clear()
+        st.rerun()
+    return new
+
+
+def sampled_notes(params: dict) -> list[str]:
+    """One line per metric that was estimated on a sample, saying how."""
+    notes = []
+    for name, p in params.items():
+        if isinstance(p, dict) and p.get("sampled"):
+            how = p.get("how") or (f"{p.get('hypotheses')} of {p.get('population')} items sampled "
+                                   f"(seed {p.get('seed')})")
+            notes.append(f"{name}: estimated, {how}")
+        if isinstance(p, dict) and p.get("candidate_selection") == "tf-idf cosine top-k":
+            notes.append(f"{name}: each item compared with its {p.get('candidates')} most similar items "
+                         "by TF-IDF")
+    return notes
+
+
+def dropped_ui(result) -> None:
+    """What the filters drop (a ``FilterResult``), and why (shown on every page that filters)."""
+    dropped = result.dropped
+    with st.expander(f"What the filters drop ({len(dropped)} items)"):
+        if dropped.empty:
+            st.caption("Nothing: no filter is set, or every item passes.")
+        else:
+            st.dataframe(dropped[["text", "reason", "run_name", "status", "duplicate_of", "item_id"]],
+                         hide_index=True, width="stretch")
