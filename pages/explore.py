@@ -13,7 +13,7 @@ from pages.widgets import (call_ui, current_filters, dropped_ui, filters_ui, int
 from synth.workflows import actions, review
 from synth.outputs import plots
 from synth.kernel import settings
-from synth.analysis.clustering import cluster_shares, name_clusters_with_llm, typical_items
+from synth.analysis.clustering import CLUSTERERS, MAX_K, cluster_shares, name_clusters_with_llm, typical_items
 from synth.analysis.coverage import collapse_alarms, coverage_report
 from synth.kernel.errors import SynthError
 from synth.kernel.text import format_number, literal_markdown
@@ -76,12 +76,12 @@ def layout_ui() -> dict:
 
 def clustering_ui() -> None:
     with st.sidebar.expander("Clusters"):
-        method = st.radio("Method", ["kmeans", "hdbscan"], key="explore_cluster_method", horizontal=True)
+        method = st.radio("Method", list(CLUSTERERS), key="explore_cluster_method", horizontal=True)
         choice = {"method": method}
-        if method == "kmeans":
-            k = st.number_input("k (0: automatic)", 0, 60, 0, key="explore_cluster_k")
+        if "k" in CLUSTERERS[method].options:
+            k = st.number_input("k (0: automatic)", 0, MAX_K, 0, key="explore_cluster_k")
             choice["k"] = int(k) or None
-        else:
+        if "min_cluster_size" in CLUSTERERS[method].options:
             size = st.number_input("Smallest cluster (0: automatic)", 0, 1000, 0, key="explore_min_cluster_size")
             choice["min_cluster_size"] = int(size) or None
         st.session_state["map_clustering"] = {k: v for k, v in choice.items() if v is not None}
@@ -231,8 +231,7 @@ st.session_state["explore_map_drawn"] = True
 
 # Below the map's first draw: what needs measuring.
 trust = "" if layout.trustworthiness is None else f" · trustworthiness {layout.trustworthiness:.3f}"
-desc = (f"UMAP ({', '.join(f'{k}={v}' for k, v in layout.params.items())}){trust}"
-        if layout.method == "umap" else "PCA preview")
+desc = layout.describe() + (trust if layout.stored else "")
 caption_slot.caption(f"{len(shown)} of {len(points)} items shown ({len(reference)} reference) · "
                      f"{shown['run_name'].nunique()} runs · layout: {desc}"
                      + (f" · {layout.n_placed} new items placed with transform"

@@ -17,6 +17,36 @@ FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-
          "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 POINTS = ".js-plotly-plot .scatterlayer .point"
 
+# Streamlit marks its root with the script's state ("initial", "running", "rerunRequested",
+# "notRunning", ...) and the connection's. Counting the times it leaves "running" tells a test that a
+# run it caused has finished, instead of guessing how long the run takes to start.
+RUN_COUNTER_JS = """
+window.__synthRunsDone = 0;
+new MutationObserver((records) => {
+  for (const r of records) {
+    if (r.target.dataset && r.target.dataset.testid === "stApp" && r.oldValue === "running") {
+      window.__synthRunsDone += 1;
+    }
+  }
+}).observe(document, {subtree: true, attributes: true, attributeOldValue: true,
+                      attributeFilter: ["data-test-script-state"]});
+"""
+APP_IDLE_JS = """() => {
+  const app = document.querySelector('[data-testid="stApp"]');
+  return !!app && app.dataset.testConnectionState === "CONNECTED"
+    && app.dataset.testScriptState === "notRunning"
+    && !document.querySelector('[data-testid="stStatusWidget"]');
+}"""
+# The first plotly chart (the map) drawn completely from its current figure, at least min_height
+# tall: one SVG point per data point, and at least one point. Returns that count, or false.
+MAP_DRAWN_JS = """(minHeight) => {
+  const gd = document.querySelector(".js-plotly-plot");
+  if (!gd || !gd.calcdata || !gd._fullLayout || gd._fullLayout.height < minHeight) return false;
+  const expected = gd.calcdata.reduce((n, trace) => n + trace.length, 0);
+  const drawn = gd.querySelectorAll(".scatterlayer .point").length;
+  return expected > 0 && drawn === expected ? drawn : false;
+}"""
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -24,8 +54,25 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_app(folder: Path, db: Path | None = None, timeout_s: float = 120, app_dir: Path = ROOT):
-    """The app on its own database (``folder/fresh.duckdb`` unless ``db``): (url, process, log)."""
+def start_app(folder: Path, db: Path | None = None, timeout_s: float = 120, app_dir: Path = ROOT,
+              attempts: int = 3):
+    """The app on its own database (``folder/fresh.duckdb`` unless ``db``): (url, process, log).
+
+    The free port is only free when chosen: if another process takes it before streamlit binds it,
+    streamlit exits at once, and the app is started again on another port."""
+    for attempt in range(attempts):
+        try:
+            return _start_app_once(folder, db, timeout_s, app_dir)
+        except _PortTaken:
+            if attempt == attempts - 1:
+                raise RuntimeError("streamlit did not start:\n" + (folder / "streamlit.log").read_text()) from None
+
+
+class _PortTaken(Exception):
+    pass
+
+
+def _start_app_once(folder: Path, db: Path | None, timeout_s: float, app_dir: Path):
     port = free_port()
     env = {**os.environ, "SYNTH_DB": str(db or folder / "fresh.duckdb"), "SYNTH_LOAD_DEMO": "1"}
     log = open(folder / "streamlit.log", "w")
@@ -43,18 +90,29 @@ def start_app(folder: Path, db: Path | None = None, timeout_s: float = 120, app_
         except OSError:
             pass
         if proc.poll() is not None or time.monotonic() > deadline:
+            if proc.poll() is None:
+                stop_app(proc, log)
             log.close()
-            raise RuntimeError("streamlit did not start:\n" + (folder / "streamlit.log").read_text())
-        time.sleep(0.1)
+            text = (folder / "streamlit.log").read_text()
+            if proc.returncode is not None and ("is not available" in text or "already in use" in text):
+                raise _PortTaken()
+            raise RuntimeError("streamlit did not start:\n" + text)
+        time.sleep(0.1)  # the polling interval of the health check above, not a wait for the app
 
 
 def stop_app(proc, log) -> None:
     proc.terminate()
-    proc.wait(timeout=30)
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=30)
     log.close()
 
 
 def launch_browser(playwright, profile: Path):
-    return playwright.chromium.launch_persistent_context(
+    context = playwright.chromium.launch_persistent_context(
         str(profile), executable_path=CHROMIUM, headless=True, args=FLAGS,
         viewport={"width": 1400, "height": 1000})
+    context.add_init_script(RUN_COUNTER_JS)
+    return context

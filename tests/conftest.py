@@ -22,6 +22,17 @@ from synth.workflows.demo import ensure_demo  # noqa: E402
 from synth.workflows.pipeline import map_points, open_store  # noqa: E402
 from synth.store import DuckStore  # noqa: E402
 
+# End-to-end modules (a browser, every page through AppTest, the CLI in full): slow as a whole.
+# Elsewhere a test that loads models or runs a pipeline says so with @pytest.mark.slow.
+SLOW_MODULES = {"test_browser", "test_pages", "test_page_sql", "test_cli"}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if item.module.__name__ in SLOW_MODULES:
+            item.add_marker(pytest.mark.slow)
+
+
 KEY_VARIABLES = ["OPENAI_API_KEY", "ANTHROPIC_API_KEY", "SYNTH_SECRETS_FILE", "SYNTH_DEFAULT_MODEL",
                  "SYNTH_EMBED_MODEL", "SYNTH_NEAR_DUP_THRESHOLD"]
 

@@ -58,6 +58,7 @@ def test_like_this_makes_the_selection_the_examples():
         actions.like_this([])
 
 
+@pytest.mark.slow
 def test_more_like_this_runs_with_the_selection_in_every_prompt(store, server):
     selection = ["The kettle boils in two minutes.", "The toaster has a bagel setting."]
     cfg = actions.like_this(selection, n=3, model="openai/test-model", api_base=server.api_base, concurrency=1)

@@ -12,6 +12,7 @@ def calls(n, prefix="hello"):
     return [Call(i, [{"role": "user", "content": f"{prefix} {i}"}]) for i in range(n)]
 
 
+@pytest.mark.slow
 def test_concurrency_limit_is_respected_and_used(make_server):
     srv = make_server(latency_s=0.3)
     outcome = run_batch(calls(24), BatchSettings(model=MODEL, api_base=srv.api_base, concurrency=8))
@@ -116,6 +117,7 @@ def test_budget_needs_a_priced_model(make_server):
         run_batch(calls(1), BatchSettings(model=MODEL, api_base=srv.api_base, budget_usd=1.0))
 
 
+@pytest.mark.slow
 def test_local_model_through_the_batch(store):
     outcome = run_batch(calls(2, "Name a fruit number"), BatchSettings(model="local/smollm2-135m", max_tokens=8))
     assert all(r.ok and r.completion.cost_usd == 0.0 and r.completion.tokens_out > 0 for r in outcome.results)

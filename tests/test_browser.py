@@ -1,11 +1,13 @@
 """The real thing: `streamlit run app.py` on a loopback port, opened in headless Debian chromium."""
 
 import os
+import re
 from pathlib import Path
 
 import pytest
 
-from appserver import CHROMIUM, POINTS, launch_browser, start_app as _start_app, stop_app
+from appserver import (APP_IDLE_JS, CHROMIUM, MAP_DRAWN_JS, POINTS, launch_browser, start_app as _start_app,
+                       stop_app)
 from conftest import ROOT
 from synth.generate.ingest import read_records
 from synth.kernel import settings
@@ -51,17 +53,42 @@ def browser(tmp_path_factory):
         context.close()
 
 
+WAIT_MS = 180_000  # generous: a loaded 2-core machine is slow, and every wait is on a condition
+
+
 def settle(page) -> None:
-    """Wait until the app has finished its current run (a click during a run can be lost)."""
-    page.wait_for_timeout(300)
-    page.wait_for_function("!document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=120_000)
+    """Wait until the app is connected and idle: no run in progress (a click during a run can be lost)."""
+    page.wait_for_function(APP_IDLE_JS, timeout=WAIT_MS)
+
+
+def runs_done(page) -> int:
+    return page.evaluate("window.__synthRunsDone || 0")
+
+
+def act(page, action) -> None:
+    """Do ``action``, which makes the app rerun, and wait until that rerun has finished."""
+    settle(page)
+    before = runs_done(page)
+    action()
+    page.wait_for_function(f"(window.__synthRunsDone || 0) > {before} && ({APP_IDLE_JS})()", timeout=WAIT_MS)
+
+
+def map_drawn(page, min_height: int = 0) -> int:
+    """Wait until the map is drawn completely (at least ``min_height`` tall); its number of points."""
+    return page.wait_for_function(MAP_DRAWN_JS, arg=min_height, timeout=WAIT_MS).json_value()
+
+
+def map_height(page) -> float:
+    return page.evaluate("document.querySelector('.js-plotly-plot')._fullLayout.height")
 
 
 def open_map(browser, url: str):
-    """A new tab on the app's first screen, once the map's points are drawn."""
+    """A new tab on the app's first screen, once its run is over and the map is drawn in full."""
     page = browser.new_page()
     page.goto(url)
-    page.wait_for_selector(POINTS, timeout=180_000)
+    page.wait_for_selector(POINTS, timeout=WAIT_MS)
+    settle(page)
+    map_drawn(page)
     return page
 
 
@@ -70,11 +97,13 @@ def _demo_count() -> int:
 
 
 def test_first_screen_draws_the_demo_map(app_url, browser, tmp_path):
+    from playwright.sync_api import expect
+
     page = open_map(browser, app_url)
     page.screenshot(path=str(tmp_path / "map.png"))
-    assert page.locator(POINTS).count() == _demo_count()
-    assert page.locator(".js-plotly-plot .legend .traces").count() == 6  # one entry per demo run
-    assert page.get_by_role("heading", name="Diversity map").count() == 1
+    expect(page.locator(POINTS)).to_have_count(_demo_count(), timeout=WAIT_MS)
+    expect(page.locator(".js-plotly-plot .legend .traces")).to_have_count(6, timeout=WAIT_MS)  # one per demo run
+    expect(page.get_by_role("heading", name="Diversity map")).to_have_count(1, timeout=WAIT_MS)
     assert page.locator('[data-testid="stException"]').count() == 0
     page.close()
 
@@ -90,18 +119,18 @@ def test_box_selection_lists_the_selected_rows_and_acts_on_them(app_url, browser
     page.mouse.move(box["x"] + box["width"] - 2, box["y"] + box["height"] - 2, steps=5)
     page.mouse.up()
     heading = page.get_by_role("heading", name=f"{_demo_count()} selected")
-    heading.wait_for(timeout=60_000)
+    heading.wait_for(timeout=WAIT_MS)
     assert heading.count() == 1
     # The selection acts: tag it, then accept it; the database says so.
     settle(page)
-    page.get_by_placeholder("tags, comma-separated").fill("checked-in-browser")
-    page.get_by_placeholder("tags, comma-separated").press("Enter")
-    settle(page)
+    tags = page.get_by_placeholder("tags, comma-separated")
+    tags.fill("checked-in-browser")
+    act(page, lambda: tags.press("Enter"))  # the value reaches the app before Tag is clicked
     page.get_by_role("button", name="Tag", exact=True).click()
-    page.get_by_text(f"Tagged {_demo_count()} items: checked-in-browser").wait_for(timeout=60_000)
+    page.get_by_text(f"Tagged {_demo_count()} items: checked-in-browser").wait_for(timeout=WAIT_MS)
     settle(page)
     page.get_by_role("button", name="Accept", exact=True).click()
-    page.get_by_text(f"Accepted {_demo_count()} items.").wait_for(timeout=60_000)
+    page.get_by_text(f"Accepted {_demo_count()} items.").wait_for(timeout=WAIT_MS)
     settle(page)
     assert page.locator('[data-testid="stException"]').count() == 0
     page.close()
@@ -117,7 +146,8 @@ def test_deep_link_on_a_fresh_server_then_import_refuses_bad_files_and_adds_good
     url = start_app()
     page = browser.new_page()
     page.goto(f"{url}/generate")
-    page.get_by_role("heading", name="Import a dataset").wait_for(timeout=180_000)
+    page.get_by_role("heading", name="Import a dataset").wait_for(timeout=WAIT_MS)
+    settle(page)
     nav = page.locator('[data-testid="stSidebarNav"]').inner_text()
     assert "Explore" in nav and "common" not in nav and "app" not in nav.split()
     upload = page.locator('[data-testid="stMainBlockContainer"] [data-testid="stFileUploaderDropzoneInput"]').last
@@ -128,19 +158,21 @@ def test_deep_link_on_a_fresh_server_then_import_refuses_bad_files_and_adds_good
     for name, content, message in cases:
         path = tmp_path / name
         path.write_text(content)
-        upload.set_input_files(str(path))
-        page.get_by_text(name).first.wait_for(timeout=120_000)
+        act(page, lambda p=path: upload.set_input_files(str(p)))  # the upload reruns the app
+        page.get_by_text(name).first.wait_for(timeout=WAIT_MS)
         settle(page)
         page.get_by_role("button", name="Import", exact=True).click()
         try:
-            page.get_by_text(message).first.wait_for(timeout=120_000)
+            page.get_by_text(message).first.wait_for(timeout=WAIT_MS)
         except Exception:
             page.screenshot(path="/tmp/deep-fail.png", full_page=True)
             raise
+        settle(page)
     page.goto(url)
-    page.wait_for_selector(POINTS, timeout=180_000)
+    page.wait_for_selector(POINTS, timeout=WAIT_MS)
     page.wait_for_function(f"document.querySelectorAll('{POINTS}').length == {_demo_count() + 3}",
-                           timeout=60_000)
+                           timeout=WAIT_MS)
+    settle(page)
     assert page.locator('[data-testid="stException"]').count() == 0
     page.close()
 
@@ -148,42 +180,54 @@ def test_deep_link_on_a_fresh_server_then_import_refuses_bad_files_and_adds_good
 def test_a_recipe_loads_into_the_generate_page_and_runs(app_url, browser):
     page = browser.new_page()
     page.goto(f"{app_url}/generate")
-    page.get_by_role("heading", name="Generate").wait_for(timeout=120_000)
+    page.get_by_role("heading", name="Generate").wait_for(timeout=WAIT_MS)
+    settle(page)
     page.get_by_text("Load a recipe").click()
     recipe = ROOT / "data" / "recipes" / "support_grammar.yaml"
-    page.locator('[data-testid="stSidebar"] [data-testid="stFileUploaderDropzoneInput"]').set_input_files(str(recipe))
-    page.get_by_text("support_grammar.yaml").first.wait_for(timeout=60_000)
+    upload = page.locator('[data-testid="stSidebar"] [data-testid="stFileUploaderDropzoneInput"]')
+    upload.wait_for(state="attached", timeout=WAIT_MS)
+    act(page, lambda: upload.set_input_files(str(recipe)))  # the upload reruns the app
+    page.get_by_text("support_grammar.yaml").first.wait_for(timeout=WAIT_MS)
     settle(page)
     page.get_by_role("button", name="Load", exact=True).click()
-    page.locator("textarea").filter(has_text="cannot log in to").first.wait_for(timeout=60_000)
-    page.get_by_text("A slot grammar with weighted choices").wait_for(timeout=60_000)  # the technique's caption
+    page.locator("textarea").filter(has_text="cannot log in to").first.wait_for(timeout=WAIT_MS)
+    page.get_by_text("A slot grammar with weighted choices").wait_for(timeout=WAIT_MS)  # the technique's caption
     settle(page)
     page.get_by_role("button", name="Generate", exact=True).click()
-    page.get_by_text("Run support requests (grammar) saved", exact=False).first.wait_for(timeout=120_000)
+    page.get_by_text("Run support requests (grammar) saved", exact=False).first.wait_for(timeout=WAIT_MS)
+    settle(page)
     assert page.locator('[data-testid="stException"]').count() == 0
     page.close()
 
 
 def test_presentation_mode_is_clean_and_large(app_url, browser, tmp_path):
+    from playwright.sync_api import expect
+
     page = open_map(browser, app_url)
-    settle(page)
-    points = page.locator(POINTS).count()
+    points = map_drawn(page)  # the whole map, drawn from the finished run's figure
+    assert points >= _demo_count()
+    height = map_height(page)
     page.get_by_role("button", name="Presentation mode").click()
-    page.get_by_role("heading", name="What the data looks like").wait_for(timeout=120_000)
-    page.wait_for_url("**present=1**", timeout=60_000)
-    # the map is drawn anew, taller: wait until every point is back before comparing
-    page.wait_for_function(f"document.querySelectorAll('{POINTS}').length == {points}", timeout=120_000)
+    # Each condition is waited for: the old map, sidebar and header stay on screen until the new
+    # run replaces them, so a check made at once can see the page before the switch.
+    expect(page).to_have_url(re.compile(r"[?&]present=1"), timeout=WAIT_MS)  # a link straight into it
+    page.get_by_role("heading", name="What the data looks like").wait_for(timeout=WAIT_MS)
+    expect(page.locator('[data-testid="stSidebar"]')).to_be_hidden(timeout=WAIT_MS)
+    expect(page.locator('header[data-testid="stHeader"]')).to_be_hidden(timeout=WAIT_MS)
     settle(page)
+    # the map is drawn anew, taller, with every point: the same map, every setting hidden
+    assert map_drawn(page, min_height=height + 1) == points
+    page.wait_for_function(
+        "() => { const c = document.querySelector('[data-testid=\"stCaptionContainer\"]');"
+        " return !!c && parseFloat(getComputedStyle(c).fontSize) >= 20; }", timeout=WAIT_MS)
     page.screenshot(path=str(tmp_path / "present.png"), full_page=True)
-    assert "present=1" in page.url  # a link that opens straight into the presentation
+    assert "present=1" in page.url
     assert page.locator('[data-testid="stSidebar"]').is_hidden()
     assert page.locator('header[data-testid="stHeader"]').is_hidden()
-    size = page.evaluate("parseFloat(getComputedStyle(document.querySelector("
-                         "'[data-testid=\"stCaptionContainer\"]')).fontSize)")
-    assert size >= 20
-    assert page.locator(POINTS).count() == points >= _demo_count()  # the same map, every setting hidden
+    assert page.locator(POINTS).count() == points
     page.get_by_role("button", name="Leave presentation mode").click()
-    page.locator('[data-testid="stSidebar"]').wait_for(state="visible", timeout=60_000)
-    page.wait_for_url(lambda url: "present" not in url, timeout=60_000)
+    expect(page.locator('[data-testid="stSidebar"]')).to_be_visible(timeout=WAIT_MS)
+    page.wait_for_url(lambda url: "present" not in url, timeout=WAIT_MS)
     assert "present" not in page.url
+    settle(page)
     page.close()

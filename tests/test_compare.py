@@ -25,6 +25,7 @@ def _import(store, tmp_path, name, texts):
     return import_run(store, path, run_name=name).run_id
 
 
+@pytest.mark.slow
 def test_two_runs_with_a_known_difference(store, tmp_path):
     a = _import(store, tmp_path, "diverse", DIVERSE)
     b = _import(store, tmp_path, "repetitive", REPETITIVE)
@@ -54,6 +55,7 @@ def test_two_runs_with_a_known_difference(store, tmp_path):
     assert payload["pairing"]["same_n"] is True and payload["map_points"] == 16
 
 
+@pytest.mark.slow
 def test_two_versions_run_on_the_same_samples_seeds_and_n(store, server):
     cfg = dict(template="Describe {topic} for a {reader}.", n=5, model="openai/test-model", seed=21,
                variables={"topic": ["tea", "rain", "maps", "owls"], "reader": ["child", "expert"]},

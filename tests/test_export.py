@@ -120,6 +120,7 @@ def _table_row(card: str, first_cell: str, section: str = "") -> list[str]:
     return [c.strip() for c in line.strip("|").split(" | ")]
 
 
+@pytest.mark.slow
 def test_dataset_folder_loads_back_with_pandas(mixed_store, tmp_path):
     out = tmp_path / "ds"
     expected = export_frame(mixed_store)
@@ -178,6 +179,7 @@ def test_dataset_folder_loads_with_the_datasets_library(mixed_store, tmp_path, m
     assert (tmp_path / "hf-home" / "datasets").is_dir()
 
 
+@pytest.mark.slow
 def test_datasets_imports_and_loads_the_folder_without_network(mixed_store, tmp_path):
     out = tmp_path / "ds"
     export_dataset(mixed_store, out)
@@ -195,6 +197,7 @@ def test_datasets_imports_and_loads_the_folder_without_network(mixed_store, tmp_
     assert proc.stdout.split() == ["5"]
 
 
+@pytest.mark.slow
 def test_dataset_card(mixed_store, tmp_path):
     out = tmp_path / "ds"
     export_dataset(mixed_store, out, title="Mixed <i>set</i>")
@@ -241,6 +244,7 @@ def test_dataset_card(mixed_store, tmp_path):
         assert _table_row(card, f"`{column}`", "Columns")[1] == re.sub(r"([_*|])", r"\\\1", COLUMN_HELP[column])
 
 
+@pytest.mark.slow
 def test_dataset_of_accepted_items_and_as_zip(mixed_store, tmp_path):
     accepted = export_frame(mixed_store, statuses=["accepted"])["item_id"].tolist()
     result = export_dataset(mixed_store, tmp_path / "ok", statuses=["accepted"])
@@ -257,6 +261,7 @@ def test_dataset_of_accepted_items_and_as_zip(mixed_store, tmp_path):
     assert frame["item_id"].tolist() == accepted
 
 
+@pytest.mark.slow
 def test_dataset_into_an_empty_existing_folder(demo_store, tmp_path):
     (tmp_path / "empty").mkdir()
     assert export_dataset(demo_store, tmp_path / "empty")["rows"] == demo_store.count_items()

@@ -100,8 +100,19 @@ def test_generate_with_embedded_model_records_provenance():
 
 
 def test_same_seed_same_text_with_embedded_model():
+    from synth.llm import providers
+
+    providers._unload_llama(LOCAL.split("/", 1)[1])  # the first call below is the first after the load
     req = RunConfig(template="Name a colour.", n=1, model=LOCAL, max_tokens=8, temperature=1.0, seed=9)
-    assert execute(req)[1][0].text == execute(req)[1][0].text
+    first = execute(req)[1][0].text
+    second = execute(req)[1][0].text
+    execute(RunConfig(template="Write one sentence about a {animal}.", variables={"animal": ["cat", "owl"]},
+                      n=2, model=LOCAL, max_tokens=8, temperature=1.0, seed=3))
+    later = execute(req)[1][0].text
+    assert first == second == later
+    others = {execute(RunConfig(template="Name a colour.", n=1, model=LOCAL, max_tokens=8, temperature=1.0,
+                                seed=seed))[1][0].text for seed in (10, 11, 12)}
+    assert others | {first} != {first}  # another seed can give another text
 
 
 def test_generate_through_litellm_openai_provider(server):

@@ -47,6 +47,7 @@ def _run(store, srv, n=4):
                                          model="openai/test-model", api_base=srv.api_base, concurrency=1))
 
 
+@pytest.mark.slow
 def test_judgements_are_stored_and_usable_as_a_filter(make_server, store, tmp_path):
     srv = make_server(reply=json_reply)
     run = _run(store, srv)
@@ -89,6 +90,7 @@ def test_judging_nothing_is_refused(store):
         judge_items(store, [], "openai/x")
 
 
+@pytest.mark.slow
 def test_the_embedded_model_can_judge(store, server):
     run = _run(store, server, n=1)
     result = judge_items(store, store.items([run.run_id])["item_id"].tolist(), "local/smollm2-135m")

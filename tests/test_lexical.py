@@ -218,6 +218,7 @@ def test_rouge_l_max_mean_exhaustive_equals_brute_force():
                       "sampled": False, "candidates": "all", "candidate_selection": "exhaustive", "seed": 0}
 
 
+@pytest.mark.slow
 def test_rouge_l_max_mean_pruned_equals_brute_force(requests_300):
     """On this seeded 300-text corpus the TF-IDF top-32 always holds the true best match, so the
     pruned mean equals brute force to 1e-12 (top-16 already does; top-1 to top-8 do not)."""

@@ -7,6 +7,7 @@ from synth.generate.config import RunConfig
 from synth.workflows.pipeline import generate_run, import_run, map_points
 
 
+@pytest.mark.slow
 def test_generate_embed_project_and_measure_a_real_batch_of_five(demo_store):
     before = demo_store.count_items()
     req = RunConfig(template="Write a one-line review of a {product}.",
@@ -37,6 +38,7 @@ def test_generate_embed_project_and_measure_a_real_batch_of_five(demo_store):
     assert embedded["n"][0] == points["text_hash"].nunique()
 
 
+@pytest.mark.slow
 def test_transient_failures_are_kept_with_their_reason_and_successes_saved(store, make_server):
     # Calls 3 and 4 get 503 every time: after the retries they are failures of a partial run.
     srv = make_server(fail_status=503, fail_from=3, fail_until=10**6)
@@ -70,6 +72,7 @@ def test_a_rejected_key_stops_the_batch_and_writes_nothing(store, make_server, m
     assert store.count_items() == 0 and store.runs().empty
 
 
+@pytest.mark.slow
 def test_import_run_is_embedded_and_measured(store, tmp_path):
     path = tmp_path / "real.csv"
     path.write_text("text\nreal data one\nreal data two\nsomething different\n")

@@ -73,6 +73,7 @@ def test_small_sets_use_pca(store):
     assert layout.method == "pca" and layout.status == "pca" and len(layout.coords) == 5
 
 
+@pytest.mark.slow
 def test_preview_first_then_stored_umap_layout(store):
     items = _store_with(store, 30)
     first = projection.current_layout(store, items, background=True)
@@ -92,6 +93,7 @@ def _sorted(coords):
     return coords.sort_values("item_id").reset_index(drop=True)
 
 
+@pytest.mark.slow
 def test_new_items_are_placed_with_transform_and_old_points_do_not_move(store):
     items = _store_with(store, 30)
     fitted = projection.current_layout(store, items, background=False)
@@ -116,6 +118,7 @@ def test_new_items_are_placed_with_transform_and_old_points_do_not_move(store):
     assert np.array_equal(reread[["x", "y"]].to_numpy(float), after[["x", "y"]].to_numpy(float))
 
 
+@pytest.mark.slow
 def test_placing_works_after_a_restart_from_the_stored_model(store):
     items = _store_with(store, 30)
     fitted = projection.current_layout(store, items, background=False)
@@ -126,6 +129,7 @@ def test_placing_works_after_a_restart_from_the_stored_model(store):
     assert store.layout_model(fitted.layout_id) is not None
 
 
+@pytest.mark.slow
 def test_in_the_app_new_items_are_placed_in_the_background_near_their_neighbours_meanwhile(store):
     items = _store_with(store, 30)
     fitted = projection.current_layout(store, items, background=False)
@@ -166,6 +170,7 @@ def test_new_items_land_near_their_neighbours():
     assert list(nearest) == [0, 0, 0]
 
 
+@pytest.mark.slow
 def test_refit_makes_a_new_layout_and_keeps_the_old_one(store):
     items = _store_with(store, 30)
     first = projection.current_layout(store, items, background=False)
@@ -179,6 +184,7 @@ def test_refit_makes_a_new_layout_and_keeps_the_old_one(store):
     assert projection.current_layout(store, items, params=params).layout_id == again.layout_id  # newest wins
 
 
+@pytest.mark.slow
 def test_trustworthiness_is_scikit_learns_and_stored(store):
     from sklearn.manifold import trustworthiness
 
@@ -201,6 +207,7 @@ def test_trustworthiness_is_sampled_past_its_limit(monkeypatch):
     assert 0.0 < value <= 1.0
 
 
+@pytest.mark.slow
 def test_background_work_waits_until_released(store):
     items = _store_with(store, 30)
     projection.defer_background()

@@ -92,3 +92,57 @@ def test_known_price_comes_from_litellm(server):
                 + result.tokens_out * price["output_cost_per_token"])
     assert result.cost_usd == pytest.approx(expected)
     assert result.cost_usd > 0
+
+
+# -- the embedded model: the same seed gives the same text, whatever ran before -----------------
+
+EMBEDDED = "smollm2-135m"
+COLOUR = [{"role": "user", "content": "Name a colour."}]
+
+
+def _say(messages, seed, **kw):
+    out = providers.local_chat(EMBEDDED, messages, temperature=1.0, max_tokens=12, seed=seed, **kw)
+    return out["choices"][0]["message"]["content"]
+
+
+@pytest.fixture
+def fresh_embedded_model():
+    """The embedded model loaded anew, so the test's first call is the first after the load."""
+    providers._unload_llama(EMBEDDED)
+    yield providers._load_llama(EMBEDDED)
+
+
+def test_embedded_model_same_seed_same_text_on_the_first_and_every_later_call(fresh_embedded_model):
+    first = _say(COLOUR, seed=9)
+    second = _say(COLOUR, seed=9)
+    # other prompts in between, one sharing the chat template's opening and this prompt as a prefix
+    _say([{"role": "user", "content": "Write one sentence about a tent."}], seed=3)
+    _say([{"role": "user", "content": "Name a colour. Then name a fruit."}], seed=4)
+    _say(COLOUR, seed=10)
+    later = _say(COLOUR, seed=9)
+    assert first == second == later
+    assert first.strip()
+
+
+def test_embedded_model_different_seeds_can_differ(fresh_embedded_model):
+    texts = {_say(COLOUR, seed=s) for s in range(4)}
+    assert len(texts) > 1
+
+
+def test_embedded_model_evaluates_every_prompt_whole(fresh_embedded_model, monkeypatch):
+    """The cause of the first-call difference: llama-cpp-python reused the previous call's KV cache
+    for a shared prompt prefix and evaluated only the rest, so a prompt's logits depended on the
+    calls before it. Each call must start from an empty context and evaluate its whole prompt."""
+    llama = fresh_embedded_model
+    evals = []
+    real_eval = llama.eval
+
+    def spy(tokens):
+        evals.append((llama.n_tokens, len(tokens)))
+        return real_eval(tokens)
+
+    monkeypatch.setattr(llama, "eval", spy)
+    for messages in (COLOUR, COLOUR, [{"role": "user", "content": "Name a fruit."}], COLOUR):
+        evals.clear()
+        out = providers.local_chat(EMBEDDED, messages, temperature=1.0, max_tokens=4, seed=9)
+        assert evals[0] == (0, out["usage"]["prompt_tokens"]), "the call reused the previous call's KV cache"

@@ -57,12 +57,14 @@ def test_every_shipped_recipe_is_valid():
             config_from_recipe(data).validate()
 
 
+@pytest.mark.slow
 def test_the_symbolic_recipe_runs_offline(store):
     [result] = run_recipe(store, load_recipe(shipped_recipes()["support_grammar"]))
     assert result.n_items == 200 and result.model == "symbolic" and result.cost_usd == 0.0
     assert store.items()["text"].nunique() == 200
 
 
+@pytest.mark.slow
 def test_onboarding_qa_makes_question_summary_file_triples(make_server, store):
     srv = make_server()
     results = run_recipe(store, load_recipe(shipped_recipes()["onboarding_qa"]),
@@ -81,6 +83,7 @@ def test_onboarding_qa_makes_question_summary_file_triples(make_server, store):
         str(p.relative_to(ROOT)) for p in (ROOT / "synth").rglob("*.py")}
 
 
+@pytest.mark.slow
 def test_tool_routing_labels_requests_and_judges_the_labels(make_server, store):
     srv = make_server(reply=json_reply)
     [result] = run_recipe(store, load_recipe(shipped_recipes()["tool_routing"]),
@@ -99,6 +102,7 @@ def test_tool_routing_labels_requests_and_judges_the_labels(make_server, store):
     assert result.judge["n_valid"] == 12 and 0 <= result.judge["pass_rates"]["right_tool"] <= 1
 
 
+@pytest.mark.slow
 def test_both_recipes_run_offline_with_the_embedded_model(store):
     results = run_recipe(store, {**load_recipe(shipped_recipes()["onboarding_qa"]),
                                  "params": {"include": ["README.md"], "max_files": 1, "questions_per_file": 1}})

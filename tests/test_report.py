@@ -131,6 +131,7 @@ def offline_browser(tmp_path_factory):
 # -- the file itself ----------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_the_report_loads_nothing_from_anywhere_and_inlines_plotly(demo_report):
     document = demo_report["html"]
     parsed = parse(document)
@@ -178,6 +179,7 @@ def test_the_report_has_its_sections_in_order_and_the_licence_notes(demo_report)
     assert document.count('<li data-item="') == 3 * len(groups)
 
 
+@pytest.mark.slow
 def test_generated_markup_is_escaped_text(hostile_report):
     document = hostile_report["html"]
     assert PAYLOAD not in document and RUN_PAYLOAD not in document
@@ -199,6 +201,7 @@ def test_a_model_on_your_own_openai_compatible_server_is_not_noted_as_openai(hos
 # -- in the browser -----------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_the_report_opens_offline_in_chromium_and_draws_every_item(demo_report, offline_browser):
     context, aborted = offline_browser
     page = context.new_page()
@@ -214,6 +217,7 @@ def test_the_report_opens_offline_in_chromium_and_draws_every_item(demo_report, 
     page.close()
 
 
+@pytest.mark.slow
 def test_markup_in_generated_text_does_not_run_in_the_browser(hostile_report, offline_browser):
     context, aborted = offline_browser
     page = context.new_page()
@@ -256,6 +260,7 @@ def test_the_metrics_table_shows_the_stored_values_at_the_shown_precision(demo_r
     assert [rid for rid, c in classes.items() if "best" in c] == [best]
 
 
+@pytest.mark.slow
 def test_a_report_of_chosen_items_measures_those_items(demo_store):
     items = demo_store.items()
     first, second = items["run_id"].unique()[:2]
@@ -268,6 +273,7 @@ def test_a_report_of_chosen_items_measures_those_items(demo_store):
     assert sum(f'["{i}"]' in document for i in items["item_id"]) == 30  # the map's points
 
 
+@pytest.mark.slow
 def test_a_big_report_maps_a_seeded_sample_and_says_so(demo_store, monkeypatch):
     monkeypatch.setattr(report, "MAP_MAX_POINTS", 100)
     document = build_report(demo_store)
@@ -285,6 +291,7 @@ def run(capsys, *argv):
     return code, out, err
 
 
+@pytest.mark.slow
 def test_cli_report_writes_the_file_and_reports_it(capsys, demo_store, tmp_path):
     out = tmp_path / "x.html"
     code, stdout, err = run(capsys, "report", "--db", demo_store.path, "--out", str(out), "--json")

@@ -50,6 +50,7 @@ def test_edits_are_validated(store, items):
         review.edit_item(store, "it_nope", "text")
 
 
+@pytest.mark.slow
 def test_status_filters_exports_and_edits_change_metrics(store, items, tmp_path):
     run_id = store.runs()["run_id"][0]
     before = compute_run_metrics(store, run_id)

@@ -22,6 +22,7 @@ def test_there_are_enough_examples():
     assert MAY_BE_EMPTY_ON_DEMO <= set(EXAMPLES)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("label", list(EXAMPLES))
 def test_every_example_runs_on_the_demo_data(demo_store, label):
     frame, truncated = demo_store.query_readonly(EXAMPLES[label], 1000, 10)
@@ -31,6 +32,7 @@ def test_every_example_runs_on_the_demo_data(demo_store, label):
         assert len(frame) >= 1
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("label", list(EXAMPLES))
 def test_every_example_runs_on_an_empty_database(store, label):
     frame, _ = store.query_readonly(EXAMPLES[label], 1000, 10)

@@ -33,6 +33,7 @@ def _readme_columns(readme: str, table: str) -> set[str]:
     return set(re.findall(r"`([a-z_0-9]+)`", readme[start:end]))
 
 
+@pytest.mark.slow
 def test_schema_matches_readme(store):
     """The README lists every column users can query; the database must not have others."""
     readme = (ROOT / "README.md").read_text()
@@ -96,6 +97,7 @@ def test_not_a_database_file(tmp_path):
     "SUMMARIZE items",
     "FROM runs",
 ])
+@pytest.mark.slow
 def test_read_only_queries_allowed(store, sql):
     frame, truncated = store.query_readonly(sql)
     assert truncated is False
@@ -120,6 +122,7 @@ def test_read_only_queries_allowed(store, sql):
     ("SELECT * FROM read_csv('/etc/passwd')", "disabled by configuration"),
     ("SELECT * FROM read_text('/etc/hostname')", "disabled by configuration"),
 ])
+@pytest.mark.slow
 def test_read_only_console_refuses(store, sql, message):
     with pytest.raises(SynthError, match=message):
         store.query_readonly(sql)

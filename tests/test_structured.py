@@ -216,6 +216,7 @@ def test_reasons_are_short():
     assert result.reason.endswith("…")
 
 
+@pytest.mark.slow
 def test_huge_outputs_are_handled():
     padding = "blah " * 200_000
     assert parse_output(padding + json.dumps(GOOD) + padding, QA).data == GOOD

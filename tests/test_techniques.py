@@ -37,6 +37,7 @@ def test_random_sampling_is_seeded_and_independent_per_variable():
 
 # -- sampling ------------------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_sampling_with_examples_and_avoid_list(server, store):
     first = generate_run(store, RunConfig(template="Say {w}", variables={"w": ["a", "b"]}, n=2,
                                           model="openai/test-model", api_base=server.api_base,
@@ -64,6 +65,7 @@ def test_examples_placeholder_places_the_list():
     assert "Examples of the kind" not in body
 
 
+@pytest.mark.slow
 def test_sampling_with_the_embedded_model(store):
     result = generate_run(store, RunConfig(template="Name a {thing}.", variables={"thing": ["fruit", "city"]},
                                            n=2, model=LOCAL, max_tokens=12, sampling_mode="random"))
@@ -72,6 +74,7 @@ def test_sampling_with_the_embedded_model(store):
 
 # -- back-translation and transformation ----------------------------------------------------------
 
+@pytest.mark.slow
 def test_back_translation_from_pasted_texts(server, store):
     cfg = RunConfig(technique="back_translation", n=0, model="openai/test-model", api_base=server.api_base,
                     source={"kind": "pasted", "text": "Paris is the capital of France.\n\nWater boils at 100 C."})
@@ -94,6 +97,7 @@ def test_back_translation_from_a_git_repository(server, store):
     assert len(items) == 2 and all(i.source_ref in tracked for i in items)
 
 
+@pytest.mark.slow
 def test_back_translation_from_a_folder_with_the_embedded_model(tmp_path, store):
     (tmp_path / "answer.md").write_text("Tea is brewed by steeping leaves in hot water for a few minutes.")
     cfg = RunConfig(technique="back_translation", model=LOCAL, max_tokens=24, n=0,
@@ -103,6 +107,7 @@ def test_back_translation_from_a_folder_with_the_embedded_model(tmp_path, store)
     assert item["source_ref"] == "answer.md" and item["text"].strip()
 
 
+@pytest.mark.slow
 def test_transform_keeps_a_link_to_each_source_row(server, store, tmp_path):
     path = tmp_path / "rows.csv"
     path.write_text("text,stars\nGreat kettle,5\nBroken zip,1\n")
@@ -118,6 +123,7 @@ def test_transform_keeps_a_link_to_each_source_row(server, store, tmp_path):
     assert seeds == [0, 1, 2, 3]  # two samples of one row differ by seed
 
 
+@pytest.mark.slow
 def test_transform_of_an_earlier_run_with_the_embedded_model(store, server):
     first = generate_run(store, RunConfig(template="Say {w}", variables={"w": ["hello"]}, n=1,
                                           model="openai/test-model", api_base=server.api_base))
@@ -170,6 +176,7 @@ def test_symbolic_from_yaml_text_and_without_grammar(store):
 
 # -- structured output ---------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_structured_output_is_parsed_and_invalid_outputs_are_kept(make_server, store):
     srv = make_server(reply=lambda n, prompt: json_reply(n, prompt) if n % 2 else "no json here")
     cfg = RunConfig(template="Q and A about {t}", variables={"t": ["tea", "rain", "sand", "snow"]}, n=4,
@@ -186,6 +193,7 @@ def test_structured_output_is_parsed_and_invalid_outputs_are_kept(make_server, s
     assert 'keys "question" and "answer"' in body["messages"][-1]["content"]
 
 
+@pytest.mark.slow
 def test_structured_output_with_the_embedded_model_follows_the_schema(store):
     cfg = RunConfig(template="Give a question about {t} and its answer.", variables={"t": ["tea"]}, n=1,
                     output={"schema": {"type": "object", "required": ["question", "answer"], "properties": {

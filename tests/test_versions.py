@@ -21,6 +21,7 @@ def _cfg(server, **kw) -> RunConfig:
     return RunConfig(**{**base, **kw})
 
 
+@pytest.mark.slow
 def test_each_change_is_a_new_version_with_its_diff(store, server):
     generate_run(store, _cfg(server))
     generate_run(store, _cfg(server))  # nothing changed: the same version
@@ -46,6 +47,7 @@ def test_each_change_is_a_new_version_with_its_diff(store, server):
     assert runs["prompt_version"].tolist() == [1, 1, 2, 3, 4]
 
 
+@pytest.mark.slow
 def test_versions_can_be_named_and_found_by_name(store, server):
     generate_run(store, _cfg(server))
     generate_run(store, _cfg(server, template="Describe {topic} in one line."))
@@ -67,6 +69,7 @@ def test_versions_can_be_named_and_found_by_name(store, server):
     assert resolve_version(store, "notes@facts").version == 3
 
 
+@pytest.mark.slow
 def test_saving_a_version_without_running_and_an_explicit_parent(store, server):
     first = save_version(store, _cfg(server))
     assert first.version == 1 and first.n_runs == 0
@@ -83,6 +86,7 @@ def test_saving_a_version_without_running_and_an_explicit_parent(store, server):
         save_version(store, RunConfig(technique="symbolic", grammar={"start": "a"}, n=1))
 
 
+@pytest.mark.slow
 def test_config_for_a_version_reproduces_it(store, server):
     generate_run(store, _cfg(server, temperature=0.3, seed=11))
     version = resolve_version(store, "notes v1")
@@ -103,6 +107,7 @@ def test_fixed_samples_are_used_for_the_shared_variables(store, server):
         generate_run(store, _cfg(server, samples=samples[:2]))
 
 
+@pytest.mark.slow
 def test_trends_follow_metrics_across_versions(store, server):
     a = generate_run(store, _cfg(server))
     b = generate_run(store, _cfg(server, template="Write a long story about {topic}."))

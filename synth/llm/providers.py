@@ -74,6 +74,14 @@ def _close_llamas() -> None:
     _LLAMAS.clear()
 
 
+def _unload_llama(name: str) -> None:
+    """Close the loaded model ``name`` (if any); the next call loads it again."""
+    with _LLAMA_LOCK:
+        llama = _LLAMAS.pop(name, None)
+        if llama is not None:
+            llama.close()
+
+
 def _load_llama(name: str):
     with _LLAMA_LOCK:
         if name not in _LLAMAS:
@@ -84,10 +92,31 @@ def _load_llama(name: str):
             spec = LOCAL_MODELS[name]
             llama = Llama(model_path=spec.locate(), n_ctx=settings.get("local_n_ctx"),
                           n_threads=settings.get("local_threads"), verbose=False, chat_format=spec.chat_format)
+            llama.set_cache(None)  # no saved prompt states to restore between calls
             # The weights are memory-mapped: page them in now, so the first item's latency is its own.
             llama.create_chat_completion(messages=[{"role": "user", "content": "hi"}], max_tokens=1)
+            _fresh_context(llama)
             _LLAMAS[name] = llama
         return _LLAMAS[name]
+
+
+def _fresh_context(llama) -> None:
+    """Forget everything the previous call left in ``llama``'s context.
+
+    llama-cpp-python keeps the KV cache between calls and, when a new prompt shares a prefix with
+    the tokens already in it (every chat prompt shares the chat template's opening), evaluates only
+    the rest. The prompt's logits then depend on how it was split into batches, which depends on the
+    calls before it (the load's warm-up call, then the previous item), and llama.cpp's CPU kernels
+    are not guaranteed to give bit-identical logits for different batch sizes. At any temperature
+    above 0 a last-bit difference can change a sampled token, so the same seed gave a different text
+    on the first call after loading than on later calls. With the context cleared, every prompt is
+    evaluated whole from position 0, so a call's text depends only on its messages, parameters and
+    seed. (The sampler is built anew from the seed by every completion.)
+    """
+    llama.reset()  # n_tokens = 0: generate() skips its prefix match and re-evaluates the whole prompt
+    ctx = getattr(llama, "_ctx", None)
+    if ctx is not None and hasattr(ctx, "kv_cache_clear"):
+        ctx.kv_cache_clear()  # empty the KV cells too, so the prompt lands in the same cells every time
 
 
 def local_chat(name: str, messages: list[dict], temperature: float = 0.8, max_tokens: int = 64,
@@ -106,6 +135,10 @@ def local_chat(name: str, messages: list[dict], temperature: float = 0.8, max_to
     if response_format is not None:
         kwargs["response_format"] = response_format
     with _LLAMA_LOCK:  # one llama.cpp context is not safe to share between threads
+        _fresh_context(llama)
+        if seed is not None:
+            # create_chat_completion(seed=) calls set_seed too; the sampler's dist stage takes it.
+            llama.set_seed(seed)
         return llama.create_chat_completion(messages=messages, **kwargs)
 
 
