@@ -21,12 +21,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from synth.workflows.compare import compare_runs  # noqa: E402
-from synth.outputs.export import export_dataset  # noqa: E402
 from synth.generate.config import RunConfig  # noqa: E402
-from synth.workflows.pipeline import generate_run  # noqa: E402
+from synth.outputs.export import export_dataset  # noqa: E402
 from synth.outputs.report import write_report  # noqa: E402
 from synth.store import DuckStore  # noqa: E402
+from synth.workflows.compare import compare_runs  # noqa: E402
+from synth.workflows.pipeline import generate_run  # noqa: E402
 
 GRAMMAR_A = {"start": "<greeting> I <problem> my <product> <when>. <ask>",
              "rules": {"greeting": ["Hi,", "Hello,", "Good morning,", "Hey team,", "Dear support,"],

@@ -32,8 +32,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         os.environ["SYNTH_DB"] = str(Path(tmp) / "bench.duckdb")
         from synth.analysis import embedding, projection
-        from synth.workflows.demo import ensure_demo
         from synth.generate.config import RunConfig
+        from synth.workflows.demo import ensure_demo
         from synth.workflows.pipeline import generate_run, map_points, open_store
 
         store = timed("open + migrate a new database", open_store, results)

@@ -68,10 +68,10 @@ def new_batch(folder: Path) -> dict:
     """Demo database with its stored UMAP layout; then a 50-item batch (symbolic grammar: no
     model time) until its points are on the map, placed with transform."""
     os.environ["SYNTH_DB"] = str(folder / "batch.duckdb")
-    from synth.workflows.demo import ensure_demo
     from synth.analysis.embedding import get_embedder
-    from synth.workflows.pipeline import generate_run, map_points, open_store
     from synth.analysis.projection import wait_for_layouts
+    from synth.workflows.demo import ensure_demo
+    from synth.workflows.pipeline import generate_run, map_points, open_store
     from synth.workflows.recipes import config_from_recipe, load_recipe
 
     store = open_store()
@@ -115,9 +115,8 @@ def cold_start(folder: Path) -> dict:
     """`streamlit run app.py` on an empty database, to the demo map drawn in chromium; then a
     restart on the same database (its UMAP layout stored); and, for scale, the same measure of a
     five-line Streamlit app that draws 290 random points with plotly (the stack's floor)."""
-    from playwright.sync_api import sync_playwright
-
     from appserver import POINTS, launch_browser, start_app, stop_app
+    from playwright.sync_api import sync_playwright
 
     out: dict = {}
     db = folder / "cold.duckdb"

@@ -20,8 +20,10 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from synth.analysis import metrics  # noqa: E402
-from synth.analysis import lexical
+from synth.analysis import (
+    lexical,
+    metrics,  # noqa: E402
+)
 from synth.analysis.clustering import KMeansClusterer, entropy_bits  # noqa: E402
 from synth.analysis.filters import FilterSpec, apply_filters  # noqa: E402
 

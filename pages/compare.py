@@ -7,10 +7,10 @@ import streamlit as st
 from pages.data import get_store
 from pages.shell import require_app
 from pages.widgets import intrinsic_note, licence_ui, run_with_progress_ui, stop_on_error
-from synth.outputs import plots
 from synth.kernel import settings
-from synth.workflows.compare import compare_refs, resolve_side, side_model
 from synth.kernel.text import literal_markdown
+from synth.outputs import plots
+from synth.workflows.compare import compare_refs, resolve_side, side_model
 from synth.workflows.versions import list_versions
 
 require_app()

@@ -6,10 +6,10 @@ import streamlit as st
 
 from pages.data import dataset_ui, get_store
 from pages.shell import require_app
-from synth.workflows import review
+from synth.analysis.filters import near_duplicate_pairs
 from synth.kernel import settings
 from synth.kernel.errors import SynthError
-from synth.analysis.filters import near_duplicate_pairs
+from synth.workflows import review
 
 require_app()
 PAGE_SIZE = 20

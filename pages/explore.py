@@ -8,19 +8,27 @@ import streamlit as st
 
 from pages.data import dataset_ui, filtered_ui, get_store, view_ui
 from pages.shell import leave_presentation_ui, presentation_ui, require_app
-from pages.widgets import (call_ui, current_filters, dropped_ui, filters_ui, intrinsic_note, licence_ui,
-                           run_with_progress_ui, stop_on_error)
-from synth.workflows import actions, review
-from synth.outputs import plots
-from synth.kernel import settings
+from pages.widgets import (
+    call_ui,
+    current_filters,
+    dropped_ui,
+    filters_ui,
+    intrinsic_note,
+    licence_ui,
+    run_with_progress_ui,
+    stop_on_error,
+)
 from synth.analysis.clustering import CLUSTERERS, MAX_K, cluster_shares, name_clusters_with_llm, typical_items
 from synth.analysis.coverage import collapse_alarms, coverage_report
+from synth.analysis.metrics import METRICS, nearest_neighbour_similarity
+from synth.analysis.projection import pending_layouts, refit_layout, umap_params
+from synth.kernel import settings
 from synth.kernel.errors import SynthError
 from synth.kernel.text import format_number, literal_markdown
+from synth.outputs import plots
 from synth.outputs.export import export_bytes
-from synth.analysis.metrics import METRICS, nearest_neighbour_similarity
+from synth.workflows import actions, review
 from synth.workflows.pipeline import generate_run, map_points
-from synth.analysis.projection import pending_layouts, refit_layout, umap_params
 
 require_app()
 

@@ -9,8 +9,8 @@ from pages.data import dataset_ui, get_store, view_ui
 from pages.shell import require_app
 from pages.widgets import call_ui, dropped_ui, filters_ui
 from synth.kernel.records import ACCEPTED_STATUSES
-from synth.outputs.export import EXPORT_FORMATS, export_bytes, export_dataset_zip
 from synth.llm.licences import DISCLAIMER, known_terms, notes_table
+from synth.outputs.export import EXPORT_FORMATS, export_bytes, export_dataset_zip
 from synth.outputs.report import build_report
 
 require_app()

@@ -8,16 +8,16 @@ import streamlit as st
 from pages.data import get_store
 from pages.shell import require_app
 from pages.widgets import call_ui, licence_ui, run_with_progress_ui, stop_on_error
-from synth.llm import providers
-from synth.kernel import settings
-from synth.kernel.text import literal_markdown
-from synth.workflows import versions
-from synth.kernel.errors import SynthError
 from synth.generate.config import RunConfig
 from synth.generate.prompting import template_fields
+from synth.generate.techniques import DEFAULT_TECHNIQUE, FORM_SECTIONS, TECHNIQUES
+from synth.kernel import settings
+from synth.kernel.errors import SynthError
+from synth.kernel.text import literal_markdown
+from synth.llm import providers
+from synth.workflows import versions
 from synth.workflows.pipeline import generate_run, import_run
 from synth.workflows.recipes import config_from_recipe, load_recipe, recipe_text
-from synth.generate.techniques import DEFAULT_TECHNIQUE, FORM_SECTIONS, TECHNIQUES
 
 require_app()
 

@@ -8,10 +8,10 @@ import streamlit as st
 from pages.data import get_store
 from pages.shell import require_app
 from pages.widgets import call_ui, intrinsic_note, stop_on_error
+from synth.analysis.metrics import METRIC_NAMES
+from synth.kernel.text import literal_markdown
 from synth.outputs import plots
 from synth.workflows import versions
-from synth.kernel.text import literal_markdown
-from synth.analysis.metrics import METRIC_NAMES
 
 require_app()
 

@@ -8,10 +8,10 @@ import streamlit as st
 from pages.data import get_store
 from pages.shell import require_app
 from pages.widgets import call_ui, run_with_progress_ui
-from synth.workflows import review
+from synth.generate.judge import Rubric, judge_items
 from synth.kernel import settings
 from synth.kernel.text import format_number
-from synth.generate.judge import Rubric, judge_items
+from synth.workflows import review
 
 require_app()
 

@@ -18,9 +18,9 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from openai_server import OpenAITestServer, ServerConfig  # noqa: E402
 
+from synth.store import DuckStore  # noqa: E402
 from synth.workflows.demo import ensure_demo  # noqa: E402
 from synth.workflows.pipeline import map_points, open_store  # noqa: E402
-from synth.store import DuckStore  # noqa: E402
 
 # End-to-end modules (a browser, every page through AppTest, the CLI in full): slow as a whole.
 # Elsewhere a test that loads models or runs a pipeline says so with @pytest.mark.slow.

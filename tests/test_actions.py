@@ -1,8 +1,8 @@
 import pandas as pd
 import pytest
 
-from synth.workflows import actions
 from synth.kernel.errors import SynthError
+from synth.workflows import actions
 from synth.workflows.pipeline import generate_run
 
 

@@ -2,8 +2,8 @@
 
 import pytest
 
-from synth.llm.batch import BatchSettings, Call, cache_key, run_batch
 from synth.kernel.errors import SynthError
+from synth.llm.batch import BatchSettings, Call, cache_key, run_batch
 
 MODEL = "openai/test-model"
 

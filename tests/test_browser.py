@@ -5,10 +5,10 @@ import re
 from pathlib import Path
 
 import pytest
-
-from appserver import (APP_IDLE_JS, CHROMIUM, MAP_DRAWN_JS, POINTS, launch_browser, start_app as _start_app,
-                       stop_app)
+from appserver import APP_IDLE_JS, CHROMIUM, MAP_DRAWN_JS, POINTS, launch_browser, stop_app
+from appserver import start_app as _start_app
 from conftest import ROOT
+
 from synth.generate.ingest import read_records
 from synth.kernel import settings
 from synth.store import DuckStore

@@ -6,10 +6,10 @@ import sys
 
 import pandas as pd
 import pytest
+from conftest import ROOT
 
 from synth.cli import main
 from synth.store import DuckStore
-from conftest import ROOT
 
 
 def run(capsys, *argv):

@@ -4,10 +4,10 @@ import json
 
 import pytest
 
-from synth.workflows.compare import compare_refs, compare_runs, pairing, resolve_side, sample_pairs
-from synth.kernel.errors import SynthError
-from synth.generate.config import RunConfig
 from synth.analysis.metrics import compute_run_metrics
+from synth.generate.config import RunConfig
+from synth.kernel.errors import SynthError
+from synth.workflows.compare import compare_refs, compare_runs, pairing, resolve_side, sample_pairs
 from synth.workflows.pipeline import generate_run, import_run
 from synth.workflows.versions import list_versions, save_version
 
@@ -113,8 +113,8 @@ def test_bad_references(store, tmp_path):
 
 
 def test_side_model_names_the_server_for_licence_notes(store, server, tmp_path):
-    from synth.workflows.compare import side_model
     from synth.llm.licences import note_for
+    from synth.workflows.compare import side_model
 
     cfg = RunConfig(template="Name a {thing}.", variables={"thing": ["fruit"]}, n=1, model="openai/test-model",
                     api_base=server.api_base, max_tokens=10, prompt_name="names")

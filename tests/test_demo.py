@@ -1,13 +1,13 @@
 import numpy as np
 import pytest
 
-from synth.kernel import settings
-from synth.workflows.demo import ensure_demo, vectors_file
 from synth.analysis.embedding import get_embedder
-from synth.kernel.errors import SynthError
 from synth.generate.ingest import read_records
-from synth.workflows.pipeline import open_store
+from synth.kernel import settings
+from synth.kernel.errors import SynthError
 from synth.kernel.records import text_hash
+from synth.workflows.demo import ensure_demo, vectors_file
+from synth.workflows.pipeline import open_store
 
 
 def test_demo_loads_into_an_empty_database_only(tmp_path, monkeypatch):

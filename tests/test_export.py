@@ -9,15 +9,15 @@ import zipfile
 import pandas as pd
 import pytest
 import yaml
-
-from synth.llm import licences
-from synth.workflows import review
-from synth.kernel.errors import SynthError
-from synth.outputs.export import COLUMN_HELP, export_dataset, export_dataset_zip, export_frame, export_items
-from synth.generate.config import RunConfig
-from synth.analysis.metrics import measure_items
-from synth.workflows.pipeline import generate_run
 from conftest import ROOT
+
+from synth.analysis.metrics import measure_items
+from synth.generate.config import RunConfig
+from synth.kernel.errors import SynthError
+from synth.llm import licences
+from synth.outputs.export import COLUMN_HELP, export_dataset, export_dataset_zip, export_frame, export_items
+from synth.workflows import review
+from synth.workflows.pipeline import generate_run
 
 
 @pytest.mark.parametrize("suffix", [".jsonl", ".csv", ".parquet"])

@@ -3,8 +3,8 @@ import pandas as pd
 import pytest
 from sklearn.metrics.pairwise import cosine_similarity
 
-from synth.kernel.errors import SynthError
 from synth.analysis.filters import FilterSpec, apply_filters, dedup, near_duplicate_pairs
+from synth.kernel.errors import SynthError
 
 
 def _items(n=6):

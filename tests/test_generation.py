@@ -2,11 +2,11 @@ import itertools
 
 import pytest
 
-from synth.kernel.errors import SynthError
 from synth.generate.config import RunConfig, parse_var_spec, validate_template
 from synth.generate.execute import execute
 from synth.generate.prompting import render, template_fields
 from synth.generate.techniques.sampling import sample_assignments
+from synth.kernel.errors import SynthError
 
 LOCAL = "local/smollm2-135m"
 

@@ -3,8 +3,8 @@ import json
 
 import pytest
 
-from synth.kernel.errors import SynthError
 from synth.generate.grammar import ENUMERATE_LIMIT, Expansion, Grammar, normalise
+from synth.kernel.errors import SynthError
 
 SUPPORT_YAML = """\
 start: "<greeting>, I need help with my <product>. <closing>"

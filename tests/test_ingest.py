@@ -2,11 +2,11 @@ import json
 
 import pytest
 
+from synth.generate.ingest import import_file, read_records, restore_export
 from synth.kernel.errors import SynthError
 from synth.outputs.export import export_items
-from synth.generate.ingest import import_file, read_records, restore_export
-from synth.workflows.pipeline import import_run
 from synth.store import DuckStore
+from synth.workflows.pipeline import import_run
 
 
 def test_import_jsonl_keeps_other_columns_as_meta(store, tmp_path):

@@ -1,13 +1,13 @@
 import json
 
 import pytest
-
 from openai_server import json_reply
-from synth.kernel.errors import SynthError
-from synth.outputs.export import export_items
+
+from synth.analysis.metrics import compute_run_metrics
 from synth.generate.config import RunConfig
 from synth.generate.judge import Criterion, Rubric, judge_items
-from synth.analysis.metrics import compute_run_metrics
+from synth.kernel.errors import SynthError
+from synth.outputs.export import export_items
 from synth.workflows.pipeline import generate_run
 
 

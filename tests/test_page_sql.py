@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 import streamlit as st
+from conftest import ROOT
 from streamlit.testing.v1 import AppTest
 
 import pages.shell
-from conftest import ROOT
 from synth.outputs.sqlconsole import EXAMPLES
 
 TIMEOUT = 240

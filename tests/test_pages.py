@@ -1,12 +1,12 @@
 """Every page, headless, through Streamlit's AppTest, on real data and the real embedded model."""
 
 import pytest
+from conftest import ROOT
 from streamlit.testing.v1 import AppTest
 
 import synth.workflows.pipeline
 from synth.analysis.metrics import METRIC_NAMES
 from synth.kernel.text import literal_markdown
-from conftest import ROOT
 
 TIMEOUT = 240
 

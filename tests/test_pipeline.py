@@ -2,8 +2,8 @@
 
 import pytest
 
-from synth.kernel.errors import SynthError
 from synth.generate.config import RunConfig
+from synth.kernel.errors import SynthError
 from synth.workflows.pipeline import generate_run, import_run, map_points
 
 

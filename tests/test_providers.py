@@ -2,8 +2,8 @@ import logging
 
 import pytest
 
-from synth.llm import providers
 from synth.kernel.errors import SynthError
+from synth.llm import providers
 
 
 def test_redact_url_drops_credentials():

@@ -11,18 +11,18 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
-from plotly.offline import get_plotlyjs
-
 from appserver import CHROMIUM, POINTS, launch_browser
 from openai_server import OpenAITestServer, ServerConfig
-from synth.outputs import report
+from plotly.offline import get_plotlyjs
+
 from synth.cli import main
-from synth.kernel.errors import SynthError
 from synth.generate.config import RunConfig
+from synth.kernel.errors import SynthError
 from synth.llm.licences import DISCLAIMER
-from synth.workflows.pipeline import generate_run
+from synth.outputs import report
 from synth.outputs.report import build_report, write_report
 from synth.store import DuckStore
+from synth.workflows.pipeline import generate_run
 
 PAYLOAD = "<script>window.__pwned=1</script><b>bold</b>"
 RUN_PAYLOAD = '<img src=x onerror="window.__pwned=2">'

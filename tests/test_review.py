@@ -1,10 +1,10 @@
 import pytest
 
-from synth.workflows import review
-from synth.kernel.errors import SynthError
-from synth.outputs.export import export_items
 from synth.analysis.metrics import compute_run_metrics
+from synth.kernel.errors import SynthError
 from synth.kernel.records import Item, Run
+from synth.outputs.export import export_items
+from synth.workflows import review
 
 
 @pytest.fixture

@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from synth.kernel.errors import SynthError
 from synth.generate.sources import SourceText, from_file, from_folder, from_git, from_pasted, from_records
+from synth.kernel.errors import SynthError
 
 ROOT = Path(__file__).resolve().parent.parent
 needs_git = pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")

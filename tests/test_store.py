@@ -4,12 +4,12 @@ import threading
 
 import duckdb
 import pytest
+from conftest import ROOT
 
 from synth.kernel.errors import SynthError
 from synth.kernel.records import Item, PromptSpec, Run
 from synth.store import DuckStore
 from synth.store.migrations import _MIGRATIONS
-from conftest import ROOT
 
 DOCUMENTED_TABLES = ["prompts", "runs", "items", "embeddings", "metrics", "layouts", "projections",
                      "item_versions", "failures", "judgements", "response_cache", "clusterings", "clusters"]

@@ -4,15 +4,15 @@ import json
 import subprocess
 
 import pytest
-
+from conftest import ROOT
 from openai_server import json_reply
-from synth.kernel.errors import SynthError
+
 from synth.generate.config import RunConfig
 from synth.generate.execute import execute
-from synth.workflows.pipeline import generate_run
 from synth.generate.techniques import TECHNIQUES, Technique, get_technique, register_technique
 from synth.generate.techniques.sampling import sample_assignments
-from conftest import ROOT
+from synth.kernel.errors import SynthError
+from synth.workflows.pipeline import generate_run
 
 LOCAL = "local/smollm2-135m"
 

@@ -5,14 +5,22 @@ import json
 import duckdb
 import pytest
 
-from synth.store import migrations as store_module
-from synth.kernel.errors import SynthError
-from synth.generate.config import RunConfig
 from synth.analysis.metrics import compute_run_metrics
-from synth.workflows.pipeline import generate_run
+from synth.generate.config import RunConfig
+from synth.kernel.errors import SynthError
 from synth.store import DuckStore
-from synth.workflows.versions import (config_for, diff_between, list_versions, name_version, preview_version, resolve_version,
-                            save_version, version_trends)
+from synth.store import migrations as store_module
+from synth.workflows.pipeline import generate_run
+from synth.workflows.versions import (
+    config_for,
+    diff_between,
+    list_versions,
+    name_version,
+    preview_version,
+    resolve_version,
+    save_version,
+    version_trends,
+)
 
 
 def _cfg(server, **kw) -> RunConfig:

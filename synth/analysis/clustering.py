@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from synth.kernel import settings
 from synth.analysis.embedding import load_vectors, unit_rows
+from synth.kernel import settings
 from synth.kernel.errors import SynthError
 from synth.kernel.records import content_hash, new_id
 from synth.kernel.registry import Registry

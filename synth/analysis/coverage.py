@@ -19,10 +19,10 @@ import numpy as np
 import pandas as pd
 
 from synth.analysis import lexical
-from synth.kernel import settings
 from synth.analysis.embedding import unit_rows
-from synth.kernel.errors import SynthError
 from synth.analysis.metrics import mean_pairwise_cosine_distance
+from synth.kernel import settings
+from synth.kernel.errors import SynthError
 
 BLOCK = 2048
 # A run's diversity "clearly below" the reference's: under this fraction of it.

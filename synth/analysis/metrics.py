@@ -19,8 +19,8 @@ import numpy as np
 import pandas as pd
 
 from synth.analysis import lexical
-from synth.kernel import settings
 from synth.analysis.embedding import load_vectors, unit_rows
+from synth.kernel import settings
 from synth.kernel.errors import SynthError
 from synth.kernel.records import content_hash, from_json
 from synth.store import DuckStore, in_session

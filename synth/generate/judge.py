@@ -13,13 +13,13 @@ from typing import Any, Callable
 
 import yaml
 
-from synth.llm import providers
 from synth.kernel import settings
-from synth.llm.batch import BatchSettings, Call, CallResult, describe_failures, run_batch
 from synth.kernel.errors import SynthError
 from synth.kernel.records import content_hash, new_id, now
-from synth.store import DuckStore
+from synth.llm import providers
+from synth.llm.batch import BatchSettings, Call, CallResult, describe_failures, run_batch
 from synth.llm.structured import OutputSpec, parse_output
+from synth.store import DuckStore
 
 SCORE_MIN, SCORE_MAX = 1, 5
 ITEM_CHARS = 4000

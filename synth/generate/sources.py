@@ -10,15 +10,15 @@ from __future__ import annotations
 import os
 import re
 import subprocess
-from functools import partial
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
+from functools import partial
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from synth.kernel.errors import SynthError
 from synth.generate.ingest import read_records, texts_from_records
+from synth.kernel.errors import SynthError
 
 DEFAULT_INCLUDE = ("*.py", "*.md", "*.txt", "*.rst", "*.toml", "*.yaml", "*.yml", "*.json", "*.js",
                    "*.ts", "*.go", "*.rs", "*.java", "*.sql", "*.sh")

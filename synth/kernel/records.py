@@ -9,7 +9,6 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-
 # An item's review status: made or imported, then accepted, rejected or edited by a person.
 ITEM_STATUSES = ("new", "imported", "accepted", "rejected", "edited")
 DECISIONS = ("accepted", "rejected")

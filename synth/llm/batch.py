@@ -20,10 +20,10 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from synth.llm import providers
 from synth.kernel import settings
 from synth.kernel.errors import SynthError
 from synth.kernel.records import content_hash
+from synth.llm import providers
 from synth.store import DuckStore
 
 MAX_CONCURRENCY = 256

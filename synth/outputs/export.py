@@ -9,7 +9,6 @@ leaves a half-written file or folder. API keys are never stored, so they cannot 
 
 from __future__ import annotations
 
-import html
 import io
 import json
 import os
@@ -17,19 +16,19 @@ import re
 import shutil
 import tempfile
 import zipfile
-from datetime import datetime, timezone
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
 
 import pandas as pd
 import yaml
 
-from synth.llm import licences
 from synth.kernel.errors import SynthError
-from synth.kernel.text import format_number, literal_markdown
 from synth.kernel.records import from_json
 from synth.kernel.registry import Registry
+from synth.kernel.text import format_number, literal_markdown
+from synth.llm import licences
 from synth.store import DuckStore
 
 JSON_COLUMNS = ("variables", "params", "meta", "prompt_variables", "run_params", "fields", "tags")

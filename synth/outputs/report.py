@@ -19,19 +19,19 @@ from pathlib import Path
 import pandas as pd
 
 import synth
-from synth.outputs import plots
-from synth.kernel import settings
 from synth.analysis.clustering import NOISE, Clustering, current_clustering, typical_items
 from synth.analysis.embedding import load_vectors
-from synth.kernel.errors import SynthError
-from synth.kernel.text import format_number
-from synth.outputs.export import export_frame, model_notes, write_atomically
-from synth.llm.licences import DISCLAIMER
 from synth.analysis.metrics import METRIC_NAMES, METRICS, compute_all_metrics, measure_items
-from synth.workflows.pipeline import map_points
 from synth.analysis.projection import MapLayout
+from synth.kernel import settings
+from synth.kernel.errors import SynthError
 from synth.kernel.records import from_json, now
+from synth.kernel.text import format_number
+from synth.llm.licences import DISCLAIMER
+from synth.outputs import plots
+from synth.outputs.export import export_frame, model_notes, write_atomically
 from synth.store import DuckStore, in_session
+from synth.workflows.pipeline import map_points
 
 REPORT_SUFFIXES = (".html", ".htm")
 # Past this many items the map shows a seeded sample: SVG stays responsive up to a few thousand points.

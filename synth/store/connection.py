@@ -16,9 +16,9 @@ from typing import Iterator
 import duckdb
 import pandas as pd
 
+import synth.store.migrations as migrations
 from synth.kernel.errors import SynthError
 from synth.kernel.records import now
-import synth.store.migrations as migrations
 
 # How long to wait for another process (the app, a CLI command) to release the file.
 LOCK_WAIT_S = 10.0

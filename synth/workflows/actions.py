@@ -9,9 +9,9 @@ from __future__ import annotations
 import pandas as pd
 
 from synth.analysis.clustering import NOISE, ctfidf_keywords
-from synth.kernel.errors import SynthError
 from synth.generate.config import RunConfig
 from synth.generate.techniques.sampling import Sampling
+from synth.kernel.errors import SynthError
 
 MAX_EXAMPLES = 8
 LIKE_THIS_TEMPLATE = ("Here are examples of the kind of text wanted:\n{examples}\n\n"

@@ -12,11 +12,11 @@ from typing import Callable
 
 import pandas as pd
 
+from synth.analysis.clustering import current_clustering
+from synth.analysis.metrics import compare, compute_run_metrics
 from synth.generate.techniques import DEFAULT_TECHNIQUE, get_technique
 from synth.kernel import settings
-from synth.analysis.clustering import current_clustering
 from synth.kernel.errors import SynthError
-from synth.analysis.metrics import compare, compute_run_metrics
 from synth.kernel.records import Item, from_json
 from synth.store import DuckStore, in_session
 from synth.workflows.versions import Version, config_for, resolve_version

@@ -11,11 +11,11 @@ from pathlib import Path
 
 import numpy as np
 
-from synth.kernel import settings
 from synth.analysis.embedding import ensure_embeddings
-from synth.kernel.errors import SynthError
-from synth.generate.ingest import restore_export
 from synth.analysis.metrics import compute_all_metrics
+from synth.generate.ingest import restore_export
+from synth.kernel import settings
+from synth.kernel.errors import SynthError
 from synth.kernel.records import text_hash
 from synth.store import DuckStore, in_session
 

@@ -12,16 +12,16 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
-from synth.kernel import settings
 from synth.analysis.clustering import Clustering, current_clustering
 from synth.analysis.embedding import ensure_embeddings, load_vectors
 from synth.analysis.filters import FilterResult, FilterSpec, apply_filters
-from synth.kernel.errors import SynthError
+from synth.analysis.metrics import compare, compute_run_metrics, measure_items
+from synth.analysis.projection import MapLayout, current_layout
 from synth.generate.config import RunConfig
 from synth.generate.execute import execute
 from synth.generate.ingest import import_file
-from synth.analysis.metrics import compare, compute_run_metrics, measure_items
-from synth.analysis.projection import MapLayout, current_layout
+from synth.kernel import settings
+from synth.kernel.errors import SynthError
 from synth.kernel.records import Item, Run
 from synth.store import DuckStore, in_session
 

@@ -15,17 +15,17 @@ from typing import Any, Callable
 
 import yaml
 
-from synth.kernel import settings
-from synth.kernel.errors import SynthError
 from synth.generate.config import RunConfig
 from synth.generate.execute import execute
+from synth.generate.judge import Criterion, Rubric, judge_items
 from synth.generate.techniques.sampling import Sampling
 from synth.generate.techniques.transform import Transform
-from synth.generate.judge import Criterion, Rubric, judge_items
-from synth.workflows.pipeline import RunResult, generate_run, save_and_measure
+from synth.kernel import settings
+from synth.kernel.errors import SynthError
 from synth.kernel.records import Item, PromptSpec, Run
 from synth.kernel.registry import Registry
 from synth.store import DuckStore
+from synth.workflows.pipeline import RunResult, generate_run, save_and_measure
 
 RECIPES_DIR = settings.DATA_DIR / "recipes"
 # Settings a built-in recipe passes on to every run it makes.

@@ -12,10 +12,10 @@ from dataclasses import asdict, dataclass
 
 import pandas as pd
 
-from synth.kernel.errors import SynthError
+from synth.analysis.metrics import METRIC_NAMES, compute_run_metrics
 from synth.generate.config import RunConfig
 from synth.generate.techniques import get_technique
-from synth.analysis.metrics import METRIC_NAMES, compute_run_metrics
+from synth.kernel.errors import SynthError
 from synth.kernel.records import from_json, render_version, version_changes, version_diff
 from synth.store import DuckStore, in_session
 

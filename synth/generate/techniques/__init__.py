@@ -4,10 +4,14 @@ way, is review: :mod:`synth.workflows.review`). A new technique is a new file he
 
 from synth.generate.techniques.base import (FORM_SECTIONS, INPUTS, TECHNIQUES, Plan, Planned, Technique,
                                             get_technique, register_technique)
+
+# isort: off
+# Registration order is the order of the menus (the page's technique box, the CLI's choices).
 from synth.generate.techniques.sampling import Sampling
 from synth.generate.techniques.back_translation import BackTranslation  # noqa: F401
 from synth.generate.techniques.transform import Transform  # noqa: F401
 from synth.generate.techniques.symbolic import Symbolic  # noqa: F401
+# isort: on
 
 DEFAULT_TECHNIQUE = Sampling.name
 

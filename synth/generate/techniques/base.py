@@ -18,7 +18,6 @@ from synth.kernel.registry import Registry
 
 if TYPE_CHECKING:
     from synth.generate.config import RunConfig
-    from synth.generate.sources import SourceText
     from synth.store import DuckStore
 
 
