@@ -23,6 +23,7 @@ from synth.analysis.embedding import load_vectors, unit_rows
 from synth.kernel import settings
 from synth.kernel.errors import SynthError
 from synth.kernel.records import content_hash, from_json
+from synth.kernel.registry import Registry
 from synth.store import DuckStore, in_session
 
 # Bump when a metric's definition changes, so stored values are recomputed.
@@ -43,42 +44,45 @@ class MetricInfo:
     help: str
 
 
-METRICS: dict[str, MetricInfo] = {
-    "count": MetricInfo(0, "number of items."),
-    "distinct_1": MetricInfo(1, "unique words / all words over the set."),
-    "distinct_2": MetricInfo(1, "unique word pairs / all word pairs over the set."),
-    "distinct_3": MetricInfo(1, "unique word triples / all word triples over the set."),
-    "compression_ratio": MetricInfo(-1, "raw size / gzip size of all texts joined: higher means more "
-                                        "repetition across the set."),
-    "self_bleu": MetricInfo(-1, "mean sentence BLEU of each item against all the others: higher means "
-                                "items reuse each other's phrasing."),
-    "rouge_l_max_mean": MetricInfo(-1, "mean over items of the highest ROUGE-L F with any other item "
-                                       "(the Self-Instruct filter's measure)."),
-    "mean_pairwise_cosine_distance": MetricInfo(1, "mean of 1 - cosine similarity over all pairs of "
-                                                   "embeddings: how far apart items are in meaning."),
-    "vendi_score": MetricInfo(1, "effective number of distinct items (exp of the entropy of the cosine "
-                                 "kernel's eigenvalues): 1 if all items are the same, n if all differ."),
-    "near_duplicate_rate": MetricInfo(-1, "share of items whose closest other item is above the cosine "
-                                          "threshold."),
-    "cluster_entropy": MetricInfo(1, "entropy (bits) of how the items spread over the dataset's topic "
-                                     "clusters: 0 when they all sit in one."),
-    "length_mean": MetricInfo(0, "mean length in words."),
-    "length_p50": MetricInfo(0, "median length in words."),
-    "length_p95": MetricInfo(0, "95th percentile of length in words."),
-    "length_min": MetricInfo(0, "shortest item in words."),
-    "length_max": MetricInfo(0, "longest item in words."),
-    "validity_rate": MetricInfo(1, "share of items whose structured output parsed and matched the declared "
-                                   "fields (empty when none were declared)."),
-    "judge_score_mean": MetricInfo(1, "mean of the latest LLM-judge score (1-5) of the judged items."),
-    "tokens_in": MetricInfo(0, "prompt tokens."),
-    "tokens_out": MetricInfo(0, "completion tokens."),
-    "tokens_total": MetricInfo(0, "prompt + completion tokens."),
-    "latency_mean_ms": MetricInfo(0, "mean time per call."),
-    "cost_usd": MetricInfo(-1, "litellm's cost estimate; 0 for the embedded model and cached responses; "
-                               "empty when a price is unknown."),
-    "cost_per_effective_sample": MetricInfo(-1, "cost_usd / vendi_score: what one effectively distinct "
-                                                "item cost."),
-}
+# The metrics, in the order tables show them: a registry, so no name is defined twice.
+METRICS: Registry = Registry("metric")
+for _name, _info in [
+    ("count", MetricInfo(0, "number of items.")),
+    ("distinct_1", MetricInfo(1, "unique words / all words over the set.")),
+    ("distinct_2", MetricInfo(1, "unique word pairs / all word pairs over the set.")),
+    ("distinct_3", MetricInfo(1, "unique word triples / all word triples over the set.")),
+    ("compression_ratio", MetricInfo(-1, "raw size / gzip size of all texts joined: higher means more "
+                                         "repetition across the set.")),
+    ("self_bleu", MetricInfo(-1, "mean sentence BLEU of each item against all the others: higher means "
+                                 "items reuse each other's phrasing.")),
+    ("rouge_l_max_mean", MetricInfo(-1, "mean over items of the highest ROUGE-L F with any other item "
+                                        "(the Self-Instruct filter's measure).")),
+    ("mean_pairwise_cosine_distance", MetricInfo(1, "mean of 1 - cosine similarity over all pairs of "
+                                                    "embeddings: how far apart items are in meaning.")),
+    ("vendi_score", MetricInfo(1, "effective number of distinct items (exp of the entropy of the cosine "
+                                  "kernel's eigenvalues): 1 if all items are the same, n if all differ.")),
+    ("near_duplicate_rate", MetricInfo(-1, "share of items whose closest other item is above the cosine "
+                                           "threshold.")),
+    ("cluster_entropy", MetricInfo(1, "entropy (bits) of how the items spread over the dataset's topic "
+                                      "clusters: 0 when they all sit in one.")),
+    ("length_mean", MetricInfo(0, "mean length in words.")),
+    ("length_p50", MetricInfo(0, "median length in words.")),
+    ("length_p95", MetricInfo(0, "95th percentile of length in words.")),
+    ("length_min", MetricInfo(0, "shortest item in words.")),
+    ("length_max", MetricInfo(0, "longest item in words.")),
+    ("validity_rate", MetricInfo(1, "share of items whose structured output parsed and matched the declared "
+                                    "fields (empty when none were declared).")),
+    ("judge_score_mean", MetricInfo(1, "mean of the latest LLM-judge score (1-5) of the judged items.")),
+    ("tokens_in", MetricInfo(0, "prompt tokens.")),
+    ("tokens_out", MetricInfo(0, "completion tokens.")),
+    ("tokens_total", MetricInfo(0, "prompt + completion tokens.")),
+    ("latency_mean_ms", MetricInfo(0, "mean time per call.")),
+    ("cost_usd", MetricInfo(-1, "litellm's cost estimate; 0 for the embedded model and cached responses; "
+                                "empty when a price is unknown.")),
+    ("cost_per_effective_sample", MetricInfo(-1, "cost_usd / vendi_score: what one effectively distinct "
+                                                 "item cost.")),
+]:
+    METRICS.register(_name, _info)
 METRIC_NAMES = list(METRICS)
 METRIC_HELP = {name: info.help for name, info in METRICS.items()}
 

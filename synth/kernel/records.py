@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
+from synth.kernel.text import is_missing
+
 # An item's review status: made or imported, then accepted, rejected or edited by a person.
 ITEM_STATUSES = ("new", "imported", "accepted", "rejected", "edited")
 DECISIONS = ("accepted", "rejected")
@@ -38,7 +40,7 @@ def from_json(value: Any, default: Any = None) -> Any:
     anything already parsed is returned as it is."""
     if isinstance(value, str):
         return json.loads(value)
-    if value is None or (isinstance(value, float) and value != value):
+    if is_missing(value):
         return default
     return value
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import html
 import re
+import sys
 from typing import Any
 
 # Characters that start markup anywhere in a line (CommonMark, Streamlit's :colour[] and emoji
@@ -15,8 +16,11 @@ _ORDERED = re.compile(r"^(\s*\d+)([.)])(?=\s|$)", re.M)
 
 
 def is_missing(value: Any) -> bool:
-    """None or NaN: a value that was not measured."""
-    return value is None or (isinstance(value, float) and value != value)
+    """None, NaN or pandas' NA: a value that was not measured."""
+    if value is None or (isinstance(value, float) and value != value):
+        return True
+    # pd.NA can only reach here where pandas is loaded already: no import for a check
+    return value is getattr(sys.modules.get("pandas"), "NA", None)
 
 
 def format_number(value: Any, digits: int = 4, missing: str = "", grouping: bool = False) -> str:

@@ -27,7 +27,7 @@ import yaml
 from synth.kernel.errors import SynthError
 from synth.kernel.records import from_json
 from synth.kernel.registry import Registry
-from synth.kernel.text import format_number, literal_markdown
+from synth.kernel.text import format_number, is_missing, literal_markdown
 from synth.llm import licences
 from synth.store import DuckStore
 
@@ -396,7 +396,7 @@ def _table(header: list[str], rows: pd.DataFrame, literal: tuple[str, ...] = ())
 
 def _cell(value) -> str:
     """A value as inert table text: no HTML, no markdown, no line breaks, no column breaks."""
-    if value is None or (isinstance(value, float) and value != value):
+    if is_missing(value):
         return ""
     return literal_markdown(" ".join(str(value).split()))
 

@@ -26,7 +26,7 @@ from synth.analysis.projection import MapLayout
 from synth.kernel import settings
 from synth.kernel.errors import SynthError
 from synth.kernel.records import from_json, now
-from synth.kernel.text import format_number
+from synth.kernel.text import format_number, is_missing
 from synth.llm.licences import DISCLAIMER
 from synth.outputs import plots
 from synth.outputs.export import export_frame, model_notes, write_atomically
@@ -91,8 +91,6 @@ def _e(value) -> str:
     return html.escape("" if value is None else str(value), quote=True)
 
 
-def _missing(value) -> bool:
-    return value is None or (isinstance(value, float) and value != value) or value is pd.NA
 
 
 def format_value(value) -> str:
@@ -202,7 +200,7 @@ def _metric_values(store: DuckStore, facts: _Facts, subset: bool) -> dict[str, d
                 for rid in facts.runs["run_id"]}
     table = compute_all_metrics(store)
     table = table[table["run_id"].isin(set(facts.runs["run_id"]))]
-    return {row["run_id"]: {name: (None if _missing(row[name]) else float(row[name])) for name in METRIC_NAMES}
+    return {row["run_id"]: {name: (None if is_missing(row[name]) else float(row[name])) for name in METRIC_NAMES}
             for row in table.to_dict(orient="records")}
 
 
@@ -214,13 +212,13 @@ def _metrics(store: DuckStore, facts: _Facts, subset: bool) -> str:
     for name in METRIC_NAMES:
         info = METRICS[name]
         row_values = [values.get(rid, {}).get(name) for rid in runs["run_id"]]
-        present = [v for v in row_values if not _missing(v)]
+        present = [v for v in row_values if not is_missing(v)]
         # The best run in bold, when there is a difference to show.
         best = (max(v * info.direction for v in present)
                 if info.direction and len(set(present)) > 1 else None)
         cells = []
         for rid, v in zip(runs["run_id"], row_values):
-            is_best = best is not None and not _missing(v) and v * info.direction == best
+            is_best = best is not None and not is_missing(v) and v * info.direction == best
             cells.append(f'<td class="num{" best" if is_best else ""}" data-run="{_e(rid)}">{_e(format_value(v))}</td>')
         rows.append(f'<tr data-metric="{_e(name)}"><td class="metric"><code>{_e(name)}</code>'
                     f'<div class="help">{_e(info.help)}</div></td><td>{_e(DIRECTION_TEXT[info.direction])}</td>'
@@ -258,7 +256,7 @@ def _examples(store: DuckStore, facts: _Facts, per_group: int) -> str:
             meta = [f"run: {row['run_name']}", f"prompt: {row['prompt_label']}", f"status: {row['status']}"]
             if not by_cluster and row["cluster"] != NOISE:
                 meta.append(f"cluster: {row['cluster_name']}")
-            if not _missing(row.get("judge_score")):
+            if not is_missing(row.get("judge_score")):
                 meta.append(f"judge score: {float(row['judge_score']):.3g}")
             entries.append(f'<li data-item="{_e(row["item_id"])}"><div class="text">{_e(text)}</div>'
                            f'<p class="meta">{_e(" · ".join(meta))}</p></li>')

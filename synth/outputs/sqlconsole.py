@@ -10,6 +10,8 @@ from __future__ import annotations
 import pandas as pd
 import pyarrow as pa
 
+from synth.kernel.text import is_missing
+
 # Example queries over the schema in README.md, in menu order (label -> SQL). Each one runs on any
 # database of the current schema, empty tables included.
 EXAMPLES: dict[str, str] = {
@@ -115,7 +117,7 @@ def displayable(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def _text(value) -> str | None:
-    return None if value is None or (isinstance(value, float) and value != value) else str(value)
+    return None if is_missing(value) else str(value)
 
 
 def unique_names(names: list[str]) -> list[str]:
