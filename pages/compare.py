@@ -6,9 +6,14 @@ import streamlit as st
 
 from pages.data import get_store
 from pages.shell import require_app
-from pages.widgets import intrinsic_note, licence_ui, run_with_progress_ui, stop_on_error
+from pages.widgets import (
+    intrinsic_note,
+    licence_ui,
+    run_with_progress_ui,
+    stop_on_error,
+)
 from synth.kernel import settings
-from synth.kernel.text import literal_markdown
+from synth.kernel.text import format_number, literal_markdown
 from synth.outputs import plots
 from synth.workflows.compare import compare_refs, resolve_side, side_model
 from synth.workflows.versions import list_versions
@@ -48,7 +53,8 @@ def show(result) -> None:
     st.subheader("Metrics, B against A")
     table = result.metrics.rename(columns={"a": "A", "b": "B", "delta": "B − A"})
     st.dataframe(table.style.map(lambda v: VERDICT_COLOURS.get(v, ""), subset=["change"])
-                 .format({"A": "{:.4g}", "B": "{:.4g}", "B − A": "{:+.4g}"}, na_rep="—"),
+                 .format({"A": lambda v: format_number(v, missing="—"), "B": lambda v: format_number(v, missing="—"),
+                          "B − A": lambda v: format_number(v, missing="—", signed=True)}),
                  hide_index=True, width="stretch", height=36 * (len(table) + 1))
     if result.points is not None and len(result.points):
         st.subheader("Both on one map")

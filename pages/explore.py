@@ -18,7 +18,13 @@ from pages.widgets import (
     run_with_progress_ui,
     stop_on_error,
 )
-from synth.analysis.clustering import CLUSTERERS, MAX_K, cluster_shares, name_clusters_with_llm, typical_items
+from synth.analysis.clustering import (
+    CLUSTERERS,
+    MAX_K,
+    cluster_shares,
+    name_clusters_with_llm,
+    typical_items,
+)
 from synth.analysis.coverage import collapse_alarms, coverage_report
 from synth.analysis.metrics import METRICS, nearest_neighbour_similarity
 from synth.analysis.projection import pending_layouts, refit_layout, umap_params
@@ -263,8 +269,8 @@ elif layout.status.startswith("failed"):
 view = view_ui(spec)
 compact = view.comparison().set_index("metric").loc[SUMMARY]
 for col, (name, row) in zip(summary_slot.columns(len(SUMMARY)), compact.iterrows()):
-    after = "—" if pd.isna(row["after"]) else f"{row['after']:.3g}"
-    delta = None if pd.isna(row["delta"]) or spec.is_empty() else f"{row['delta']:+.3g}"
+    after = format_number(row["after"], digits=3, missing="—")
+    delta = None if pd.isna(row["delta"]) or spec.is_empty() else format_number(row["delta"], digits=3, signed=True)
     col.metric(PLAIN_LABELS[name] if presenting else name, after, delta, help=METRICS[name].help,
                delta_color={1: "normal", -1: "inverse", 0: "off"}[METRICS[name].direction])
 if presenting:

@@ -8,7 +8,13 @@ import streamlit as st
 
 from pages.data import dataset_ui, get_store, view_ui
 from pages.shell import require_app
-from pages.widgets import dropped_ui, filters_ui, intrinsic_note, sampled_notes, stop_on_error
+from pages.widgets import (
+    dropped_ui,
+    filters_ui,
+    intrinsic_note,
+    sampled_notes,
+    stop_on_error,
+)
 from synth.analysis.metrics import METRIC_HELP, compute_all_metrics
 from synth.kernel import settings
 

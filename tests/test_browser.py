@@ -5,7 +5,14 @@ import re
 from pathlib import Path
 
 import pytest
-from appserver import APP_IDLE_JS, CHROMIUM, MAP_DRAWN_JS, POINTS, launch_browser, stop_app
+from appserver import (
+    APP_IDLE_JS,
+    CHROMIUM,
+    MAP_DRAWN_JS,
+    POINTS,
+    launch_browser,
+    stop_app,
+)
 from appserver import start_app as _start_app
 from conftest import ROOT
 

@@ -7,7 +7,13 @@ import pytest
 from synth.analysis.metrics import compute_run_metrics
 from synth.generate.config import RunConfig
 from synth.kernel.errors import SynthError
-from synth.workflows.compare import compare_refs, compare_runs, pairing, resolve_side, sample_pairs
+from synth.workflows.compare import (
+    compare_refs,
+    compare_runs,
+    pairing,
+    resolve_side,
+    sample_pairs,
+)
 from synth.workflows.pipeline import generate_run, import_run
 from synth.workflows.versions import list_versions, save_version
 

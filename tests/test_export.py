@@ -15,7 +15,13 @@ from synth.analysis.metrics import measure_items
 from synth.generate.config import RunConfig
 from synth.kernel.errors import SynthError
 from synth.llm import licences
-from synth.outputs.export import COLUMN_HELP, export_dataset, export_dataset_zip, export_frame, export_items
+from synth.outputs.export import (
+    COLUMN_HELP,
+    export_dataset,
+    export_dataset_zip,
+    export_frame,
+    export_items,
+)
 from synth.workflows import review
 from synth.workflows.pipeline import generate_run
 

@@ -3,7 +3,12 @@ import pandas as pd
 import pytest
 from sklearn.metrics.pairwise import cosine_similarity
 
-from synth.analysis.filters import FilterSpec, apply_filters, dedup, near_duplicate_pairs
+from synth.analysis.filters import (
+    FilterSpec,
+    apply_filters,
+    dedup,
+    near_duplicate_pairs,
+)
 from synth.kernel.errors import SynthError
 
 

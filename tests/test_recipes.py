@@ -7,7 +7,14 @@ from openai_server import json_reply
 
 from synth.generate.config import RunConfig
 from synth.kernel.errors import SynthError
-from synth.workflows.recipes import RECIPES, config_from_recipe, load_recipe, recipe_text, run_recipe, shipped_recipes
+from synth.workflows.recipes import (
+    RECIPES,
+    config_from_recipe,
+    load_recipe,
+    recipe_text,
+    run_recipe,
+    shipped_recipes,
+)
 
 
 def test_a_run_config_round_trips_through_a_recipe_file(tmp_path):

@@ -4,7 +4,14 @@ from pathlib import Path
 
 import pytest
 
-from synth.generate.sources import SourceText, from_file, from_folder, from_git, from_pasted, from_records
+from synth.generate.sources import (
+    SourceText,
+    from_file,
+    from_folder,
+    from_git,
+    from_pasted,
+    from_records,
+)
 from synth.kernel.errors import SynthError
 
 ROOT = Path(__file__).resolve().parent.parent

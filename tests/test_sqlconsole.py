@@ -9,7 +9,13 @@ import pyarrow as pa
 import pytest
 
 from synth.kernel.text import literal_markdown
-from synth.outputs.sqlconsole import EXAMPLES, displayable, result_caption, to_csv, unique_names
+from synth.outputs.sqlconsole import (
+    EXAMPLES,
+    displayable,
+    result_caption,
+    to_csv,
+    unique_names,
+)
 
 # Examples that may rightly return nothing on the demo data (no judgements, failures, edits or
 # repeated texts there); every other example must return rows.

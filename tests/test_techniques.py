@@ -9,7 +9,12 @@ from openai_server import json_reply
 
 from synth.generate.config import RunConfig
 from synth.generate.execute import execute
-from synth.generate.techniques import TECHNIQUES, Technique, get_technique, register_technique
+from synth.generate.techniques import (
+    TECHNIQUES,
+    Technique,
+    get_technique,
+    register_technique,
+)
 from synth.generate.techniques.sampling import sample_assignments
 from synth.kernel.errors import SynthError
 from synth.workflows.pipeline import generate_run

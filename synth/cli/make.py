@@ -65,7 +65,11 @@ def _judge_from_args(args: argparse.Namespace) -> dict | None:
 def config_from_args(args: argparse.Namespace):
     """The RunConfig of a ``generate`` call."""
     from synth.generate.config import RunConfig, parse_var_spec
-    from synth.generate.techniques import DEFAULT_TECHNIQUE, get_technique, technique_for_input
+    from synth.generate.techniques import (
+        DEFAULT_TECHNIQUE,
+        get_technique,
+        technique_for_input,
+    )
 
     variables: dict[str, list[str]] = {}
     for spec in args.var or []:

@@ -15,7 +15,13 @@ from synth.generate.techniques import Planned, Technique, get_technique
 from synth.kernel.errors import SynthError
 from synth.kernel.records import Item, PromptSpec, Run
 from synth.llm import providers
-from synth.llm.batch import BatchSettings, Call, CallResult, describe_failures, run_batch
+from synth.llm.batch import (
+    BatchSettings,
+    Call,
+    CallResult,
+    describe_failures,
+    run_batch,
+)
 from synth.llm.structured import OutputSpec, parse_output
 
 

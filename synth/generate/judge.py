@@ -17,7 +17,13 @@ from synth.kernel import settings
 from synth.kernel.errors import SynthError
 from synth.kernel.records import content_hash, new_id, now
 from synth.llm import providers
-from synth.llm.batch import BatchSettings, Call, CallResult, describe_failures, run_batch
+from synth.llm.batch import (
+    BatchSettings,
+    Call,
+    CallResult,
+    describe_failures,
+    run_batch,
+)
 from synth.llm.structured import OutputSpec, parse_output
 from synth.store import DuckStore
 

@@ -23,17 +23,20 @@ def is_missing(value: Any) -> bool:
     return value is getattr(sys.modules.get("pandas"), "NA", None)
 
 
-def format_number(value: Any, digits: int = 4, missing: str = "", grouping: bool = False) -> str:
+def format_number(value: Any, digits: int = 4, missing: str = "", grouping: bool = False,
+                  signed: bool = False) -> str:
     """A number as people read it: whole numbers as they are (with thousands separators when
-    ``grouping``), others to ``digits`` significant digits; ``missing`` for None or NaN."""
+    ``grouping``), others to ``digits`` significant digits, with a + for positive values when
+    ``signed`` (a change); ``missing`` for None or NaN."""
     if is_missing(value):
         return missing
     if isinstance(value, bool) or not isinstance(value, (int, float)) and not hasattr(value, "__float__"):
         return str(value)
     number = float(value)
+    sign = "+" if signed and number > 0 else ""
     if number.is_integer() or abs(number) >= 10 ** digits:  # no scientific notation for large values
-        return f"{number:,.0f}" if grouping else f"{number:.0f}"
-    return f"{number:.{digits}g}"
+        return sign + (f"{number:,.0f}" if grouping else f"{number:.0f}")
+    return sign + f"{number:.{digits}g}"
 
 
 def literal_markdown(text: Any, keep_breaks: bool = False) -> str:

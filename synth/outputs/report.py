@@ -19,9 +19,19 @@ from pathlib import Path
 import pandas as pd
 
 import synth
-from synth.analysis.clustering import NOISE, Clustering, current_clustering, typical_items
+from synth.analysis.clustering import (
+    NOISE,
+    Clustering,
+    current_clustering,
+    typical_items,
+)
 from synth.analysis.embedding import load_vectors
-from synth.analysis.metrics import METRIC_NAMES, METRICS, compute_all_metrics, measure_items
+from synth.analysis.metrics import (
+    METRIC_NAMES,
+    METRICS,
+    compute_all_metrics,
+    measure_items,
+)
 from synth.analysis.projection import MapLayout
 from synth.kernel import settings
 from synth.kernel.errors import SynthError
@@ -257,7 +267,7 @@ def _examples(store: DuckStore, facts: _Facts, per_group: int) -> str:
             if not by_cluster and row["cluster"] != NOISE:
                 meta.append(f"cluster: {row['cluster_name']}")
             if not is_missing(row.get("judge_score")):
-                meta.append(f"judge score: {float(row['judge_score']):.3g}")
+                meta.append(f"judge score: {format_number(row['judge_score'], digits=3)}")
             entries.append(f'<li data-item="{_e(row["item_id"])}"><div class="text">{_e(text)}</div>'
                            f'<p class="meta">{_e(" · ".join(meta))}</p></li>')
         share = len(members) / len(items)

@@ -6,7 +6,6 @@ pure helpers to fill the editor, label the result and make it displayable and do
 
 from __future__ import annotations
 
-
 import pandas as pd
 import pyarrow as pa
 

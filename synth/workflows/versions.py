@@ -16,7 +16,12 @@ from synth.analysis.metrics import METRIC_NAMES, compute_run_metrics
 from synth.generate.config import RunConfig
 from synth.generate.techniques import get_technique
 from synth.kernel.errors import SynthError
-from synth.kernel.records import from_json, render_version, version_changes, version_diff
+from synth.kernel.records import (
+    from_json,
+    render_version,
+    version_changes,
+    version_diff,
+)
 from synth.store import DuckStore, in_session
 
 # Metrics a trend chart offers first.

@@ -2,8 +2,16 @@
 way, is review: :mod:`synth.workflows.review`). A new technique is a new file here, imported below.
 """
 
-from synth.generate.techniques.base import (FORM_SECTIONS, INPUTS, TECHNIQUES, Plan, Planned, Technique,
-                                            get_technique, register_technique)
+from synth.generate.techniques.base import (
+    FORM_SECTIONS,
+    INPUTS,
+    TECHNIQUES,
+    Plan,
+    Planned,
+    Technique,
+    get_technique,
+    register_technique,
+)
 
 # isort: off
 # Registration order is the order of the menus (the page's technique box, the CLI's choices).

@@ -6,7 +6,12 @@ import itertools
 import random
 from typing import TYPE_CHECKING
 
-from synth.generate.prompting import bullets, render_template, template_fields, user_message
+from synth.generate.prompting import (
+    bullets,
+    render_template,
+    template_fields,
+    user_message,
+)
 from synth.generate.techniques.base import Plan, Planned, Technique, register_technique
 from synth.kernel.errors import SynthError
 from synth.kernel.records import PromptSpec
