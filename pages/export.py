@@ -10,7 +10,8 @@ from pages.shell import require_app
 from pages.widgets import call_ui, dropped_ui, filters_ui
 from synth.kernel.records import ACCEPTED_STATUSES
 from synth.llm.licences import DISCLAIMER, known_terms, notes_table
-from synth.outputs.export import EXPORT_FORMATS, export_bytes, export_dataset_zip
+from synth.outputs.export import export_bytes, export_dataset_zip
+from synth.outputs.formats import EXPORT_FORMATS
 from synth.outputs.report import build_report
 
 require_app()

@@ -75,5 +75,5 @@ if st.button("Judge this run", key="review_judge"):
                                   unit="judged")
     if result is not None:
         st.success(f"Judged {result.n_items} items: {result.n_valid} valid verdicts, mean score "
-                   f"{format_number(result.score_mean, 3, missing='None')}.")
+                   f"{format_number(result.score_mean, 3, missing='—')}.")
         st.dataframe(pd.DataFrame([result.pass_rates]), hide_index=True)

@@ -277,10 +277,10 @@ def compute_run_metrics(store: DuckStore, run_id: str, threshold: float | None =
 
 
 def run_metrics(store: DuckStore, run_ids: list[str] | None = None, threshold: float | None = None,
-                force: bool = False) -> list[dict]:
+                force: bool = False, with_params: bool = False) -> list[dict]:
     """Per-run metrics of these runs (default: every run), computing what is missing or stale: one
     dict per run with ``run_id``, ``run``, ``model``, ``prompt_version``, ``metrics`` (name ->
-    value) and ``params`` (name -> the parameters it was measured with). The CLI's ``metrics``
+    value) and, ``with_params``, ``params`` (name -> the parameters it was measured with). The CLI's ``metrics``
     and the pages read them through here."""
     runs = store.runs()
     if run_ids is not None:
@@ -288,16 +288,18 @@ def run_metrics(store: DuckStore, run_ids: list[str] | None = None, threshold: f
     rows = []
     for run in runs.itertuples():
         values = compute_run_metrics(store, run.run_id, threshold, force=force)
-        stored = store.metrics([run.run_id])
-        params = {name: from_json(p, {}) for name, p in zip(stored["name"], stored["params"])}
-        rows.append({"run_id": run.run_id, "run": run.name, "model": run.model,
-                     "prompt_version": run.prompt_version, "metrics": values, "params": params})
+        row = {"run_id": run.run_id, "run": run.name, "model": run.model,
+               "prompt_version": run.prompt_version, "metrics": values}
+        if with_params:
+            stored = store.metrics([run.run_id])
+            row["params"] = {name: from_json(p, {}) for name, p in zip(stored["name"], stored["params"])}
+        rows.append(row)
     return rows
 
 
 def compute_all_metrics(store: DuckStore, threshold: float | None = None) -> pd.DataFrame:
     """A run-by-metric table for every run, computing what is missing or stale."""
-    rows = [{k: v for k, v in row.items() if k not in ("metrics", "params")} | row["metrics"]
+    rows = [{k: v for k, v in row.items() if k != "metrics"} | row["metrics"]
             for row in run_metrics(store, threshold=threshold)]
     return pd.DataFrame(rows, columns=["run_id", "run", "model", "prompt_version", *METRIC_NAMES])
 

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 from dataclasses import dataclass
 from typing import Any, Callable
 
 from synth.kernel import settings
 from synth.kernel.registry import Registry
+from synth.kernel.text import is_missing
 
 
 @dataclass(frozen=True)
@@ -26,6 +26,9 @@ class Command:
 
 
 COMMANDS = Registry("command")
+# The order of ``python -m synth --help``: making data, measuring it, sharing it.
+MENU = ("generate", "run", "judge", "review", "import", "metrics", "export", "map", "report", "compare",
+        "prompts", "licences", "sql")
 
 
 def command(name: str, help: str, options: Callable[[argparse.ArgumentParser], None],
@@ -72,7 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m synth",
                                      description="Synth Studio: generate, measure and export synthetic text.")
     sub = parser.add_subparsers(dest="command", required=True)
-    for cmd in COMMANDS.values():
+    for cmd in sorted(COMMANDS.values(), key=lambda c: MENU.index(c.name) if c.name in MENU else len(MENU)):
         p = sub.add_parser(cmd.name, parents=[groups[g] for g in cmd.groups], help=cmd.help)
         cmd.options(p)
         p.set_defaults(func=cmd.run)
@@ -90,7 +93,7 @@ def clean(value: Any) -> Any:
             value = value.item()
         except (ValueError, AttributeError):
             pass
-    if isinstance(value, float) and math.isnan(value):
+    if is_missing(value):
         return None
     if hasattr(value, "isoformat"):
         return value.isoformat()

@@ -114,7 +114,8 @@ def report_runs(args: argparse.Namespace, results: list) -> int:
 def _technique_help() -> str:
     from synth.generate.techniques import DEFAULT_TECHNIQUE, TECHNIQUES
 
-    return ", ".join(f"{n} (default)" if n == DEFAULT_TECHNIQUE else n for n in TECHNIQUES)
+    names = [f"{n} (default)" if n == DEFAULT_TECHNIQUE else n for n in TECHNIQUES]
+    return ", ".join(names[:-1]) + " or " + names[-1]
 
 
 def _prompt_options(g: argparse.ArgumentParser, defaults) -> None:

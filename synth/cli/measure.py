@@ -25,7 +25,7 @@ def cmd_metrics(args: argparse.Namespace) -> int:
     store = open_db(args)
     run_ids = [store.resolve_run(args.run)] if args.run else None
     results = [{"run_id": r["run_id"], "run_name": r["run"], "metrics": r["metrics"], "params": r["params"]}
-               for r in run_metrics(store, run_ids, args.threshold, force=args.force)]
+               for r in run_metrics(store, run_ids, args.threshold, force=args.force, with_params=True)]
     if not results:
         raise SynthError("There are no runs yet. Generate or import some first.")
     lines = []

@@ -10,10 +10,10 @@ from synth.kernel.records import ACCEPTED_STATUSES
 
 
 def export_options(e: argparse.ArgumentParser) -> None:
-    from synth.outputs.export import EXPORT_FORMATS
+    from synth.outputs.formats import EXPORT_FORMATS
 
     e.add_argument("--out", required=True,
-                   help=f"FILE{', FILE'.join(EXPORT_FORMATS)}; with --hf, a new FOLDER")
+                   help=f"FILE{', FILE'.join(EXPORT_FORMATS[:-1])} or FILE{EXPORT_FORMATS[-1]}; with --hf, a new FOLDER")
     e.add_argument("--hf", action="store_true",
                    help="write a Hugging Face datasets folder: data/train.parquet and a README.md dataset card")
     e.add_argument("--run", action="append", help="run id or name (repeatable; default: all)")

@@ -18,13 +18,15 @@ import asyncio
 import random
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from synth.kernel import settings
 from synth.kernel.errors import SynthError
 from synth.kernel.records import content_hash
 from synth.llm import providers
-from synth.store import DuckStore
+
+if TYPE_CHECKING:
+    from synth.store import DuckStore
 
 MAX_CONCURRENCY = 256
 RETRY_AFTER_CAP_S = 120.0

@@ -16,7 +16,6 @@ import re
 import shutil
 import tempfile
 import zipfile
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
@@ -26,14 +25,10 @@ import yaml
 
 from synth.kernel.errors import SynthError
 from synth.kernel.records import from_json
-from synth.kernel.registry import Registry
 from synth.kernel.text import format_number, is_missing, literal_markdown
 from synth.llm import licences
+from synth.outputs.formats import EXPORT_FORMATS, FORMATS, JSON_COLUMNS
 from synth.store import DuckStore
-
-JSON_COLUMNS = ("variables", "params", "meta", "prompt_variables", "run_params", "fields", "tags")
-# Text columns that are often all empty: typed as text anyway, so every export has one schema.
-OPTIONAL_TEXT_COLUMNS = ("invalid_reason", "source_ref", "source_text")
 
 
 def export_frame(store: DuckStore, run_ids: list[str] | None = None, statuses: list[str] | None = None,
@@ -42,7 +37,7 @@ def export_frame(store: DuckStore, run_ids: list[str] | None = None, statuses: l
     these review statuses and a latest judge score of at least ``min_score``."""
     frame = store.export_items(run_ids, statuses, min_score, item_ids)
     for column in JSON_COLUMNS:
-        frame[column] = frame[column].map(lambda v: json.loads(v) if isinstance(v, str) else v)
+        frame[column] = frame[column].map(from_json)
     for column in ("created_at", "run_created_at"):
         frame[column] = frame[column].map(lambda v: v.isoformat() if pd.notna(v) else None)
     frame["model_training_use"] = _training_uses(frame)
@@ -66,40 +61,6 @@ def _api_base(run_params) -> str | None:
     return run_params.get("api_base") if isinstance(run_params, dict) else None
 
 
-def flat_frame(frame: pd.DataFrame) -> pd.DataFrame:
-    """The export with its nested columns as JSON strings: what CSV and Parquet hold."""
-    flat = frame.copy()
-    for column in JSON_COLUMNS:
-        flat[column] = flat[column].map(lambda v: json.dumps(v, ensure_ascii=False, sort_keys=True))
-    for column in OPTIONAL_TEXT_COLUMNS:
-        flat[column] = flat[column].astype("str")
-    return flat
-
-
-def _write_jsonl(frame: pd.DataFrame, path: str | Path) -> None:
-    with open(path, "w", encoding="utf-8") as fh:
-        for record in frame.astype(object).where(frame.notna(), None).to_dict(orient="records"):
-            fh.write(json.dumps(record, ensure_ascii=False) + "\n")
-
-
-@dataclass(frozen=True)
-class ExportFormat:
-    """A file format items can be exported to: its file ending, a name for people, its media type
-    and the one writer of the format."""
-
-    suffix: str
-    title: str
-    mime: str
-    write: Callable[[pd.DataFrame, str | Path], None]
-
-
-FORMATS = Registry("export format")
-for _format in (ExportFormat(".jsonl", "JSON Lines", "application/jsonl", _write_jsonl),
-                ExportFormat(".csv", "CSV", "text/csv", lambda f, p: flat_frame(f).to_csv(p, index=False)),
-                ExportFormat(".parquet", "Parquet", "application/vnd.apache.parquet",
-                             lambda f, p: flat_frame(f).to_parquet(p, index=False))):
-    FORMATS.register(_format.suffix, _format)
-EXPORT_FORMATS = tuple(FORMATS)
 
 
 def _require_parent(out: Path) -> None:

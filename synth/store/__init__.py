@@ -2,6 +2,5 @@
 
 from synth.store.connection import in_session
 from synth.store.duck import DuckStore
-from synth.store.sql import run_filter
 
-__all__ = ["DuckStore", "in_session", "run_filter"]
+__all__ = ["DuckStore", "in_session"]

@@ -8,7 +8,7 @@ module named for it (``prompts``, ``runs``, ``items``, ``embeddings``, ``metrics
 from __future__ import annotations
 
 from synth.store.cache import CacheMixin
-from synth.store.connection import Database, in_session
+from synth.store.connection import Database
 from synth.store.console import ConsoleMixin
 from synth.store.embeddings import EmbeddingsMixin
 from synth.store.fits import FitsMixin
@@ -17,9 +17,6 @@ from synth.store.judgements import JudgementsMixin
 from synth.store.metrics import MetricsMixin
 from synth.store.prompts import PromptsMixin
 from synth.store.runs import RunsMixin
-from synth.store.sql import run_filter
-
-__all__ = ["DuckStore", "in_session", "run_filter"]
 
 
 class DuckStore(PromptsMixin, RunsMixin, ItemsMixin, EmbeddingsMixin, MetricsMixin, FitsMixin, CacheMixin,
