@@ -48,6 +48,19 @@ def isolated_env(tmp_path, monkeypatch):
     yield
 
 
+@pytest.fixture(autouse=True)
+def no_background_work_left_running():
+    """Background work a test started (per-run metrics after a page, layout fits) ends with the
+    test: a thread still writing one test's database while the next test runs once crashed DuckDB
+    in CI (a segfault in connect)."""
+    yield
+    from synth.analysis import metrics, projection
+
+    metrics.wait_for_background_metrics(120)
+    if projection.background_released():
+        projection.wait_for_layouts(120)
+
+
 @pytest.fixture
 def store(tmp_path) -> DuckStore:
     return DuckStore(tmp_path / "synth.duckdb")

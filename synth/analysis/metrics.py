@@ -12,6 +12,7 @@ their parameters say so.
 from __future__ import annotations
 
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -318,6 +319,15 @@ def measure_in_background(store: DuckStore) -> threading.Thread:
             _BACKGROUND[store.path] = thread
             thread.start()
     return thread
+
+
+def wait_for_background_metrics(timeout_s: float = 120.0) -> None:
+    """Block until the background per-run measurements finish (for tests: no thread outlives one)."""
+    deadline = time.monotonic() + timeout_s
+    with _BACKGROUND_LOCK:
+        threads = list(_BACKGROUND.values())
+    for thread in threads:
+        thread.join(max(0.0, deadline - time.monotonic()))
 
 
 def _measure_quietly(store: DuckStore) -> None:

@@ -357,6 +357,11 @@ def pending_layouts() -> int:
         return sum(1 for j in _JOBS.values() if not j.done)
 
 
+def background_released() -> bool:
+    """Whether background fits may run now (see ``defer_background``)."""
+    return _GO.is_set()
+
+
 def wait_for_layouts(timeout_s: float = 300.0) -> None:
     """Block until background fits finish (for the CLI and tests)."""
     deadline = time.monotonic() + timeout_s
