@@ -1,8 +1,12 @@
+import json
+import shutil
+
 import numpy as np
 import pytest
 from sklearn.decomposition import PCA
 
 from synth.analysis import projection
+from synth.analysis.placement import Placement, placement_params
 from synth.kernel.errors import SynthError
 from synth.kernel.records import Item, Run
 from synth.store import DuckStore
@@ -119,14 +123,47 @@ def test_new_items_are_placed_with_transform_and_old_points_do_not_move(store):
 
 
 @pytest.mark.slow
-def test_placing_works_after_a_restart_from_the_stored_model(store):
+def test_placing_after_a_restart_gives_the_same_positions_from_stored_arrays(store, tmp_path):
     items = _store_with(store, 30)
     fitted = projection.current_layout(store, items, background=False)
-    projection._MODELS.clear()  # a new process: only the database remembers the fitted model
-    store.save_run(Run(name="more", technique="sampling"), [Item(text="A note about the harbour", idx=0)])
-    placed = projection.current_layout(store, store.items(), background=False)
-    assert placed.layout_id == fitted.layout_id and placed.n_placed == 1
-    assert store.layout_model(fitted.layout_id) is not None
+    header = store.fit_header("layout", fitted.layout_id)
+    assert json.loads(header["placement"])["n_neighbors"] == 15  # the numbers placing needs, as JSON
+    shutil.copy(store.path, tmp_path / "copy.duckdb")
+    new = [Item(text="A note about the harbour", idx=0, item_id="it_harbour")]
+    store.save_run(Run(name="more", technique="sampling"), new)
+    warm = projection.current_layout(store, store.items(), background=False)
+    projection._MODELS.clear()  # a new process: only the database remembers the layout
+    copy = DuckStore(str(tmp_path / "copy.duckdb"))
+    copy.save_run(Run(name="more", technique="sampling"), new)
+    cold = projection.current_layout(copy, copy.items(), background=False)
+    assert cold.layout_id == fitted.layout_id and cold.n_placed == 1
+    at = {name: layout.coords.set_index("item_id").loc["it_harbour", ["x", "y"]].to_numpy(float)
+          for name, layout in [("warm", warm), ("cold", cold)]}
+    assert np.array_equal(at["warm"], at["cold"])
+
+
+def test_placement_is_umaps_own_transform_given_the_same_neighbours():
+    import umap
+    from sklearn.metrics import pairwise_distances
+
+    x, _ = _blobs(per=40)
+    new, _ = _blobs(seed=1, per=4)
+    model = umap.UMAP(n_neighbors=15, min_dist=0.1, metric="cosine", random_state=0, n_jobs=1)
+    coords = model.fit_transform(x)
+    placement = Placement.of(x, coords, placement_params(model))
+    reference = model.transform(new)
+    # UMAP's exact neighbours (below 4,096 fitted items it computes all distances) ...
+    dist = pairwise_distances(new, x, metric=model._input_distance_func)
+    indices = np.argsort(dist, axis=1, kind="stable")[:, :15]
+    ours_idx, ours_dist = placement.neighbours(new)
+    assert np.array_equal(np.sort(ours_idx, axis=1), np.sort(indices, axis=1))
+    assert np.abs(ours_dist - np.take_along_axis(dist, indices, axis=1)).max() < 1e-5
+    # ... give exactly UMAP's transform: the same graph, start and optimisation, from arrays only.
+    given = placement.place_neighbours(indices, np.take_along_axis(dist, indices, axis=1).astype(np.float32))
+    assert np.array_equal(given.astype(np.float32), reference)
+    # From our own float32 distances the optimisation lands close by (it is sensitive to rounding).
+    span = np.ptp(coords, axis=0).max()
+    assert np.abs(placement.place(new) - reference).max() < 0.1 * span
 
 
 @pytest.mark.slow

@@ -1,11 +1,13 @@
 """Projection: embeddings in, 2-D map coordinates out, stable as the data grows.
 
 Reads: items and their cached embeddings. Writes: ``layouts`` (with the layout's
-trustworthiness), ``projections`` (item id, x, y, how it was placed) and ``layout_models``.
+trustworthiness and its placement numbers) and ``projections`` (item id, x, y, how it was placed).
 
-A layout is fitted once and then kept: items that arrive later are placed with the fitted UMAP's
-``transform``, so existing points never move; "re-fit" makes a new layout on demand. The fitted
-model is stored with the layout, so placing works after a restart too.
+A layout is fitted once and then kept: items that arrive later are placed the way UMAP's
+``transform`` places them (see :mod:`synth.analysis.placement`), so existing points never move;
+"re-fit" makes a new layout on demand. Placing needs only what the database holds as data (the
+fitted items' vectors and x, y, and a few numbers), so it works after a restart too, and nothing
+executable is ever read back from a database file.
 
 UMAP compiles with numba for 15 to 60 s the first time it runs in a process, so the map never
 waits for it: without a stored layout a PCA preview is shown at once while UMAP fits in a
@@ -14,7 +16,6 @@ background thread; a warm-up compiles fit and transform in the background at sta
 
 from __future__ import annotations
 
-import pickle
 import threading
 import time
 from dataclasses import dataclass, field
@@ -24,9 +25,10 @@ import numpy as np
 import pandas as pd
 
 from synth.analysis.embedding import load_vectors, unit_rows
+from synth.analysis.placement import Placement, default_placement_params, placement_params
 from synth.kernel import settings
 from synth.kernel.errors import SynthError
-from synth.kernel.records import content_hash, new_id
+from synth.kernel.records import content_hash, from_json, new_id
 from synth.kernel.registry import Registry
 from synth.store import DuckStore
 
@@ -90,7 +92,7 @@ class UMAPProjector:
             raise SynthError("UMAP n_neighbors must be at least 2.")
         if not 0.0 <= self.params["min_dist"] <= 1.0:
             raise SynthError("UMAP min_dist must be between 0 and 1.")
-        self._model = None
+        self.placement: Placement | None = None  # what places new items, as arrays and numbers
 
     def fit(self, vectors: np.ndarray) -> np.ndarray:
         try:
@@ -100,15 +102,16 @@ class UMAPProjector:
         n = len(vectors)
         if n < UMAP_MIN_POINTS:
             raise SynthError(f"UMAP needs at least {UMAP_MIN_POINTS} items; there are {n}.")
-        self._model = umap.UMAP(n_neighbors=min(self.params["n_neighbors"], n - 1),
-                                min_dist=self.params["min_dist"], metric=UMAP_METRIC,
-                                random_state=self.params["seed"], n_components=2, n_jobs=1)
-        return self._model.fit_transform(vectors).astype(np.float64)
+        model = umap.UMAP(n_neighbors=min(self.params["n_neighbors"], n - 1), min_dist=self.params["min_dist"],
+                          metric=UMAP_METRIC, random_state=self.params["seed"], n_components=2, n_jobs=1)
+        coords = model.fit_transform(vectors).astype(np.float64)
+        self.placement = Placement.of(vectors, coords, placement_params(model))
+        return coords
 
     def transform(self, vectors: np.ndarray) -> np.ndarray:
-        if self._model is None:
+        if self.placement is None:
             raise SynthError("The UMAP projector must be fitted before transform.")
-        return self._model.transform(vectors).astype(np.float64)
+        return self.placement.place(vectors)
 
 
 PROJECTORS = Registry("projector")
@@ -166,7 +169,7 @@ class _Job:
 _JOBS: dict[tuple[str, str], _Job] = {}
 _JOBS_LOCK = threading.Lock()
 _WARM = {"started": False}
-_MODELS: dict[str, Any] = {}  # layout id -> fitted UMAP, loaded once per process
+_MODELS: dict[str, Placement] = {}  # layout id -> what places its new items, loaded once per process
 TRUST_SAMPLE = 2000
 TRUST_NEIGHBOURS = 5
 
@@ -202,31 +205,44 @@ def fit_layout(store: DuckStore, items: pd.DataFrame, projector) -> MapLayout:
     layout_id = new_id("lay")
     frame = pd.DataFrame({"item_id": items["item_id"].values, "x": coords[:, 0].astype(float),
                           "y": coords[:, 1].astype(float), "placed": "fit"})
-    model = getattr(projector, "_model", None)
+    placement = getattr(projector, "placement", None)
+    if placement is not None:  # in item id order, as it is read back after a restart
+        order = np.argsort(items["item_id"].to_numpy(str), kind="stable")
+        placement = Placement.of(vectors[order], coords[order], placement.params)
     store.save_fit("layout", layout_id, projector.name, embed_model, projector.params, items_signature(items),
-                   frame, extra={"trustworthiness": trust, "trust_params": trust_params},
-                   model=pickle.dumps(model) if model is not None else None)
-    if model is not None:
-        _MODELS[layout_id] = model
+                   frame, extra={"trustworthiness": trust, "trust_params": trust_params,
+                                 "placement": placement.params if placement is not None else None})
+    if placement is not None:
+        _MODELS[layout_id] = placement
     return MapLayout(frame, projector.name, projector.params, "stored", layout_id, trust)
 
 
-def _model_for(store: DuckStore, layout_id: str):
+def _model_for(store: DuckStore, layout_id: str) -> Placement | None:
+    """What places new items on a stored layout: its fitted items' vectors and x, y (from the
+    cache and the projections table) and its placement numbers. Nothing is unpickled."""
     if layout_id not in _MODELS:
-        blob = store.layout_model(layout_id)
-        if blob is None:
+        header = store.fit_header("layout", layout_id)
+        fitted = store.layout_fitted_items(layout_id)
+        if not header or header.get("method") != LAYOUT.name or len(fitted) < LAYOUT.min_points:
             return None
-        _MODELS[layout_id] = pickle.loads(blob)  # our own layout, written by fit_layout
+        params = from_json(header.get("placement"), None)
+        if not isinstance(params, dict):  # a layout stored before placements were recorded
+            layout_params = from_json(header.get("params"), {})
+            params = default_placement_params(int(layout_params.get("n_neighbors", settings.get("umap_n_neighbors"))),
+                                              float(layout_params.get("min_dist", settings.get("umap_min_dist"))),
+                                              len(fitted))
+        vectors = load_vectors(store, fitted["text"].tolist(), header.get("embed_model"))
+        _MODELS[layout_id] = Placement.of(vectors, fitted[["x", "y"]].to_numpy(np.float64), params)
     return _MODELS[layout_id]
 
 
 def place_new_items(store: DuckStore, layout_id: str, items: pd.DataFrame) -> pd.DataFrame:
     """Place items a layout has not seen with its model's ``transform``; existing points stay put."""
-    model = _model_for(store, layout_id)
-    if model is None:
-        raise SynthError("This layout has no stored model to place new items with. Re-fit the layout.")
-    vectors = load_vectors(store, items["text"].tolist())
-    coords = model.transform(vectors)
+    placement = _model_for(store, layout_id)
+    if placement is None:
+        raise SynthError("This layout cannot place new items: too few of the items it was fitted on "
+                         "are left. Re-fit the layout.")
+    coords = placement.place(load_vectors(store, items["text"].tolist()))
     frame = pd.DataFrame({"item_id": items["item_id"].values, "x": coords[:, 0].astype(float),
                           "y": coords[:, 1].astype(float), "placed": "transform"})
     store.append_fit_rows("layout", layout_id, frame)

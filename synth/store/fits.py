@@ -1,4 +1,4 @@
-"""Tables of fits: ``layouts`` (with ``projections`` and ``layout_models``) and ``clusterings``
+"""Tables of fits: ``layouts`` (with ``projections``) and ``clusterings``
 (with ``clusters`` and ``cluster_labels``)."""
 
 from __future__ import annotations
@@ -23,10 +23,8 @@ class FitsMixin:
     """Layouts and clusterings of the dataset, and the names of clusters."""
 
     def save_fit(self, kind: str, fit_id: str, method: str, embed_model: str, params: dict,
-                 items_hash: str, rows: pd.DataFrame, extra: dict | None = None,
-                 model: bytes | None = None) -> None:
-        """Store a layout or a clustering (its header, one row per item and, for a layout, the
-        fitted model used to place new items), in one transaction."""
+                 items_hash: str, rows: pd.DataFrame, extra: dict | None = None) -> None:
+        """Store a layout or a clustering (its header and one row per item) in one transaction."""
         header, id_column, _ = FITS[kind]
         values = {id_column: fit_id, "method": method, "embed_model": embed_model, "params": to_json(params),
                   "items_hash": items_hash, "n_items": len(rows), "created_at": now(),
@@ -34,19 +32,16 @@ class FitsMixin:
         with self.transaction() as con:
             insert_rows(con, header, [values])
             _insert_fit_rows(con, kind, fit_id, rows)
-            if model is not None:
-                con.execute("INSERT INTO layout_models VALUES (?, ?, ?)", [fit_id, model, now()])
 
     def append_fit_rows(self, kind: str, fit_id: str, rows: pd.DataFrame) -> None:
-        """Add items to an existing layout (placed with its model) without moving the others."""
+        """Add items to an existing layout (placed by it) without moving the others."""
         with self.transaction() as con:
             _insert_fit_rows(con, kind, fit_id, rows)
 
-    def layout_model(self, layout_id: str) -> bytes | None:
-        """The fitted model of a layout, as saved (None if it has none)."""
-        with self.connect() as con:
-            row = con.execute("SELECT model FROM layout_models WHERE layout_id = ?", [layout_id]).fetchone()
-        return None if row is None else bytes(row[0])
+    def layout_fitted_items(self, layout_id: str) -> pd.DataFrame:
+        """The items a layout was fitted on that still exist: item_id, x, y, text, by item id."""
+        return self.frame("SELECT p.item_id, p.x, p.y, i.text FROM projections p JOIN items i USING (item_id) "
+                          "WHERE p.layout_id = ? AND p.placed = 'fit' ORDER BY p.item_id", [layout_id])
 
     def find_fit(self, kind: str, method: str, embed_model: str, params: dict, items_hash: str | None
                  ) -> tuple[str, pd.DataFrame] | None:

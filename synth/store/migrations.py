@@ -12,6 +12,7 @@ from typing import Callable
 import duckdb
 
 from synth.kernel.records import render_version, version_changes, version_diff
+from synth.kernel.urls import URL_CREDENTIALS
 from synth.store.sql import to_json
 
 _MIGRATIONS: list[tuple[int, str, Callable[[duckdb.DuckDBPyConnection], None]]] = []
@@ -249,6 +250,18 @@ def m005_prompt_versions(con: duckdb.DuckDBPyConnection) -> None:
                 "title": f"{name} v{version}"}
         set_lineage(con, pid, parent[0] if parent else None, parent[1] if parent else None, spec)
         previous[name] = (pid, spec)
+
+
+@migration
+def m006_safe_files(con: duckdb.DuckDBPyConnection) -> None:
+    """A database file holds nothing executable and no password: the pickled layout models go (a
+    layout now places new items from its stored coordinates and the cached embeddings), and any
+    ``user:password@`` part of a stored address is removed."""
+    con.execute("DROP TABLE IF EXISTS layout_models")
+    con.execute("ALTER TABLE layouts ADD COLUMN IF NOT EXISTS placement JSON")  # the numbers that place new items
+    for table, column in [("runs", "config"), ("runs", "params"), ("prompts", "params")]:
+        con.execute(f"UPDATE {table} SET {column} = regexp_replace({column}::VARCHAR, ?, '\\1', 'g')::JSON "
+                    f"WHERE regexp_matches({column}::VARCHAR, ?)", [URL_CREDENTIALS, URL_CREDENTIALS])
 
 
 def set_lineage(con: duckdb.DuckDBPyConnection, pid: str, parent_id: str | None, parent: dict | None,
