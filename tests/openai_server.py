@@ -24,6 +24,7 @@ class ServerConfig:
     fail_until: int = 0  # last failing request; 0 means every request from fail_from on
     retry_after: str | None = None  # Retry-After header sent with injected faults
     required_key: str | None = None  # answer 401 unless "Authorization: Bearer <key>"
+    required_auth: str | None = None  # answer 401 unless the Authorization header is exactly this
     slow_first: int = 0  # the first N requests take slow_s seconds (to provoke timeouts)
     slow_s: float = 0.0
     reply: Any = "Synthetic reply {n} to: {prompt}"  # a format string, or a function (n, prompt) -> str
@@ -78,7 +79,8 @@ class _Handler(BaseHTTPRequestHandler):
             time.sleep(cfg.latency_s)
         if not self.path.rstrip("/").endswith("/chat/completions"):
             return self._send(404, {"error": {"message": f"no route {self.path}"}})
-        if cfg.required_key and self.headers.get("Authorization") != f"Bearer {cfg.required_key}":
+        wanted = cfg.required_auth or (f"Bearer {cfg.required_key}" if cfg.required_key else None)
+        if wanted and self.headers.get("Authorization") != wanted:
             return self._send(401, {"error": {"message": "Incorrect API key provided.",
                                               "type": "invalid_request_error", "code": "invalid_api_key"}})
         if cfg.fail_status and cfg.fail_from <= n and (cfg.fail_until == 0 or n <= cfg.fail_until):

@@ -10,6 +10,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from synth.kernel.text import is_missing
+from synth.kernel.urls import redact_values
 
 # An item's review status: made or imported, then accepted, rejected or edited by a person.
 ITEM_STATUSES = ("new", "imported", "accepted", "rejected", "edited")
@@ -62,6 +63,9 @@ class PromptSpec:
     params: dict[str, Any] = field(default_factory=dict)
     parent_id: str | None = None
     label: str | None = None
+
+    def __post_init__(self) -> None:
+        self.params = redact_values(self.params)  # no server password in a stored version
 
     @property
     def prompt_id(self) -> str:
@@ -159,6 +163,10 @@ class Run:
     budget_usd: float | None = None
     config: dict[str, Any] | None = None  # what it takes to run it again
     role: str = "synthetic"  # or "reference": real data to compare the synthetic set with
+
+    def __post_init__(self) -> None:
+        # What is stored of a run never holds a server password (an api_base's user:password@).
+        self.params, self.config, self.failures = redact_values((self.params, self.config, self.failures))
 
     def totals(self, items: list[Item]) -> dict[str, Any]:
         costs = [i.cost_usd for i in items]

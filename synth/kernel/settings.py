@@ -25,6 +25,7 @@ DEFAULT_TEMPERATURE = 0.8
 DEFAULT_MAX_TOKENS = 64
 DEFAULT_CONCURRENCY = 4  # model calls in flight at once (generation, judging)
 DEFAULT_COMPARE_N = 8  # items per version when an A/B comparison has to run a version
+DEFAULT_MAX_ITEM_CHARS = 100_000  # one item's text; a grammar's largest expansion too
 
 
 def _to_bool(value: str) -> bool:
@@ -73,7 +74,20 @@ SETTINGS: dict[str, Setting] = {
                 "Seconds before the first retry; doubled for each further one (Retry-After wins).", float),
         Setting("backoff_max", "SYNTH_BACKOFF_MAX", 30.0, "Longest wait between two retries, in seconds.", float),
         Setting("secrets_file", "SYNTH_SECRETS_FILE", "",
-                "Extra secrets.toml to read API keys from (besides .streamlit/secrets.toml).")
+                "Extra secrets.toml to read API keys from (besides .streamlit/secrets.toml)."),
+        Setting("max_item_chars", "SYNTH_MAX_ITEM_CHARS", DEFAULT_MAX_ITEM_CHARS,
+                "Longest text, in characters, an item may have (generated, expanded from a grammar or "
+                "imported); longer ones are refused with a message.", int),
+        Setting("import_notice_rows", "SYNTH_IMPORT_NOTICE_ROWS", 10_000,
+                "Rows in an imported file past which the import says how large it is and how long "
+                "embedding it will take.", int),
+        Setting("import_notice_mb", "SYNTH_IMPORT_NOTICE_MB", 20.0,
+                "File size, in MB, past which an import says how large the file is.", float),
+        Setting("sql_memory_limit", "SYNTH_SQL_MEMORY_LIMIT", "512MB",
+                "Memory a SQL console query may use (DuckDB memory_limit, e.g. 512MB or 2GB)."),
+        Setting("sql_threads", "SYNTH_SQL_THREADS", 1, "CPU threads a SQL console query may use.", int),
+        Setting("sql_max_seconds", "SYNTH_SQL_MAX_SECONDS", 60.0,
+                "Longest time limit a SQL console query may be given, in seconds.", float),
     ]
 }
 

@@ -222,9 +222,7 @@ def run_batch(calls: list[Call], cfg: BatchSettings, store: DuckStore | None = N
     cfg.validate()
     check_budget_model(cfg.model, cfg.budget_usd)
     kwargs = providers.credentials(cfg.model, cfg.api_base)
-    if cfg.api_base:
-        kwargs.setdefault("api_base", cfg.api_base)
-    secrets = [v for k, v in kwargs.items() if k == "api_key" and v != providers.NO_KEY]
+    secrets = providers.secret_values(kwargs)
     keys = {c.idx: cache_key(cfg.model, c.messages, cfg.call_params(c.idx), c.extra, c.idx, cfg.regenerate)
             for c in calls}
     cached: dict[int, CallResult] = {}

@@ -19,11 +19,11 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
-from urllib.parse import urlsplit, urlunsplit
 
 from synth.kernel import settings
 from synth.kernel.errors import SynthError
 from synth.kernel.registry import Registry
+from synth.kernel.urls import redact_text, redact_url, split_credentials
 
 LOCAL_PREFIX = "local/"
 # A placeholder for OpenAI-compatible servers that need no key (vLLM, llama.cpp, Ollama).
@@ -198,18 +198,6 @@ def _make_local_handler(litellm):
 
 # -- keys and addresses ----------------------------------------------------------------------------
 
-def redact_url(url: str | None) -> str | None:
-    """``url`` without any user:password part, fit for storing and showing."""
-    if not url:
-        return None
-    parts = urlsplit(url)
-    if parts.username or parts.password:
-        host = parts.hostname or ""
-        netloc = host + (f":{parts.port}" if parts.port else "")
-        parts = parts._replace(netloc=netloc)
-    return urlunsplit(parts)
-
-
 def is_local(model: str) -> bool:
     return model.startswith(LOCAL_PREFIX)
 
@@ -230,6 +218,26 @@ def credentials(model: str, api_base: str | None = None) -> dict[str, str]:
             raise SynthError(f"Unknown local model {model}. Available: {', '.join(list_models())}.")
         _load_llama(name)  # load now, so the first item's latency is the call alone
         return {}
+    address: dict[str, Any] = {}
+    if api_base:
+        # user:password@ in the address goes as an auth header (HTTP clients refuse both at once).
+        api_base, header = split_credentials(api_base)
+        address["api_base"] = api_base
+        if header:
+            address["extra_headers"] = {"Authorization": header}
+    return {**_keys(model, api_base), **address}
+
+
+def secret_values(kwargs: dict[str, Any]) -> list[str]:
+    """The secrets in call arguments from :func:`credentials`, to mask in any message."""
+    found = [kwargs.get("api_key")] if kwargs.get("api_key") not in (None, NO_KEY) else []
+    auth = (kwargs.get("extra_headers") or {}).get("Authorization")
+    if auth:
+        found.append(auth.split(" ", 1)[-1])
+    return [str(v) for v in found]
+
+
+def _keys(model: str, api_base: str | None) -> dict[str, str]:
     litellm = get_litellm()
     try:
         check = litellm.validate_environment(model=model, api_base=api_base)
@@ -309,7 +317,7 @@ def provider_error(model: str, api_base: str | None, exc: Exception, secrets: li
     if re.search(r"connection (error|refused)|connect call failed|name or service not known", str(exc), re.I):
         kind = "APIConnectionError"  # litellm reports refused connections as server errors
     hint = hints.get(kind, "Check the model name, key and API base.")
-    return SynthError(f"{model}{where}: {hint} ({kind}: {detail})")
+    return SynthError(redact_text(f"{model}{where}: {hint} ({kind}: {detail})"))
 
 
 def has_price(model: str) -> bool:
@@ -352,14 +360,12 @@ def complete(model: str, messages: list[dict], temperature: float = 0.8, max_tok
     """One chat completion through litellm, with tokens, latency and cost."""
     litellm = get_litellm()
     extra = credentials(model, api_base)
-    secrets = [v for k, v in extra.items() if k == "api_key" and v != NO_KEY]
+    secrets = secret_values(extra)
     kwargs: dict[str, Any] = {"temperature": temperature, "max_tokens": max_tokens}
     if top_p is not None:
         kwargs["top_p"] = top_p
     if seed is not None:
         kwargs["seed"] = seed
-    if api_base:
-        kwargs["api_base"] = api_base
     kwargs.update(extra)
     started = time.perf_counter()
     try:
