@@ -257,13 +257,15 @@ def measure_items(store: DuckStore, items: pd.DataFrame, threshold: float | None
 @in_session
 def compute_run_metrics(store: DuckStore, run_id: str, threshold: float | None = None,
                         force: bool = False) -> dict[str, float | None]:
-    """Metrics of one run, from the ``metrics`` table unless its inputs changed since."""
+    """Metrics of one run, from the ``metrics`` table unless its inputs changed since. A run with
+    no items (the store never saves one, but an old database may hold one) gets count 0 and no
+    other value, so it never stops the metrics of the other runs."""
     from synth.analysis.clustering import current_clustering
 
     threshold = settings.get("near_dup_threshold") if threshold is None else threshold
     items = store.items([run_id])
     if items.empty:
-        raise SynthError(f"Run {run_id} has no items.")
+        return measure_items(store, items)[0]
     clustering = current_clustering(store)
     inputs = content_hash({"v": METRICS_VERSION, "items": sorted(set_signature(items)),
                            "threshold": threshold, "embed_model": settings.get("embed_model"),

@@ -249,12 +249,15 @@ def import_options(i: argparse.ArgumentParser) -> None:
     i.add_argument("--text-column", default="text")
     i.add_argument("--run-name")
     i.add_argument("--reference", action="store_true", help="real data to compare the synthetic set with")
+    i.add_argument("--again", action="store_true",
+                   help="import a file even if a run already holds the same content")
 
 
 @command("import", "import texts from a JSONL or CSV file", import_options)
 def cmd_import(args: argparse.Namespace) -> int:
     from synth.workflows.pipeline import import_run
 
-    result = import_run(open_db(args), args.file, args.text_column, args.run_name, reference=args.reference)
+    result = import_run(open_db(args), args.file, args.text_column, args.run_name, reference=args.reference,
+                        again=args.again, on_notice=lambda note: print(note, file=sys.stderr))
     emit(args, result.to_dict(), f"run {result.run_id} ({result.name}): {result.n_items} items imported")
     return 0

@@ -12,6 +12,7 @@ from typing import Callable
 
 from synth.generate.config import RunConfig
 from synth.generate.techniques import Planned, Technique, get_technique
+from synth.kernel import settings
 from synth.kernel.errors import SynthError
 from synth.kernel.records import Item, PromptSpec, Run
 from synth.llm import providers
@@ -34,20 +35,34 @@ def _response_format(model: str, spec: OutputSpec | None) -> dict:
     return {"response_format": {"type": "json_object"}}
 
 
+def cap_text(text: str, meta: dict) -> str:
+    """``text`` cut to the ``max_item_chars`` setting; a cut is recorded in ``meta`` (the item is
+    kept: its tokens were paid for, and the cap only guards the store and the embedder)."""
+    cap = settings.get("max_item_chars")
+    if len(text) <= cap:
+        return text
+    meta["cut_at_chars"], meta["chars_generated"] = cap, len(text)
+    return text[:cap]
+
+
 def _item_from(planned: Planned, result: CallResult | None, model: str, params: dict,
                spec: OutputSpec | None, technique: Technique) -> Item:
     c = result.completion if result else None
-    text = c.text if c else (planned.text or "")
+    meta = dict(planned.meta)
+    text = cap_text(c.text if c else (planned.text or ""), meta)
     item = Item(text=text, idx=planned.idx, rendered_prompt=planned.rendered_prompt,
                 variables=planned.variables, model=model, params=params,
                 tokens_in=c.tokens_in if c else 0, tokens_out=c.tokens_out if c else 0,
                 latency_ms=c.latency_ms if c else 0.0, cost_usd=c.cost_usd if c else 0.0,
-                finish_reason=c.finish_reason if c else None, meta=dict(planned.meta),
+                finish_reason=c.finish_reason if c else None, meta=meta,
                 source_ref=planned.source_ref, source_text=planned.source_text,
                 cached=bool(result and result.cached))
     if spec is not None:
         parsed = parse_output(text, spec)
         item.fields, item.valid, item.invalid_reason = parsed.data, parsed.valid, parsed.reason
+        if not parsed.valid and "cut_at_chars" in meta:
+            item.invalid_reason = (f"cut to {meta['cut_at_chars']:,} of {meta['chars_generated']:,} characters "
+                                   f"(SYNTH_MAX_ITEM_CHARS): {parsed.reason}")
     else:
         item.fields = technique.item_fields(text, planned)
     return item

@@ -12,7 +12,8 @@ Spec format::
       adjective: ["new", "old"]
 
 ``<name>`` refers to a rule; a literal ``<`` or ``>`` is written ``<<`` or ``>>``. ``start`` may
-also be a list of alternatives like a rule.
+also be a list of alternatives like a rule. A grammar whose longest possible expansion is over the
+``max_item_chars`` setting (SYNTH_MAX_ITEM_CHARS) is refused before anything is expanded.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from typing import Any
 
 import yaml
 
+from synth.kernel import settings
 from synth.kernel.errors import SynthError
 
 MAX_ITEMS = 1_000_000
@@ -41,6 +43,7 @@ _UNSET = object()
 _TOKEN = re.compile(r"<<|>>|<([^<>]*)>|<|>")
 _BLANKS = re.compile(r"[ \t]+")
 _AROUND_NEWLINE = re.compile(r" ?\n ?")
+_BRACED = re.compile(r"\{([A-Za-z_]\w*)\}")
 
 Part = str | int  # a literal, or the index of a rule
 Alternatives = list[tuple[str, float]]
@@ -104,6 +107,24 @@ def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
+def _longest(alternatives: list[list[Part]], lengths: list[int | None]) -> int | None:
+    """The longest of the alternatives, given each rule's longest (None: cannot finish)."""
+    best = None
+    for parts in alternatives:
+        total: int | None = 0
+        for part in parts:
+            if part.__class__ is str:
+                total += len(part)
+            elif lengths[part] is None:
+                total = None
+                break
+            else:
+                total += lengths[part]
+        if total is not None and (best is None or total > best):
+            best = total
+    return best
+
+
 def _alternatives(values: Any, owner: str) -> Alternatives:
     """A rule's (or start's) alternatives as (text, weight) pairs; ``owner`` names it in errors."""
     if not isinstance(values, list):
@@ -158,7 +179,14 @@ class Grammar:
                                  for part in parse_template(text, where)])
             self._parts.append(compiled)
         self._refs = [{p for alt in alts for p in alt if isinstance(p, int)} for alts in self._parts]
+        self._check_braces()
+        self._reachable = self._reach()
         self._order = self._check_graph()
+        unused = [name for i, name in enumerate(self._names) if i not in self._reachable]
+        # Problems that do not stop expansion, for the CLI and the page to show.
+        self.warnings: list[str] = [] if not unused else [(
+            f"Never used, so without effect: rule {', '.join(repr(n) for n in unused)} (neither start "
+            f"nor a rule it leads to refers to it). Refer to a rule as <{unused[0]}>, or remove it.")]
         self._compiled = [self._compile(i) for i in range(len(self._names))]
         self._count: int | None | object = _UNSET
 
@@ -221,6 +249,7 @@ class Grammar:
         if not _is_int(n) or not 1 <= n <= MAX_ITEMS:
             raise SynthError(f"The number of texts must be a whole number between 1 and "
                              f"{MAX_ITEMS:,}, got {n!r}.")
+        self.check_size(settings.get("max_item_chars"))
         rng = random.Random(seed)
         if not unique:
             return [self._expand_one(rng) for _ in range(n)]
@@ -242,6 +271,31 @@ class Grammar:
             if len(out) == n or len(out) == capacity:
                 break
         return out
+
+    def largest_length(self) -> int | None:
+        """The most characters one expansion can have (an upper bound: blanks are collapsed after),
+        recursive rules counted to the depth limit; None if a recursive grammar has no expansion
+        that finishes within it."""
+        return self._bounds()[0]
+
+    def check_size(self, limit: int) -> None:
+        """Raise SynthError naming the rules that blow up if one expansion can exceed ``limit``
+        characters (the ``max_item_chars`` setting when expanding)."""
+        start, lengths = self._bounds()
+        if start is None or start <= limit:
+            return
+        over = sorted((lengths[i], self._names[i]) for i in self._reachable
+                      if i and lengths[i] is not None and lengths[i] > limit)
+        listed = ", ".join(f"'{name}' (up to {length:,})" for length, name in over[:3])
+        more = f" and {len(over) - 3} more" if len(over) > 3 else ""
+        where = (f"Rules over the limit, the one where it blows up first: {listed}{more}. " if over
+                 else "start's own text and the rules it uses add up to that. ")
+        depth = (f"Recursive rules are counted to the depth limit of {MAX_DEPTH} levels. "
+                 if self._order is None else "")
+        raise SynthError(f"The grammar can expand to {start:,} characters in one item, over the limit of "
+                         f"{limit:,} (setting SYNTH_MAX_ITEM_CHARS). {where}{depth}Nothing was expanded. "
+                         "Make those rules shorter or refer to fewer copies of the rules below them, or "
+                         "raise SYNTH_MAX_ITEM_CHARS.")
 
     def count(self) -> int | None:
         """How many distinct texts the grammar can produce, or None if that is unbounded
@@ -275,15 +329,33 @@ class Grammar:
                          f"{name} under rules (defined: {', '.join(defined) or 'none'}), or write a "
                          "literal < as <<.")
 
-    def _check_graph(self) -> list[int] | None:
-        """Rules reachable from start, children before parents, or None if they recurse.
-        Raises SynthError if a reachable rule can never finish expanding."""
+    def _check_braces(self) -> None:
+        """Refuse ``{name}`` meant as a rule reference (it would come out literally): a rule's name
+        in braces, or any ``{name}`` in a grammar that refers to no rule at all."""
+        refers = any(self._refs)
+        for i, name in enumerate(self._names):
+            for number, (text, _) in enumerate(self.start if i == 0 else self.rules[name], start=1):
+                for found in _BRACED.findall(text):
+                    if found in self.rules or not refers:
+                        define = "" if found in self.rules else f" (and define {found} under rules)"
+                        raise SynthError(f"{self._where(name, number)} writes {{{found}}}, which would come "
+                                         f"out as those literal characters: use <{found}> to refer to a "
+                                         f"rule{define}.")
+
+    def _reach(self) -> set[int]:
+        """Start and the rules it leads to."""
         reachable, stack = {0}, [0]
         while stack:
             for ref in self._refs[stack.pop()]:
                 if ref not in reachable:
                     reachable.add(ref)
                     stack.append(ref)
+        return reachable
+
+    def _check_graph(self) -> list[int] | None:
+        """Rules reachable from start, children before parents, or None if they recurse.
+        Raises SynthError if a reachable rule can never finish expanding."""
+        reachable = self._reachable
         finishes: set[int] = set()
         changed = True
         while changed:
@@ -364,6 +436,22 @@ class Grammar:
                 self._render(alternatives[k], rand, out, choices, depth + 1)
             else:
                 out.append(literal)
+
+    # Measuring
+
+    def _bounds(self) -> tuple[int | None, list[int | None]]:
+        """The longest expansion of start, and of each rule used right from start (None: none can
+        finish within the depth limit; unreachable rules None too)."""
+        lengths: list[int | None] = [None] * len(self._names)
+        if self._order is not None:
+            for i in self._order:  # children first: one pass
+                lengths[i] = _longest(self._parts[i], lengths)
+            return lengths[0], lengths
+        # Recursive: level by level up from the depth limit, where using a rule fails.
+        for _ in range(MAX_DEPTH):
+            lengths = [_longest(self._parts[i], lengths) if i in self._reachable else None
+                       for i in range(len(self._names))]
+        return _longest(self._parts[0], lengths), lengths
 
     # Counting
 

@@ -108,6 +108,16 @@ class RunsMixin:
                                "ORDER BY created_at DESC", [prompt_id, exclude]).fetchall()
         return [r[0] for r in rows]
 
+    def find_import(self, sha256: str, text_column: str) -> dict | None:
+        """The oldest run imported from a file with these bytes (``params.source_sha256``) and this
+        text column: its ``run_id``, ``name`` and ``created_at``; None if there is none."""
+        with self.connect() as con:
+            row = con.execute("""SELECT run_id, name, created_at FROM runs
+                                 WHERE params->>'source_sha256' = ?
+                                   AND coalesce(params->>'text_column', 'text') = ?
+                                 ORDER BY created_at, run_id LIMIT 1""", [sha256, text_column]).fetchone()
+        return None if row is None else {"run_id": row[0], "name": row[1], "created_at": row[2]}
+
     def newest_run_config(self, name: str, prompt_id: str) -> dict:
         """The configuration (decoded) of the newest run of version ``prompt_id``, else of the
         newest run of any version of the prompt ``name`` that has one; {} if none does."""

@@ -90,10 +90,13 @@ def generate_run(store: DuckStore, cfg: RunConfig,
 
 
 def import_run(store: DuckStore, path: str | Path, text_column: str = "text",
-               run_name: str | None = None, data: bytes | None = None, reference: bool = False) -> RunResult:
+               run_name: str | None = None, data: bytes | None = None, reference: bool = False,
+               again: bool = False, on_notice: Callable[[str], None] | None = None) -> RunResult:
     """Import a JSONL or CSV file as a run (``reference``: real data to compare with), embed it and
-    compute its metrics."""
-    run, items = import_file(path, text_column, run_name, data, reference)
+    compute its metrics. A file a run already holds is refused unless ``again``; ``on_notice``
+    gets the note about a large file before embedding starts."""
+    run, items = import_file(path, text_column, run_name, data, reference, store=store, again=again,
+                             on_notice=on_notice)
     return save_and_measure(store, run, items)
 
 
