@@ -6,9 +6,16 @@ import streamlit as st
 
 from pages.data import get_store
 from pages.shell import require_app
+from synth.kernel import settings
 from synth.kernel.errors import SynthError
 from synth.kernel.text import literal_markdown
-from synth.outputs.sqlconsole import EXAMPLES, displayable, result_caption, to_csv
+from synth.outputs.sqlconsole import (
+    DEFAULT_TIMEOUT_S,
+    EXAMPLES,
+    displayable,
+    result_caption,
+    to_csv,
+)
 
 require_app()
 
@@ -30,8 +37,10 @@ st.session_state.setdefault("sql_query", EXAMPLES[example])
 sql = st.text_area("SQL", key="sql_query", height=220)
 limit_column, timeout_column = st.columns(2)
 limit = limit_column.number_input("Row limit", min_value=1, max_value=100_000, value=1000, key="sql_limit")
-timeout = timeout_column.number_input("Time limit (seconds)", min_value=1, max_value=300, value=10,
-                                      key="sql_timeout")
+longest = max(1, int(settings.get("sql_max_seconds")))  # whole seconds, as the widget counts them
+timeout = timeout_column.number_input("Time limit (seconds)", min_value=1, max_value=longest,
+                                      value=min(int(DEFAULT_TIMEOUT_S), longest), key="sql_timeout",
+                                      help=f"At most {longest} s (SYNTH_SQL_MAX_SECONDS).")
 
 if st.button("Run", type="primary", key="sql_run"):
     try:

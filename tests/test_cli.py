@@ -307,3 +307,107 @@ def test_licences_command(capsys):
     assert json.loads(out)["training_use"] == "unknown"
     code, out, _ = run(capsys, "licences")
     assert code == 0 and "forbidden for competing models" in out and "not legal advice" in out
+
+
+# One value of every DuckDB type, and what --json makes of it.
+EVERY_TYPE = {
+    "dec": ("1.25::DECIMAL(10, 2)", 1.25),
+    "huge": ("170141183460469231731687303715884105727::HUGEINT", 2 ** 127 - 1),
+    "uhuge": ("340282366920938463463374607431768211455::UHUGEINT", 2 ** 128 - 1),
+    "ubig": ("18446744073709551615::UBIGINT", 2 ** 64 - 1),
+    "blob": ("'\\xAA\\x00ab'::BLOB", "qgBhYg=="),  # base64 of the bytes AA 00 61 62
+    "uuid": ("'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11'::UUID", "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11"),
+    "day": ("DATE '2024-02-29'", "2024-02-29"),
+    "clock": ("TIME '12:34:56.5'", "12:34:56.500000"),
+    "clock_tz": ("TIMETZ '12:34:56+02'", "12:34:56+02:00"),
+    "ts": ("TIMESTAMP '2024-02-29 12:34:56'", "2024-02-29T12:34:56"),
+    "interval": ("INTERVAL '1 day 2 hours 3.5 seconds'", "P1DT2H0M3.5S"),
+    "list": ("[1, 2, NULL]", [1, 2, None]),
+    "arr": ("[1.5, 2.5]::DOUBLE[2]", [1.5, 2.5]),
+    "struct": ("{'a': 1, 'b': 'x'}", {"a": 1, "b": "x"}),
+    "map": ("MAP {'k': [1]}", {"k": [1]}),
+    "map_int_keys": ("MAP {1: 'x'}", {"1": "x"}),
+    "un": ("union_value(num := 2)::UNION(num INTEGER, str VARCHAR)", 2),
+    "enum": ("'happy'::ENUM('sad', 'happy')", "happy"),
+    "bit": ("'0101'::BIT", "0101"),
+    "js": ("'{\"a\": [1, 2]}'::JSON", '{"a": [1, 2]}'),  # JSON columns come out as their JSON text
+    "nan": ("'nan'::DOUBLE", None),
+    "inf": ("'inf'::DOUBLE", None),
+    "ninf": ("'-inf'::FLOAT", None),
+    "flag": ("true", True),
+    "nothing": ("NULL", None),
+}
+
+
+def test_sql_json_serialises_every_duckdb_type(capsys, tmp_path):
+    sql = "SELECT " + ", ".join(f"{expr} AS {name}" for name, (expr, _) in EVERY_TYPE.items())
+    code, out, err = run(capsys, "sql", sql, "--json", "--db", str(tmp_path / "t.duckdb"))
+    assert code == 0, err
+    [row] = json.loads(out)["rows"]
+    assert row == {name: value for name, (_, value) in EVERY_TYPE.items()}
+    code, out, err = run(capsys, "sql", "SUMMARIZE SELECT 1.5::DECIMAL(4, 1) AS d, '\\x01'::BLOB AS b, "
+                         "uuid() AS u", "--json", "--db", str(tmp_path / "t.duckdb"))
+    assert code == 0, err
+    assert [r["column_name"] for r in json.loads(out)["rows"]] == ["d", "b", "u"]
+
+
+def test_sql_json_of_a_timestamp_with_time_zone(capsys, tmp_path):
+    pytest.importorskip("pytz", reason="duckdb needs pytz for TIMESTAMPTZ values (see the console's message)")
+    code, out, err = run(capsys, "sql", "SELECT TIMESTAMPTZ '2024-02-29 12:34:56+00' AS t", "--json",
+                         "--db", str(tmp_path / "tz.duckdb"))
+    assert code == 0, err
+    assert json.loads(out)["rows"] == [{"t": "2024-02-29T12:34:56+00:00"}]
+
+
+def test_sql_refuses_update_extensions_and_long_time_limits(capsys, tmp_path):
+    db = str(tmp_path / "u.duckdb")
+    code, _, err = run(capsys, "sql", "UPDATE EXTENSIONS", "--db", db)
+    assert code == 1 and err.startswith("error: UPDATE statements are not allowed here: the SQL console is read-only")
+    code, _, err = run(capsys, "sql", "SELECT 1", "--timeout", "600", "--db", db)
+    assert code == 1 and "at most 60 s, got 600" in err
+
+
+@pytest.fixture
+def failing_command(monkeypatch):
+    """A command that fails the way a bug would, with the exception the test gives it."""
+    from synth.cli.base import COMMANDS, Command
+
+    def install(exc: BaseException):
+        def fail(args):
+            raise exc
+        monkeypatch.setitem(COMMANDS, "fail", Command("fail", "fails", fail, lambda p: None))
+    return install
+
+
+def test_an_unexpected_error_is_one_line_never_a_traceback(capsys, failing_command, monkeypatch):
+    failing_command(KeyError("runs"))
+    code, out, err = run(capsys, "fail")
+    assert code == 1 and out == ""
+    assert err == ("error: KeyError: 'runs' (this is a bug; rerun with SYNTH_DEBUG=1 for the traceback)\n")
+    code, out, err = run(capsys, "fail", "--json")
+    assert code == 1 and json.loads(out) == {"error": "KeyError: 'runs' (this is a bug; rerun with SYNTH_DEBUG=1 "
+                                                      "for the traceback)"}
+    monkeypatch.setenv("SYNTH_DEBUG", "1")
+    with pytest.raises(KeyError):
+        main(["fail"])
+
+
+def test_ctrl_c_exits_130_with_a_short_message(capsys, failing_command):
+    failing_command(KeyboardInterrupt())
+    code, out, err = run(capsys, "fail")
+    assert (code, out, err) == (130, "", "interrupted\n")
+
+
+def test_a_recipe_with_wrong_types_is_reported_by_the_cli(capsys, tmp_path):
+    recipe = tmp_path / "bad.yaml"
+    recipe.write_text("technique: sampling\ntemplate: 'About {x}'\nvariables: {x: abc}\nn: ten\n"
+                      "temperature: hot\n")
+    code, out, err = run(capsys, "run", str(recipe), "--db", str(tmp_path / "r.duckdb"), "--json")
+    assert code == 1
+    message = json.loads(out)["error"]
+    assert message.splitlines() == [
+        "The recipe has 3 problems; fix them and try again:",
+        "- `variables.x`: not a list (got 'abc'); expected a list, e.g. [a, b] (one value is a list of one: [a])",
+        "- `n`: not a whole number (got 'ten'); expected a whole number, e.g. 5",
+        "- `temperature`: not a number (got 'hot'); expected a number, e.g. 0.7"]
+    assert "Traceback" not in err

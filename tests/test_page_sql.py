@@ -173,3 +173,20 @@ def test_on_an_empty_database_the_examples_run_and_return_no_rows(store, sql_pag
     assert not at.exception and not at.error
     assert len(at.dataframe[0].value) == 0
     assert at.caption[-1].value == "0 rows, the whole result."
+
+
+def test_the_time_limit_is_capped_by_its_setting(demo_store, sql_page, monkeypatch):
+    assert sql_page().number_input(key="sql_timeout").proto.max == 60  # SYNTH_SQL_MAX_SECONDS's default
+    monkeypatch.setenv("SYNTH_SQL_MAX_SECONDS", "5")
+    at = sql_page()
+    timeout = at.number_input(key="sql_timeout")
+    assert (timeout.proto.max, timeout.value) == (5, 5)  # the default 10 s does not fit under 5 s
+    assert "At most 5 s (SYNTH_SQL_MAX_SECONDS)" in timeout.help
+
+
+def test_a_query_over_the_memory_limit_shows_what_to_do(demo_store, sql_page, monkeypatch):
+    monkeypatch.setenv("SYNTH_SQL_MEMORY_LIMIT", "64MB")
+    at = run_sql(sql_page(), "SELECT len(list(x)) AS n FROM range(20000000) t(x)")
+    assert not at.exception and not at.dataframe
+    assert "needs more memory than the SQL console allows (64MB" in at.error[0].value
+    assert "SYNTH\\_SQL\\_MEMORY\\_LIMIT" in at.error[0].value  # escaped for markdown, shown as written

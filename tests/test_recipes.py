@@ -1,4 +1,5 @@
 import json
+import re
 
 import pytest
 import yaml
@@ -36,14 +37,109 @@ def test_uploaded_bytes_never_go_into_a_recipe():
 @pytest.mark.parametrize("text, message", [
     ("technique: sampling\ntemplate: [unclosed", "not valid YAML"),
     ("- just\n- a list\n", "must be a mapping"),
-    ("technique: sampling\ntemperture: 0.5\n", "Unknown setting.*temperture"),
-    ("recipe: nope\n", "Unknown recipe 'nope'"),
-    ("recipe: onboarding_qa\nparams: {repository: x}\n", "Unknown param.*repository"),
-    ("recipe: onboarding_qa\nmodle: x\n", "Unknown key.*modle"),
+    ("technique: sampling\ntemperture: 0.5\n", "`temperture`: unknown setting .*did you mean `temperature`"),
+    ("recipe: nope\n", "`recipe`: unknown recipe \\(got 'nope'\\); expected one of 'onboarding_qa', 'tool_routing'"),
+    ("recipe: onboarding_qa\nparams: {repository: x}\n", "`params.repository`: unknown setting .*one of repo, "),
+    ("recipe: onboarding_qa\nmodle: x\n", "`modle`: unknown setting .*did you mean `model`"),
 ])
 def test_bad_recipes_say_what_is_wrong(store, text, message):
     with pytest.raises(SynthError, match=message):
         run_recipe(store, load_recipe(text=text))
+
+
+TEMPLATE_RUN = "technique: sampling\ntemplate: 'About {x}'\nvariables: {x: [a, b]}\n"
+
+
+# One rule per case: the value, the field the message names, and what it says was expected.
+@pytest.mark.parametrize("line, field, expected", [
+    ("n: ten", "n", "not a whole number (got 'ten'); expected a whole number"),
+    ("n: 2.5", "n", "not a whole number (got 2.5)"),
+    ("n: true", "n", "not a whole number (got True)"),
+    ("temperature: hot", "temperature", "not a number (got 'hot'); expected a number"),
+    ("temperature: 1e-3", "temperature", "not a number (got '1e-3'); expected a number, e.g. 0.7, without quotes"),
+    ("concurrency: [1]", "concurrency", "not a whole number (got [1])"),
+    ("variables: [a, b]", "variables", "not a mapping (got ['a', 'b'])"),
+    ("variables: {x: abc}", "variables.x", "not a list (got 'abc'); expected a list, e.g. [a, b] (one value"),
+    ("variables: {x: [[a]]}", "variables.x[0]", "not text (got ['a'])"),
+    ("grammar: 42", "grammar", "wrong type (got 42); expected a mapping with start and rules, or the grammar"),
+    ("source: 5", "source", "not a mapping (got 5)"),
+    ("output: [q, a]", "output", "not a mapping"),
+    ("unique: 1", "unique", "not true or false (got 1)"),
+    ("examples: one example", "examples", "not a list"),
+    ("model: 7", "model", "not text (got 7)"),
+    ("technique: sampler", "technique", "unknown technique (got 'sampler'); expected one of 'sampling', "),
+    ("sampling_mode: all", "sampling_mode", "unknown sampling mode (got 'all'); expected one of 'product', 'random'"),
+    ("samples: [{x: [a]}]", "samples[0].x", "not text"),
+])
+def test_each_wrong_type_in_a_recipe_names_its_field(line, field, expected):
+    text = TEMPLATE_RUN + line + "\n"
+    with pytest.raises(SynthError, match=re.escape(f"- `{field}`: {expected}")):
+        load_recipe(text=text)
+    with pytest.raises(SynthError, match=re.escape(f"`{field}`: {expected}")):
+        config_from_recipe(yaml.safe_load(text))  # the Generate page's way in, without load_recipe
+
+
+def test_a_recipe_with_three_mistakes_lists_all_three():
+    with pytest.raises(SynthError) as caught:
+        load_recipe(text=TEMPLATE_RUN + "n: ten\ntemperature: hot\nconcurrency: [1]\n")
+    lines = str(caught.value).splitlines()
+    assert lines[0] == "The recipe has 3 problems; fix them and try again:"
+    assert lines[1:] == ["- `n`: not a whole number (got 'ten'); expected a whole number, e.g. 5",
+                         "- `temperature`: not a number (got 'hot'); expected a number, e.g. 0.7",
+                         "- `concurrency`: not a whole number (got [1]); expected a whole number, e.g. 5"]
+
+
+def test_numbers_among_variable_values_are_their_text():
+    cfg = config_from_recipe(load_recipe(text="template: 'In {year}'\nvariables: {year: [2023, 2024.5, yes]}\n"))
+    assert cfg.variables == {"year": ["2023", "2024.5", "True"]}
+    assert cfg.prompt_spec().variables == {"year": ["2023", "2024.5", "True"]}
+
+
+def test_a_saved_run_configuration_is_checked_too():
+    with pytest.raises(SynthError, match="The run configuration has 1 problem.*\n- `n`: not a whole number"):
+        RunConfig.from_dict({"n": "5"})
+    assert RunConfig.from_dict({"n": 5, "temperature": 1}).temperature == 1  # a whole number is a number
+
+
+def test_range_rules_are_listed_together():
+    with pytest.raises(SynthError) as caught:
+        RunConfig(template="x", n=-1, temperature=5.0, max_tokens=0).validate()
+    message = str(caught.value)
+    assert message.startswith("The run configuration has 3 problems:")
+    for rule in ("number of items must be between 1", "Temperature must be between 0 and 2, got 5.0",
+                 "Max tokens must be between 1 and"):
+        assert rule in message
+    with pytest.raises(SynthError, match="^Temperature must be between 0 and 2, got 3.0.$"):
+        RunConfig(template="x", temperature=3.0).validate()  # one problem: its own message, as before
+
+
+@pytest.mark.parametrize("text, field, expected", [
+    ("recipe: onboarding_qa\nparams: {max_files: many}\n", "params.max_files", "not a whole number (got 'many')"),
+    ("recipe: onboarding_qa\nparams: {include: '*.py'}\n", "params.include", "not a list (got '*.py')"),
+    ("recipe: onboarding_qa\nparams: 5\n", "params", "not a mapping (got 5)"),
+    ("recipe: onboarding_qa\ntemperature: hot\n", "temperature", "not a number (got 'hot')"),
+    ("recipe: [onboarding_qa]\n", "recipe", "not text (got ['onboarding_qa'])"),
+    ("recipe: tool_routing\nparams: {requests_per_tool: '3'}\n", "params.requests_per_tool", "not a whole number"),
+    ("recipe: tool_routing\nparams: {personas: one}\n", "params.personas", "not a list (got 'one')"),
+    ("recipe: tool_routing\nparams: {tools: [{name: a}]}\n", "params.tools[0].description", "missing; expected"),
+    ("recipe: tool_routing\nparams: {tools: [{name: a, description: b, parameters: {q: [1]}}]}\n",
+     "params.tools[0].parameters.q", "not text (got [1])"),
+    ("recipe: tool_routing\nparams: {tools: [{name: a, description: b, args: {}}]}\n",
+     "params.tools[0].args", "unknown setting (got {}); expected one of name, description, parameters"),
+])
+def test_each_wrong_type_in_a_built_in_recipe_names_its_field(store, text, field, expected):
+    with pytest.raises(SynthError, match=re.escape(f"- `{field}`: {expected}")):
+        load_recipe(text=text)
+    with pytest.raises(SynthError, match=re.escape(f"`{field}`")):
+        run_recipe(store, yaml.safe_load(text))  # a dict given straight to run_recipe is checked too
+
+
+def test_a_built_in_recipe_lists_every_problem_of_its_settings_and_params():
+    with pytest.raises(SynthError) as caught:
+        load_recipe(text="recipe: onboarding_qa\nmax_tokens: lots\nparams: {max_files: many, repo: 3}\n")
+    message = str(caught.value)
+    assert message.startswith("The recipe has 3 problems")
+    assert all(f"`{f}`" in message for f in ("max_tokens", "params.max_files", "params.repo"))
 
 
 def test_missing_recipe_file():
@@ -58,7 +154,7 @@ def test_every_shipped_recipe_is_valid():
         data = load_recipe(path)
         if "recipe" in data:
             assert data["recipe"] in RECIPES
-            assert set(data.get("params", {})) <= set(RECIPES[data["recipe"]].defaults)
+            assert set(data.get("params", {})) <= set(RECIPES[data["recipe"]].Params.model_fields)
         else:
             config_from_recipe(data).validate()
 

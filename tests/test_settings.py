@@ -52,3 +52,16 @@ def test_broken_secrets_file_is_reported(tmp_path, monkeypatch):
 
 def test_default_database_lives_under_data():
     assert Path(settings.SETTINGS["db_path"].default).parent == settings.DATA_DIR
+
+
+def test_sql_console_limits_and_debug_switch(monkeypatch):
+    for name in ("SYNTH_SQL_MEMORY_LIMIT", "SYNTH_SQL_THREADS", "SYNTH_SQL_MAX_SECONDS", "SYNTH_DEBUG"):
+        monkeypatch.delenv(name, raising=False)
+    assert (settings.get("sql_memory_limit"), settings.get("sql_threads"), settings.get("sql_max_seconds")) == \
+        ("512MB", 1, 60.0)
+    assert settings.get("debug") is False
+    monkeypatch.setenv("SYNTH_DEBUG", "1")
+    assert settings.get("debug") is True
+    monkeypatch.setenv("SYNTH_SQL_THREADS", "two")
+    with pytest.raises(SynthError, match="SYNTH_SQL_THREADS='two' is not valid"):
+        settings.get("sql_threads")

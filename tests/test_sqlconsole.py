@@ -8,6 +8,7 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
+from synth.kernel.errors import SynthError
 from synth.kernel.text import literal_markdown
 from synth.outputs.sqlconsole import (
     EXAMPLES,
@@ -107,3 +108,66 @@ def test_plain_escapes_markdown():
     assert plain("costs $1 and $2") == r"costs \$1 and \$2"
     assert plain("<b>x</b>") == "&lt;b&gt;x&lt;/b&gt;"
     assert plain("line 1\nline 2") == "line 1  \nline 2"
+
+
+# -- the console connection's limits ------------------------------------------------------------
+
+@pytest.mark.parametrize("sql", ["UPDATE EXTENSIONS", "update extensions (httpfs)"])
+def test_statement_types_newer_than_the_python_enum_are_refused(store, sql):
+    # duckdb's extract_statements(...).type raises ValueError on these: refused all the same.
+    with pytest.raises(SynthError, match="^UPDATE statements are not allowed here: the SQL console is read-only"):
+        store.query_readonly(sql)
+
+
+def test_the_connection_has_the_memory_and_thread_limits_of_the_settings(store, monkeypatch):
+    sql = "SELECT current_setting('memory_limit') AS memory, current_setting('threads') AS threads"
+    frame, _ = store.query_readonly(sql)
+    assert frame.to_dict("records") == [{"memory": "488.2 MiB", "threads": 1}]  # 512MB, 1 thread
+    monkeypatch.setenv("SYNTH_SQL_MEMORY_LIMIT", "1GiB")
+    monkeypatch.setenv("SYNTH_SQL_THREADS", "2")
+    frame, _ = store.query_readonly(sql)
+    assert frame.to_dict("records") == [{"memory": "1.0 GiB", "threads": 2}]
+
+
+def test_a_query_over_the_memory_limit_is_stopped_with_a_message(store, monkeypatch):
+    monkeypatch.setenv("SYNTH_SQL_MEMORY_LIMIT", "64MB")
+    with pytest.raises(SynthError, match=r"^The query needs more memory than the SQL console allows \(64MB, "
+                                         r"set by SYNTH_SQL_MEMORY_LIMIT\)\. Add a WHERE clause or a LIMIT"):
+        store.query_readonly("SELECT len(list(x)) AS n FROM range(20000000) t(x)")
+    frame, _ = store.query_readonly("SELECT len(list(x)) AS n FROM range(1000) t(x)")
+    assert frame["n"].tolist() == [1000]
+
+
+@pytest.mark.parametrize("variable, value, message", [
+    ("SYNTH_SQL_MEMORY_LIMIT", "lots", "SYNTH_SQL_MEMORY_LIMIT='lots' is not a memory size"),
+    ("SYNTH_SQL_MEMORY_LIMIT", "-1", "is not a memory size"),
+    ("SYNTH_SQL_THREADS", "0", "SYNTH_SQL_THREADS must be at least 1, got 0"),
+])
+def test_bad_limit_settings_are_refused_by_name(store, monkeypatch, variable, value, message):
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(SynthError, match=message):
+        store.query_readonly("SELECT 1")
+
+
+@pytest.mark.parametrize("timeout_s", [60.5, 300, 0, -1])
+def test_a_time_limit_outside_the_allowed_range_is_refused(store, timeout_s):
+    with pytest.raises(SynthError, match=f"at most 60 s, got {timeout_s:g}.*SYNTH_SQL_MAX_SECONDS"):
+        store.query_readonly("SELECT 1", timeout_s=timeout_s)
+
+
+def test_the_longest_time_limit_follows_its_setting(store, monkeypatch):
+    assert store.query_readonly("SELECT 1 AS one", timeout_s=60)[0]["one"].tolist() == [1]
+    monkeypatch.setenv("SYNTH_SQL_MAX_SECONDS", "5")
+    with pytest.raises(SynthError, match="at most 5 s, got 10"):
+        store.query_readonly("SELECT 1", timeout_s=10)
+
+
+def test_a_timestamp_with_time_zone_is_returned_or_explained(store):
+    try:
+        import pytz  # noqa: F401  (duckdb needs it to turn TIMESTAMPTZ values into Python)
+    except ImportError:
+        with pytest.raises(SynthError, match="TIMESTAMPTZ column .* needs the pytz package"):
+            store.query_readonly("SELECT TIMESTAMPTZ '2024-02-29 12:34:56+00' AS t")
+    else:
+        frame, _ = store.query_readonly("SELECT TIMESTAMPTZ '2024-02-29 12:34:56+00' AS t")
+        assert frame["t"][0].isoformat() == "2024-02-29T12:34:56+00:00"

@@ -4,10 +4,15 @@ the progress line."""
 from __future__ import annotations
 
 import argparse
+import base64
+import datetime
+import decimal
 import json
+import math
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from synth.kernel import settings
 from synth.kernel.registry import Registry
@@ -83,21 +88,54 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def clean(value: Any) -> Any:
-    """JSON-safe: NaN becomes null, numpy and pandas scalars become Python values."""
+    """JSON-safe, for every type a DuckDB query or a result record can hold.
+
+    NaN and infinities become null; numpy and pandas scalars Python values; DECIMAL a number
+    (a float); HUGEINT and UHUGEINT whole numbers, exactly; BLOB base64 text; UUID its text;
+    DATE, TIME and TIMESTAMP (with time zone too) ISO 8601 text; INTERVAL an ISO 8601 duration
+    ("P1DT2H0M3.5S"); LIST, ARRAY, STRUCT, MAP and UNION lists, objects and their values (MAP keys
+    as text); ENUM, BIT and JSON their text. Anything else becomes its text.
+    """
     if isinstance(value, dict):
-        return {str(k): clean(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
+        return {_key(k): clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set, frozenset)) or type(value).__name__ == "ndarray":
         return [clean(v) for v in value]
-    if hasattr(value, "item") and not isinstance(value, (str, bytes)):
-        try:
-            value = value.item()
-        except (ValueError, AttributeError):
-            pass
-    if is_missing(value):
+    if isinstance(value, (bool, int, str)) or value is None:
+        return value
+    if is_missing(value) or type(value).__name__ == "NaTType":
         return None
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return base64.b64encode(bytes(value)).decode("ascii")
+    if isinstance(value, decimal.Decimal):
+        return clean(float(value))
+    if isinstance(value, datetime.timedelta) or type(value).__name__ in ("Timedelta", "timedelta64"):
+        return _duration(value)
+    if type(value).__name__ == "datetime64":
+        import pandas as pd
+
+        return pd.Timestamp(value).isoformat()
     if hasattr(value, "isoformat"):
         return value.isoformat()
-    return value
+    if hasattr(value, "item"):  # a numpy scalar
+        try:
+            return clean(value.item())
+        except (ValueError, AttributeError):
+            pass
+    return str(value)
+
+
+def _key(key: Any) -> str:
+    cleaned = clean(key)
+    return cleaned if isinstance(cleaned, str) else json.dumps(cleaned)
+
+
+def _duration(value: Any) -> str | None:
+    import pandas as pd
+
+    delta = pd.Timedelta(value)
+    return None if delta is pd.NaT else delta.isoformat()
 
 
 def emit(args: argparse.Namespace, payload: Any, text: str) -> None:

@@ -161,13 +161,18 @@ def cmd_prompts(args: argparse.Namespace) -> int:
 
 
 def sql_options(q: argparse.ArgumentParser) -> None:
+    from synth.store.console import DEFAULT_TIMEOUT_S
+
     q.add_argument("query")
     q.add_argument("--limit", type=int, default=1000)
+    q.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT_S,
+                   help=f"seconds before the query is stopped (default {DEFAULT_TIMEOUT_S:g}; at most "
+                        "$SYNTH_SQL_MAX_SECONDS)")
 
 
 @command("sql", "run a read-only SQL query", sql_options)
 def cmd_sql(args: argparse.Namespace) -> int:
-    frame, truncated = open_db(args).query_readonly(args.query, limit=args.limit)
+    frame, truncated = open_db(args).query_readonly(args.query, limit=args.limit, timeout_s=args.timeout)
     payload = {"columns": list(frame.columns), "rows": frame.to_dict(orient="records"), "truncated": truncated}
     note = f"\n(first {args.limit} rows shown)" if truncated else ""
     emit(args, payload, frame.to_string(index=False) + note)

@@ -5,14 +5,18 @@ Reads and writes nothing. Saved with each run (``runs.config``) and as a recipe 
 
 from __future__ import annotations
 
+import functools
+import typing
 from dataclasses import dataclass, field, fields
 from typing import Any
 
 from synth.generate.prompting import template_fields
-from synth.generate.techniques import DEFAULT_TECHNIQUE, get_technique
+from synth.generate.techniques import DEFAULT_TECHNIQUE, TECHNIQUES, get_technique
+from synth.generate.techniques.sampling import SAMPLING_MODES
 from synth.kernel import settings
 from synth.kernel.errors import SynthError
 from synth.kernel.records import PromptSpec
+from synth.kernel.urls import redact_values
 from synth.llm.batch import BatchSettings
 from synth.llm.structured import OutputSpec
 
@@ -84,7 +88,7 @@ class RunConfig:
                           parent_id=self.prompt_parent or None, label=(self.version_label or "").strip() or None)
 
     def to_dict(self) -> dict[str, Any]:
-        """Only what differs from the defaults, for readable recipes."""
+        """Only what differs from the defaults, for readable recipes; addresses without user:password."""
         default = RunConfig()
         out = {}
         for f in fields(self):
@@ -95,36 +99,80 @@ class RunConfig:
                 out[f.name] = value
         if isinstance(out.get("source"), dict):
             out["source"] = {k: v for k, v in out["source"].items() if k != "data"}  # no uploaded bytes
-        return out
+        return redact_values(out)  # no server password in a recipe or a stored run
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "RunConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise SynthError(f"Unknown setting(s) {', '.join(unknown)} in the run configuration. "
-                             f"Known settings: {', '.join(sorted(known))}.")
-        return cls(**data)
+    def from_dict(cls, data: dict[str, Any], what: str = "run configuration") -> RunConfig:
+        """A configuration from a recipe or a saved run, after checking the type of every value
+        (see :func:`checked_types`); one SynthError lists every rule broken."""
+        from synth.generate import schema
+
+        checked = schema.check(config_model(), data, what)
+        return cls(**{name: getattr(checked, name) for name in checked.model_fields_set})
 
     def validate(self) -> None:
+        """Check every range rule; one SynthError lists each one broken."""
+        problems = self._range_problems()
+        for check in (self._check_batch, self.output_spec):
+            try:
+                check()
+            except SynthError as exc:
+                problems.append(str(exc))
+        if len(problems) == 1:
+            raise SynthError(problems[0])
+        if problems:
+            raise SynthError(f"The run configuration has {len(problems)} problems:\n"
+                             + "\n".join(f"- {p}" for p in problems))
+
+    def _range_problems(self) -> list[str]:
+        problems = []
         limit_low = get_technique(self.technique).min_n
         if not limit_low <= self.n <= MAX_ITEMS:
-            raise SynthError(f"The number of items must be between {limit_low} and {MAX_ITEMS}, got {self.n}.")
+            problems.append(f"The number of items must be between {limit_low} and {MAX_ITEMS}, got {self.n}.")
         if not 0.0 <= self.temperature <= 2.0:
-            raise SynthError(f"Temperature must be between 0 and 2, got {self.temperature}.")
+            problems.append(f"Temperature must be between 0 and 2, got {self.temperature}.")
         if self.top_p is not None and not 0.0 < self.top_p <= 1.0:
-            raise SynthError(f"top_p must be in (0, 1], got {self.top_p}.")
+            problems.append(f"top_p must be in (0, 1], got {self.top_p}.")
         if not 1 <= self.max_tokens <= MAX_TOKENS_LIMIT:
-            raise SynthError(f"Max tokens must be between 1 and {MAX_TOKENS_LIMIT}, got {self.max_tokens}.")
+            problems.append(f"Max tokens must be between 1 and {MAX_TOKENS_LIMIT}, got {self.max_tokens}.")
         if self.samples is not None and (len(self.samples) != self.n
                                          or not all(isinstance(s, dict) for s in self.samples)):
-            raise SynthError(f"samples must give the variable values of each of the {self.n} items "
-                             f"(a list of {self.n} objects), got {len(self.samples)}.")
+            problems.append(f"samples must give the variable values of each of the {self.n} items "
+                            f"(a list of {self.n} objects), got {len(self.samples)}.")
         if self.k_examples < 0 or self.k_avoid < 0 or self.per_source < 1:
-            raise SynthError("k_examples and k_avoid must not be negative; per_source must be at least 1.")
+            problems.append("k_examples and k_avoid must not be negative; per_source must be at least 1.")
+        return problems
+
+    def _check_batch(self) -> None:
         BatchSettings(model="", concurrency=self.concurrency, budget_usd=self.budget_usd,
                       regenerate=self.regenerate).validate()
-        self.output_spec()  # raises on a bad schema
+
+
+def checked_types() -> dict[str, Any]:
+    """The type of every run setting as a recipe file or a saved run is checked: the dataclass's
+    own annotations, with the few that need more than a type spelt out here."""
+    from synth.generate import schema
+
+    types = typing.get_type_hints(RunConfig)
+    types.update(
+        technique=schema.choice(lambda: TECHNIQUES, "technique"),
+        sampling_mode=schema.choice(lambda: SAMPLING_MODES, "sampling mode"),
+        # Each variable's values are a list, even of one value: "tone: calm" is refused, not split
+        # into letters or guessed at ("calm, angry" could be one value or two).
+        variables=dict[str, list[schema.Text]],
+        samples=list[dict[str, schema.Text]] | None,
+        grammar=schema.either(dict[str, Any] | str | None,
+                              "a mapping with start and rules, or the grammar as text"),
+    )
+    return types
+
+
+@functools.cache
+def config_model():
+    """The strict pydantic model of a run configuration given as data (built once, on first use)."""
+    from synth.generate import schema
+
+    return schema.strict_model("RunConfigData", checked_types())
 
 
 def parse_var_spec(spec: str) -> tuple[str, list[str]]:

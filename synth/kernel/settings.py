@@ -88,6 +88,8 @@ SETTINGS: dict[str, Setting] = {
         Setting("sql_threads", "SYNTH_SQL_THREADS", 1, "CPU threads a SQL console query may use.", int),
         Setting("sql_max_seconds", "SYNTH_SQL_MAX_SECONDS", 60.0,
                 "Longest time limit a SQL console query may be given, in seconds.", float),
+        Setting("debug", "SYNTH_DEBUG", False,
+                "Show the full traceback when a command fails with an unexpected error (a bug).", _to_bool),
     ]
 }
 

@@ -10,6 +10,9 @@ import pandas as pd
 import pyarrow as pa
 
 from synth.kernel.text import is_missing
+from synth.store.console import DEFAULT_TIMEOUT_S
+
+__all__ = ["DEFAULT_TIMEOUT_S", "EXAMPLES", "displayable", "result_caption", "to_csv", "unique_names"]
 
 # Example queries over the schema in README.md, in menu order (label -> SQL). Each one runs on any
 # database of the current schema, empty tables included.

@@ -1,21 +1,27 @@
 """Recipes: a run setup in a YAML or JSON file, to rerun or share.
 
 A recipe file is either one technique run (the keys of :class:`~synth.generate.config.RunConfig`), or a
-built-in multi-step recipe (``recipe: NAME`` and its ``params``) from the registry below.
+built-in multi-step recipe (``recipe: NAME`` and its ``params``) from the registry below. Either is
+checked by type when loaded and again when run (the Generate page and the CLI both load through
+here); one SynthError lists every rule broken, each naming its field.
 
 Reads: recipe files. Writes: runs, through the same pipeline as the pages and the CLI.
 """
 
 from __future__ import annotations
 
+import functools
 import json
+from collections.abc import Callable
 from dataclasses import fields
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import yaml
+from pydantic import Field
 
-from synth.generate.config import RunConfig
+from synth.generate import schema
+from synth.generate.config import RunConfig, checked_types
 from synth.generate.execute import execute
 from synth.generate.judge import Criterion, Rubric, judge_items
 from synth.generate.techniques.sampling import Sampling
@@ -49,7 +55,16 @@ def load_recipe(path: str | Path | None = None, text: str | None = None) -> dict
     if not isinstance(data, dict):
         raise SynthError("A recipe must be a mapping, e.g. 'technique: sampling' with its settings, or "
                          "'recipe: onboarding_qa' with 'params'.")
+    check_recipe(data)
     return data
+
+
+def check_recipe(data: dict[str, Any]) -> None:
+    """Check the type of every setting of a recipe; one SynthError lists every rule broken."""
+    if "recipe" in data:
+        built_in(data)
+    else:
+        config_from_recipe(data)
 
 
 def recipe_text(cfg: RunConfig) -> str:
@@ -61,7 +76,29 @@ def config_from_recipe(data: dict[str, Any]) -> RunConfig:
     """The run configuration of a one-technique recipe."""
     if "recipe" in data:
         raise SynthError(f"{data['recipe']!r} is a multi-step recipe: run it with python -m synth run FILE.")
-    return RunConfig.from_dict(data)
+    return RunConfig.from_dict(data, what="recipe")
+
+
+def built_in(data: dict[str, Any]) -> tuple[Any, dict[str, Any], dict[str, Any]]:
+    """(the recipe, its shared settings, its params with defaults) of a built-in recipe, after
+    checking the type of every value, params included."""
+    envelope, lines = schema.problems(_envelope_model(), data)
+    name, params = data.get("recipe"), data.get("params") or {}
+    checked = None
+    if isinstance(name, str) and name in RECIPES and isinstance(params, dict):
+        checked, more = schema.problems(RECIPES[name].Params, params, prefix=("params",))
+        lines += more
+    schema.raise_problems("recipe", lines)
+    shared = {k: getattr(envelope, k) for k in SHARED_KEYS if k in envelope.model_fields_set}
+    return RECIPES[name](), shared, checked.model_dump()
+
+
+@functools.cache
+def _envelope_model():
+    types = checked_types()
+    return schema.strict_model("BuiltInRecipe", {
+        "recipe": schema.choice(lambda: RECIPES, "recipe"), "params": dict[str, Any] | None,
+        "name": str | None, "description": str | None, **{k: types[k] for k in SHARED_KEYS}})
 
 
 def run_recipe(store: DuckStore, data: dict[str, Any], on_item: OnItem = None,
@@ -70,20 +107,7 @@ def run_recipe(store: DuckStore, data: dict[str, Any], on_item: OnItem = None,
     data = {**data, **{k: v for k, v in (overrides or {}).items() if v is not None}}
     if "recipe" not in data:
         return [generate_run(store, config_from_recipe(data), on_item)]
-    name = data["recipe"]
-    if name not in RECIPES:
-        raise SynthError(f"Unknown recipe {name!r}. Built-in recipes: {', '.join(RECIPES)}.")
-    recipe = RECIPES[name]()
-    shared = {k: data[k] for k in SHARED_KEYS if k in data}
-    unknown = set(data) - set(SHARED_KEYS) - {"recipe", "params", "name", "description"}
-    if unknown:
-        raise SynthError(f"Unknown key(s) {', '.join(sorted(unknown))} in recipe {name}. Put recipe "
-                         f"settings under 'params'; shared settings are {', '.join(SHARED_KEYS)}.")
-    params = {**recipe.defaults, **(data.get("params") or {})}
-    unknown = set(params) - set(recipe.defaults)
-    if unknown:
-        raise SynthError(f"Unknown param(s) {', '.join(sorted(unknown))} for recipe {name}. "
-                         f"Known: {', '.join(recipe.defaults)}.")
+    recipe, shared, params = built_in(data)
     return recipe.run(store, shared, params, on_item)
 
 
@@ -102,20 +126,22 @@ class OnboardingQA:
     each summary answers -> {question, summary, file path} triples."""
 
     name = "onboarding_qa"
-    defaults: dict[str, Any] = {
-        "repo": "",  # empty: this project's own repository
-        "include": ["*.py", "*.md"],
-        "exclude": [".venv/*", "tests/*", "data/*"],
-        "max_files": 6,
-        "max_chars": 2500,
-        "questions_per_file": 2,
-        "summary_template": ("Here is the file {ref} from a software project:\n\n{text}\n\n"
-                             "Summarise in two or three sentences what this file does, for a developer "
-                             "who is new to the project."),
-        "question_template": ("Here is a summary of a file in a software project:\n\n{text}\n\n"
-                              "Write one question a new developer might ask that this summary answers. "
-                              "Reply with the question only."),
-    }
+
+    class Params(schema.StrictModel):
+        """The params a recipe file may give, with their types and defaults."""
+
+        repo: str = ""  # empty: this project's own repository
+        include: list[str] = Field(default_factory=lambda: ["*.py", "*.md"])
+        exclude: list[str] = Field(default_factory=lambda: [".venv/*", "tests/*", "data/*"])
+        max_files: int = 6
+        max_chars: int = 2500
+        questions_per_file: int = 2
+        summary_template: str = ("Here is the file {ref} from a software project:\n\n{text}\n\n"
+                                 "Summarise in two or three sentences what this file does, for a developer "
+                                 "who is new to the project.")
+        question_template: str = ("Here is a summary of a file in a software project:\n\n{text}\n\n"
+                                  "Write one question a new developer might ask that this summary answers. "
+                                  "Reply with the question only.")
 
     def run(self, store: DuckStore, shared: dict, params: dict, on_item: OnItem) -> list[RunResult]:
         repo = params["repo"] or str(settings.PROJECT_DIR)
@@ -137,14 +163,25 @@ class OnboardingQA:
         return [summaries, save_and_measure(store, run, items, prompt)]
 
 
+class Tool(schema.StrictModel):
+    """One tool of the catalogue: its name, what it does, and a description of each argument."""
+
+    name: str
+    description: str
+    parameters: dict[str, str] = Field(default_factory=dict)
+
+
 @register_recipe
 class ToolRouting:
     """Tool routing for agents: a tool catalogue -> varied user requests, each labelled with the
     right tool and its arguments -> a judge step that checks each label."""
 
     name = "tool_routing"
-    defaults: dict[str, Any] = {
-        "tools": [
+
+    class Params(schema.StrictModel):
+        """The params a recipe file may give, with their types and defaults."""
+
+        tools: list[Tool] = Field(default_factory=lambda: [
             {"name": "search_docs", "description": "Search the company's internal documentation.",
              "parameters": {"query": "what to search for"}},
             {"name": "call_api", "description": "Call a REST endpoint of the order system.",
@@ -153,14 +190,14 @@ class ToolRouting:
              "parameters": {"question": "the question to ask"}},
             {"name": "handoff_to_human", "description": "Hand the conversation to a human agent "
              "(complaints, legal questions, emergencies).", "parameters": {"reason": "why a human is needed"}},
-        ],
-        "personas": ["new customer", "software developer", "angry customer", "non-native English speaker"],
-        "requests_per_tool": 4,
-        "judge_model": "",  # empty: the generating model
-        "request_template": ("You are a {persona}. Write one message you might send to a company's AI "
-                             "assistant that it can only handle with the tool {tool}: {description} "
-                             "Then give the tool's arguments ({parameters}) filled in from your message."),
-    }
+        ])
+        personas: list[str] = Field(default_factory=lambda: [
+            "new customer", "software developer", "angry customer", "non-native English speaker"])
+        requests_per_tool: int = 4
+        judge_model: str = ""  # empty: the generating model
+        request_template: str = ("You are a {persona}. Write one message you might send to a company's AI "
+                                 "assistant that it can only handle with the tool {tool}: {description} "
+                                 "Then give the tool's arguments ({parameters}) filled in from your message.")
 
     def run(self, store: DuckStore, shared: dict, params: dict, on_item: OnItem) -> list[RunResult]:
         tools = params["tools"]
