@@ -110,3 +110,10 @@ def make_server():
     yield make
     for srv in servers:
         srv.__exit__(None, None, None)
+
+
+def pytest_terminal_summary(terminalreporter):
+    """The hostile-input suite's figures: payloads tried, refused, run, items lost."""
+    hostile = sys.modules.get("test_hostile")
+    if hostile is not None and hostile.TALLY["payloads tried"]:
+        terminalreporter.write_line("hostile input: " + ", ".join(f"{k} {v}" for k, v in hostile.TALLY.items()))
