@@ -19,12 +19,15 @@ from conftest import ROOT
 from openai_server import OpenAITestServer, ServerConfig
 
 from synth.analysis import projection
+from synth.cli.base import clean
 from synth.generate.config import RunConfig
+from synth.kernel import settings
 from synth.kernel.errors import SynthError
 from synth.kernel.records import Item, Run
 from synth.store import DuckStore
-from synth.workflows.pipeline import generate_run
-from synth.workflows.recipes import recipe_text
+from synth.workflows.pipeline import generate_run, import_run
+from synth.workflows.recipes import load_recipe, recipe_text, run_recipe
+from test_limits import doubling
 
 TALLY = {"payloads tried": 0, "refused or inert": 0, "payloads that ran": 0, "items lost": 0}
 WORDS = ["river", "mountain", "coffee", "engine", "violin", "tax", "garden", "planet", "soup", "bridge"]
@@ -156,3 +159,82 @@ def test_old_files_lose_their_stored_passwords_when_opened(tmp_path):
     assert json.loads(row["c"]) == {"api_base": "http://h:8000/v1", "judge": {"api_base": "https://j/v1"}}
     assert json.loads(row["p"]) == {"api_base": "http://h:8000/v1"}
     tally(2, 2)
+
+
+def _counts(store: DuckStore) -> dict:
+    return {t: int(store.frame(f"SELECT count(*) AS n FROM {t}")["n"][0]) for t in ("runs", "items", "prompts")}
+
+
+def _bad_recipe(text: str):
+    return lambda store, tmp: run_recipe(store, load_recipe(text=text))
+
+
+def _import_text(text: str):
+    def attempt(store, tmp):
+        path = tmp / "hostile.jsonl"
+        path.write_text(json.dumps({"text": text}) + "\n")
+        import_run(store, path)
+    return attempt
+
+
+REFUSALS = {
+    "grammar doubling 26 times": lambda store, tmp: generate_run(
+        store, RunConfig(technique="symbolic", grammar=doubling(26), n=1)),
+    "grammar of {name} placeholders": lambda store, tmp: generate_run(
+        store, RunConfig(technique="symbolic", n=2,
+                         grammar={"start": "Hello {name}", "rules": {"name": ["Ann", "Bo"]}})),
+    "imported text over the size cap": _import_text("x" * (settings.DEFAULT_MAX_ITEM_CHARS + 1)),
+    "recipe n: ten": _bad_recipe("technique: sampling\nn: ten\ntemplate: Hi {x}\nvariables: {x: [a]}"),
+    "recipe temperature: hot": _bad_recipe("technique: sampling\ntemperature: hot\ntemplate: Hi"),
+    "recipe concurrency: [1]": _bad_recipe("technique: sampling\nconcurrency: [1]\ntemplate: Hi"),
+    "recipe variables: [a, b]": _bad_recipe("technique: sampling\ntemplate: Hi {x}\nvariables: [a, b]"),
+    "recipe variables: {x: abc}": _bad_recipe("technique: sampling\ntemplate: Hi {x}\nvariables: {x: abc}"),
+    "recipe grammar: 42": _bad_recipe("technique: symbolic\ngrammar: 42"),
+    "recipe source: 5": _bad_recipe("technique: transform\nsource: 5"),
+    "SQL UPDATE EXTENSIONS": lambda store, tmp: store.query_readonly("UPDATE EXTENSIONS"),
+    "SQL over the memory cap": lambda store, tmp: store.query_readonly(
+        "SELECT len(list(x)) FROM range(50000000) t(x)"),
+    "SQL time limit of 300 s": lambda store, tmp: store.query_readonly("SELECT 1", timeout_s=300),
+}
+
+
+# What each refusal's message must name, so the user knows what to change.
+NAMES = {"grammar doubling 26 times": "SYNTH_MAX_ITEM_CHARS", "grammar of {name} placeholders": "<name>",
+         "imported text over the size cap": "SYNTH_MAX_ITEM_CHARS", "recipe n: ten": "`n`",
+         "recipe temperature: hot": "`temperature`", "recipe concurrency: [1]": "`concurrency`",
+         "recipe variables: [a, b]": "`variables`", "recipe variables: {x: abc}": "`variables.x`",
+         "recipe grammar: 42": "`grammar`", "recipe source: 5": "`source`", "SQL UPDATE EXTENSIONS": "read-only",
+         "SQL over the memory cap": "SYNTH_SQL_MEMORY_LIMIT", "SQL time limit of 300 s": "SYNTH_SQL_MAX_SECONDS"}
+
+
+@pytest.mark.parametrize("case", sorted(REFUSALS))
+def test_each_hostile_input_is_refused_with_a_message_and_changes_nothing(case, store, tmp_path):
+    store.save_run(Run(name="kept", technique="sampling"), [Item(text="a kept item", idx=0)])
+    before = _counts(store)
+    with pytest.raises(SynthError) as caught:
+        REFUSALS[case](store, tmp_path)
+    message = str(caught.value)
+    assert NAMES[case] in message and "Traceback" not in message and len(message) < 2000
+    after = _counts(store)
+    assert after == before
+    tally(1, 1, lost=max(0, before["items"] - after["items"]))
+
+
+def test_the_same_file_imported_twice_is_one_run_unless_asked(store, tmp_path):
+    path = tmp_path / "real.jsonl"
+    path.write_text("".join(json.dumps({"text": f"real note {i}"}) + "\n" for i in range(4)))
+    import_run(store, path)
+    with pytest.raises(SynthError, match="already imported"):
+        import_run(store, path)
+    assert _counts(store)["items"] == 4
+    import_run(store, path, again=True)
+    assert _counts(store)["items"] == 8
+    tally(1, 1)
+
+
+def test_sql_json_of_summarize_items_serialises_every_column(store):
+    store.save_run(Run(name="kept", technique="sampling"), [Item(text="a kept item", idx=i) for i in range(3)])
+    frame, _ = store.query_readonly("SUMMARIZE items")
+    rows = json.loads(json.dumps(clean(frame.to_dict(orient="records"))))
+    assert {r["column_name"] for r in rows} >= {"item_id", "text", "run_id"}
+    tally(1, 1)
