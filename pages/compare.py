@@ -40,7 +40,7 @@ def choices_ui(store) -> dict[str, str]:
 def show(result) -> None:
     p = result.pairing
     for side, letter in ((result.a, "A"), (result.b, "B")):
-        st.markdown(f"**{literal_markdown(side['label'])}** · run `{side['run_id']}` · {side['n_items']} items · {side['model']}")
+        st.markdown(f"**{literal_markdown(side['label'])}** · run `{side['run_id']}` · {side['n_items']} items · {literal_markdown(side['model'])}")
     if p["paired"]:
         st.success(f"Paired: the same n ({p['n']}), the same seed and the same variable values for every item.")
     else:
@@ -49,7 +49,7 @@ def show(result) -> None:
                    f"same variable values for {p['same_samples']} of {p['n']} items. Differences may come from "
                    "the draw, not the prompt: compare two versions to run them on the same samples.")
     if result.made:
-        st.caption(f"Runs made for this comparison: {', '.join(result.made)}")
+        st.caption(f"Runs made for this comparison: {literal_markdown(', '.join(result.made))}")
     st.subheader("Metrics, B against A")
     table = result.metrics.rename(columns={"a": "A", "b": "B", "delta": "B − A"})
     st.dataframe(table.style.map(lambda v: VERDICT_COLOURS.get(v, ""), subset=["change"])

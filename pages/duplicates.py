@@ -6,9 +6,9 @@ import streamlit as st
 
 from pages.data import dataset_ui, get_store
 from pages.shell import require_app
+from pages.widgets import error_text
 from synth.analysis.filters import near_duplicate_pairs
 from synth.kernel import settings
-from synth.kernel.errors import SynthError
 from synth.workflows import review
 
 require_app()
@@ -21,14 +21,15 @@ def load_pairs(db_path: str, data_version: tuple, threshold: float, _dataset):
 
 
 def decide(keep: list[str], drop: list[str]) -> None:
-    """Accept what is kept, reject what is dropped (statuses work in every filter and export)."""
+    """Accept what is kept, reject what is dropped (statuses work in every filter and export).
+    A button's callback runs before the page (outside app.py's catch): its error waits for the page."""
     try:
         if keep:
             review.set_status(get_store(), keep, "accepted")
         if drop:
             review.set_status(get_store(), drop, "rejected")
-    except SynthError as exc:
-        st.session_state["duplicates_error"] = str(exc)
+    except Exception as exc:
+        st.session_state["duplicates_error"] = error_text(exc, "saving the decision")
 
 
 st.title("Near-duplicates")

@@ -82,7 +82,7 @@ def layout_ui() -> dict:
             try:
                 layout = refit_layout(get_store(), get_store().items(), params)
             except SynthError as exc:
-                status.update(label=str(exc), state="error")
+                status.update(label=literal_markdown(str(exc)), state="error")
             else:
                 status.update(label=f"New layout {layout.layout_id} fitted.", state="complete")
     return params
@@ -121,7 +121,7 @@ def selection_ui(selected: list[str], points: pd.DataFrame, dataset) -> None:
                               placeholder="tags, comma-separated")
     if tag.button("Tag", key="explore_tag") and tags.strip():
         store.add_tags(selected, [t.strip() for t in tags.split(",") if t.strip()])
-        st.toast(f"Tagged {len(selected)} items: {tags.strip()}")
+        st.toast(f"Tagged {len(selected)} items: {literal_markdown(tags.strip())}")
         st.rerun()
     st.download_button("Export the selection (JSONL)", export_bytes(store, ".jsonl", item_ids=selected),
                        file_name="selection.jsonl", key="explore_export")
@@ -140,7 +140,7 @@ def selection_ui(selected: list[str], points: pd.DataFrame, dataset) -> None:
 
 
 def run_ui(cfg) -> None:
-    result = run_with_progress_ui(f"Generating {cfg.run_name}…", generate_run, get_store(), cfg)
+    result = run_with_progress_ui(f"Generating {literal_markdown(cfg.run_name)}…", generate_run, get_store(), cfg)
     if result is not None:
         st.success(f"Run **{literal_markdown(result.name)}** saved: {result.n_items} items. They are placed on the map "
                    "without moving the others.")
@@ -155,7 +155,7 @@ def coverage_ui(dataset) -> None:
     try:
         overall, per_cluster = coverage_report(dataset.items, dataset.vectors)
     except SynthError as exc:
-        st.info(str(exc))
+        st.info(literal_markdown(str(exc)))
         return
     left, right = st.columns(2)
     left.metric("Recall: reference items reached", f"{overall.recall:.0%}",
@@ -290,7 +290,7 @@ with st.expander("Clusters: sizes, shares per run, and gaps"):
                                     fill_value=0.0), width="stretch")
     gaps = actions.gap_table(dataset.items)
     st.dataframe(gaps, hide_index=True, width="stretch")
-    if len(gaps) and st.button(f"Fill the biggest gap: {gaps['cluster_name'].iloc[0]}", key="explore_fill_gap"):
+    if len(gaps) and st.button(f"Fill the biggest gap: {literal_markdown(gaps['cluster_name'].iloc[0])}", key="explore_fill_gap"):
         run_ui(actions.fill_gap(dataset.items, cluster=int(gaps["cluster"].iloc[0]), n=5,
                                 model=settings.get("default_model")))
 with st.expander("Coverage against reference data", expanded=bool((dataset.items["run_role"] == "reference").any())):

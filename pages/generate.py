@@ -76,7 +76,7 @@ def load_recipe_ui() -> None:
                 cfg = config_from_recipe(load_recipe(text=upload.getvalue().decode("utf-8")))
                 cfg.validate()
             except (SynthError, UnicodeDecodeError) as exc:
-                st.error(str(exc))
+                st.error(literal_markdown(str(exc), keep_breaks=True))
                 return
             state = st.session_state
             for field, key in STATE_KEYS.items():
@@ -162,7 +162,7 @@ def variables_ui(template: str, provided: tuple[str, ...] = ()) -> dict[str, lis
         st.markdown("**Values per variable** (one per line)")
     for column, name in zip(st.columns(max(1, len(fields))), fields):
         st.session_state.setdefault(f"generate_var_{name}", DEFAULT_VALUES.get(name, ""))
-        raw = column.text_area(f"{{{name}}}", key=f"generate_var_{name}", height=120)
+        raw = column.text_area(literal_markdown(f"{{{name}}}"), key=f"generate_var_{name}", height=120)
         variables[name] = [line.strip() for line in raw.splitlines() if line.strip()]
     return variables
 
@@ -309,12 +309,12 @@ def version_ui(store, config: RunConfig) -> None:
         return
     origin = f", edited from {literal_markdown(preview.parent.title)}" if preview.parent else ""
     st.caption(f"Generating (or saving) makes a **new version** of {literal_markdown(config.prompt_name)}{origin}: "
-               f"changed {', '.join(preview.changes)}.")
+               f"changed {literal_markdown(', '.join(preview.changes))}.")
     with st.expander("What changed"):
         st.code(preview.diff or "(no difference)", language="diff")
     if st.button("Save this version without running it", key="generate_save_version"):
         saved = versions.save_version(store, config)
-        st.toast(f"Saved {saved.title}.")
+        st.toast(f"Saved {literal_markdown(saved.title)}.")
         st.rerun()
 
 
@@ -376,7 +376,7 @@ if last:
                "See it on the Explore, Review and Metrics pages.")
     if last["n_failed"] or last["n_skipped"]:
         st.warning(f"{last['n_failed']} calls failed and {last['n_skipped']} were not made "
-                   "(budget). Reasons:\n\n" + "\n".join(f"- {f}" for f in last["failures"][:5]))
+                   "(budget). Reasons:\n\n" + "\n".join(f"- {literal_markdown(f)}" for f in last["failures"][:5]))
     shown = ("distinct_1", "distinct_2", "mean_pairwise_cosine_distance", "near_duplicate_rate",
              "validity_rate", "judge_score_mean")
     st.dataframe(pd.DataFrame([{k: last["metrics"].get(k) for k in shown}]), hide_index=True)

@@ -44,7 +44,7 @@ chosen = by_title[left.selectbox("Version", list(by_title), index=len(by_title) 
 others = ["its parent"] + [t for t in by_title if t != chosen.title]
 against = right.selectbox("Diff against", others, key="prompts_against")
 diff = chosen.diff if against == "its parent" else versions.diff_between(by_title[against], chosen)
-st.markdown(f"**{literal_markdown(chosen.title)}** · changed: {', '.join(chosen.changes) or 'nothing'}")
+st.markdown(f"**{literal_markdown(chosen.title)}** · changed: {literal_markdown(', '.join(chosen.changes)) or 'nothing'}")
 st.code(diff or "(no difference)", language="diff")
 with st.expander("The whole version"):
     st.code(chosen.template, language=None)
@@ -59,7 +59,7 @@ with st.form("prompts_name_form"):
     if st.form_submit_button("Save name"):
         renamed = call_ui(versions.name_version, store, chosen.prompt_id, label)
         if renamed is not None:
-            st.toast(f"Saved: {renamed.title}")
+            st.toast(f"Saved: {literal_markdown(renamed.title)}")
             st.rerun()
 
 st.subheader("Metrics across versions")

@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import threading
 from contextlib import contextmanager
+from pathlib import Path
 
 import streamlit as st
 
 from pages.data import prepare_database, start_deferred_work
-from pages.widgets import stop_on_error
+from pages.widgets import error_text, stop_on_error
 from synth.kernel import settings
 
 PRESENT_PARAM = "present"
+# A file of the app's own: a :material/...: or emoji page icon makes the browser fetch it from
+# fonts.gstatic.com or a CDN, and the app makes no request to any host but its own server.
+PAGE_ICON = Path(__file__).resolve().parent / "static" / "icon.svg"
 PRESENTATION_CSS = """<style>
 [data-testid="stSidebar"], [data-testid="stSidebarCollapsedControl"], header[data-testid="stHeader"],
 [data-testid="stToolbar"] { display: none !important; }
@@ -45,7 +49,7 @@ def app_pages() -> list:
 
 
 def configure_page() -> None:
-    st.set_page_config(page_title="Synth Studio", page_icon=":material/science:", layout="wide")
+    st.set_page_config(page_title="Synth Studio", page_icon=str(PAGE_ICON), layout="wide")
 
 
 def presenting() -> bool:
@@ -61,10 +65,13 @@ def navigation():
 @contextmanager
 def app_run():
     """Marks a script run that went through app.py (its navigation and start-up); when the page is
-    drawn, starts the background work held back for it (see ``after_page``)."""
+    drawn, starts the background work held back for it (see ``after_page``). An exception no page
+    caught is shown as ``st.error`` (its traceback goes to the server log, never to the page)."""
     _RUN.active = True
     try:
         yield
+    except Exception as exc:  # st.stop and st.rerun are not Exceptions: they pass
+        st.error(error_text(exc, "drawing this page"))
     finally:
         _RUN.active = False
         after_page()  # also when the page stopped early (st.stop) or failed
@@ -91,7 +98,7 @@ def require_app() -> None:
 
 def startup_ui() -> None:
     """Open the database, load the demo data into an empty one, and warm UMAP up in the background."""
-    with stop_on_error():
+    with stop_on_error("opening the database"):
         prepare_database(settings.get("db_path"))
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Callable
 
@@ -10,6 +11,7 @@ import streamlit as st
 
 from synth.kernel import settings
 from synth.kernel.errors import SynthError
+from synth.kernel.text import literal_markdown
 
 if TYPE_CHECKING:
     from synth.analysis.filters import FilterSpec
@@ -17,33 +19,48 @@ if TYPE_CHECKING:
 INTRINSIC_NOTE = ("**Intrinsic evaluation.** Synth Studio looks at the data itself (diversity, "
                   "near-duplicates, length, cost). It does not train a model on the data, so it "
                   "cannot tell how much a model would gain from it.")
+BUG_DETAIL_CHARS = 200
+BUG_NOTE = "This is a bug in Synth Studio, not something you did; the details are in the server log."
+logger = logging.getLogger(__name__)
+
+
+def error_text(exc: Exception, what: str) -> str:
+    """What a page shows for ``exc`` (as markdown): a ``SynthError``'s message, literally; for any
+    other exception (a bug) one line saying what failed, its traceback going to the server log and
+    never to the page."""
+    if isinstance(exc, SynthError):
+        return literal_markdown(str(exc), keep_breaks=True)
+    logger.error("Unexpected error while %s", what, exc_info=exc)
+    detail = (str(exc).strip().splitlines() or [""])[0][:BUG_DETAIL_CHARS]
+    return (f"Something went wrong while {literal_markdown(what)} ({type(exc).__name__}"
+            f"{': ' + literal_markdown(detail) if detail else ''}). {BUG_NOTE}")
 
 
 @contextmanager
-def stop_on_error():
-    """Show a ``SynthError`` raised inside the block as ``st.error`` and stop the script run: for a
-    step the rest of the page cannot do without."""
+def stop_on_error(what: str = "preparing this page"):
+    """Show an exception raised inside the block as ``st.error`` (see ``error_text``) and stop the
+    script run: for a step the rest of the page cannot do without."""
     try:
         yield
-    except SynthError as exc:
-        st.error(str(exc))
+    except Exception as exc:  # st.stop and st.rerun are not Exceptions: they pass
+        st.error(error_text(exc, what))
         st.stop()
 
 
 def call_ui(fn: Callable, *args, **kwargs) -> Any:
-    """``fn(*args, **kwargs)``, or None after showing its ``SynthError`` as ``st.error`` (the page
-    goes on)."""
+    """``fn(*args, **kwargs)``, or None after showing its exception as ``st.error`` (see
+    ``error_text``; the page goes on)."""
     try:
         return fn(*args, **kwargs)
-    except SynthError as exc:
-        st.error(str(exc))
+    except Exception as exc:
+        st.error(error_text(exc, f"running {getattr(fn, '__name__', 'a step')}"))
         return None
 
 
 def run_with_progress_ui(label: str, fn: Callable, *args, row: Callable[[Any], dict] | None = None,
                          unit: str = "items", done: str | None = None, clear: bool = False, **kwargs) -> Any:
     """``fn(*args, on_item=..., **kwargs)`` under a progress bar, or None after showing its
-    ``SynthError`` as ``st.error``.
+    exception as ``st.error`` (see ``error_text``). ``label`` and ``done`` are markdown.
 
     ``fn`` calls ``on_item(item, i, n)`` as item ``i`` of ``n`` arrives; with ``row``, each item
     also adds ``row(item)`` to a live table under the bar. When ``fn`` succeeds, the bar shows
@@ -61,9 +78,9 @@ def run_with_progress_ui(label: str, fn: Callable, *args, row: Callable[[Any], d
 
     try:
         result = fn(*args, on_item=on_item, **kwargs)
-    except SynthError as exc:
+    except Exception as exc:
         progress.empty()
-        st.error(str(exc))
+        st.error(error_text(exc, f"running {getattr(fn, '__name__', 'a step')}"))
         return None
     if done is not None:
         progress.progress(1.0, text=done)
@@ -78,7 +95,9 @@ def licence_ui(model: str | None, api_base: str | None = None, container=None) -
 
     note = note_for(model, api_base)
     target = container or st
-    text = f"**Output licence: {note.training_use}.** {note.licence}: {note.summary}"
+    # the summary may quote the model's name as typed (its provider prefix)
+    text = (f"**Output licence: {note.training_use}.** {literal_markdown(note.licence)}: "
+            f"{literal_markdown(note.summary)}")
     text += f" [Source]({note.source})" if note.source else ""
     if note.training_use == FORBIDDEN:
         target.warning(text, icon=":material/gavel:")

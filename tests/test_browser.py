@@ -240,3 +240,41 @@ def test_presentation_mode_is_clean_and_large(app_url, browser, tmp_path):
     assert "present" not in page.url
     settle(page)
     page.close()
+
+
+# Every page by its URL and its title: the app is offline, so no page may load anything from another host.
+PAGES = {"explore": "Diversity map", "generate": "Generate", "review": "Review", "prompts": "Prompt versions",
+         "compare": "Compare A/B", "metrics": "Metrics", "duplicates": "Near-duplicates", "export": "Export",
+         "sql": "SQL console", "explore?present=1": "Diversity map"}
+LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
+
+
+def visit_every_page(browser, url: str, check=None) -> list[str]:
+    """Open each page in its own tab (a fresh session, as a bookmark would), wait until it is drawn
+    and idle, call ``check(page, path)``; every URL the browser requested, in order."""
+    requested: list[str] = []
+    for path, title in PAGES.items():
+        page = browser.new_page()
+        page.on("request", lambda request: requested.append(request.url))
+        page.goto(f"{url}/{path}")
+        page.get_by_role("heading", name=title, exact=True).first.wait_for(timeout=WAIT_MS)
+        settle(page)
+        if path.startswith("explore"):
+            map_drawn(page)
+        assert page.locator('[data-testid="stException"]').count() == 0, path
+        if check:
+            check(page, path)
+        page.close()
+    return requested
+
+
+def other_hosts(urls: list[str]) -> list[str]:
+    """The URLs that leave this machine (data: and blob: URLs never do)."""
+    from urllib.parse import urlparse
+
+    return [u for u in urls if urlparse(u).scheme not in ("data", "blob") and urlparse(u).hostname not in LOCAL_HOSTS]
+
+
+def test_no_page_loads_anything_from_another_host(app_url, browser):
+    external = other_hosts(visit_every_page(browser, app_url))
+    assert external == [], "requests to other hosts:\n" + "\n".join(external)

@@ -25,7 +25,26 @@ def test_generated_text_is_escaped_in_hover_labels():
     fig = plots.map_figure(_points(2, [evil, "plain"]), "run")
     hover = fig.data[0].hovertext[0]
     assert "<img" not in hover and "<b>bold" not in hover
-    assert "&lt;img src=x onerror=&quot;alert(1)&quot;&gt;" in hover
+    assert '&lt;img src=x onerror="alert(1)"&gt;' in hover  # plotly shows &quot; as it is: quotes stay
+
+
+HOSTILE = '<a href="http://127.0.0.1:9/">x</a> <b>"bold"</b>'
+SHOWN = '&lt;a href="http://127.0.0.1:9/"&gt;x&lt;/a&gt; &lt;b&gt;"bold"&lt;/b&gt;'
+
+
+def test_run_cluster_and_version_names_are_escaped_in_legends_hovers_and_axes():
+    points = _points(2).assign(run_name=[HOSTILE, "plain"], prompt_label=[HOSTILE, "p"],
+                               cluster_name=[HOSTILE, "c"])
+    fig = plots.map_figure(points, "cluster", title=HOSTILE)
+    assert sorted(t.name for t in fig.data) == [SHOWN, "c"]
+    hover = next(t for t in fig.data if t.name == SHOWN).hovertext[0]
+    assert f"<i>{SHOWN} · {SHOWN} · cluster: {SHOWN}" in hover
+    assert fig.layout.title.text == SHOWN
+    trends = pd.DataFrame({"title": [HOSTILE, "v2"], "changes": ["", HOSTILE], "distinct_2": [0.5, 0.6]})
+    trend = plots.trend_figure(trends, ["distinct_2"]).data[0]
+    assert list(trend.x) == [SHOWN, "v2"] and list(trend.customdata) == ["first version", SHOWN]
+    shares = pd.DataFrame({"cluster_name": [HOSTILE], "share_a": [0.5], "share_b": [0.2]})
+    assert [list(b.y) for b in plots.share_difference_figure(shares).data] == [[SHOWN], [SHOWN]]
 
 
 def test_long_texts_are_shortened_and_wrapped():

@@ -31,11 +31,18 @@ def test_is_missing():
 
 
 @pytest.mark.parametrize("text, expected", [
-    ("![x](http://127.0.0.1:9/p.png)", r"\!\[x\](http://127.0.0.1:9/p.png)"),
+    ("![x](http://127.0.0.1:9/p.png)", "\\!\\[x\\](http\u2060://127.0.0.1:9/p.png)"),
     (":red[x]", r"\:red\[x\]"),
-    (":smile: and :material/home:", r"\:smile: and \:material/home:"),
-    ("$x$", r"\$x\$"),
+    (":smile: and :material/home:", "\\:\u2060smile: and \\:\u2060material/home:"),  # a word joiner
+    (":+1: :100: at 12:30:45", "\\:\u2060+1: \\:\u2060100: at 12\\:30:45"),  # no joiner in a time
+    (":red-background[y] :small[z]", r"\:red-background\[y\] \:small\[z\]"),
+    ("$x$ $$y$$", r"\$x\$ \$\$y\$\$"),
     ("<script>alert(1)</script>", "&lt;script&gt;alert(1)&lt;/script&gt;"),
+    ("<img src=x> &amp; &lt;", "&lt;img src=x&gt; &amp;amp; &amp;lt;"),
+    ("[link](http://127.0.0.1:9/)", "\\[link\\](http\u2060://127.0.0.1:9/)"),
+    ("<https://a.example> www.example.com me@example.com",
+     "&lt;http\u2060s://a.example&gt; www\u2060.example.com me\u2060@example.com"),
+    ("a | b\n--|--\n> quote\n---", "a \\| b\n--\\|--\n&gt; quote\n\\---"),  # no table, quote or rule
     ("*bold* _it_ `code` ~~s~~ a|b", r"\*bold\* \_it\_ \`code\` \~\~s\~\~ a\|b"),
     ("- item\n1. first\n# head", "\\- item\n1\\. first\n\\# head"),
     ("user:password 0.3 -5 openai/test-model", "user:password 0.3 -5 openai/test-model"),  # plain stays plain

@@ -13,6 +13,12 @@ from typing import Any
 _MARKUP = re.compile(r"([\\`*_\[\]!|~$]|:(?=[\w/+-]+[:\[]))")  # ":" where a shortcode or :color[] starts
 _LINE_START = re.compile(r"^(\s*)([-+#](?=\s|$)|[-=]+\s*$)", re.M)
 _ORDERED = re.compile(r"^(\s*\d+)([.)])(?=\s|$)", re.M)
+# Streamlit finds emoji and icon shortcodes (:smile:, :material/home:) and GFM finds bare links
+# (http://, www., a@b.c) in the text after escapes are resolved, so a backslash cannot stop them:
+# an invisible word joiner inside each breaks the pattern and shows nothing.
+WORD_JOINER = "\u2060"
+_UNESCAPABLE = re.compile(r"(?<=:)(?=(?:[a-z+-][\w+-]*|100|1234)(?:/[\w+-]+)?:)"  # :smile: :+1: :100:
+                          r"|(?<=\bhttp)(?=s?://)|(?<=\bwww)(?=\.)|(?<=[\w.+-])(?=@[\w-]+\.)", re.I)
 
 
 def is_missing(value: Any) -> bool:
@@ -41,8 +47,10 @@ def format_number(value: Any, digits: int = 4, missing: str = "", grouping: bool
 
 def literal_markdown(text: Any, keep_breaks: bool = False) -> str:
     """``text`` shown literally by a markdown element or in a table cell: ``&``, ``<`` and ``>``
-    as HTML entities and every other character markdown gives a meaning to backslash-escaped.
-    With ``keep_breaks`` each line break stays a line break."""
+    as HTML entities, every other character markdown gives a meaning to backslash-escaped, and a
+    word joiner (invisible) inside shortcodes and bare links, which escapes do not stop. With
+    ``keep_breaks`` each line break stays a line break."""
     escaped = _MARKUP.sub(r"\\\1", html.escape(str(text), quote=False))
+    escaped = _UNESCAPABLE.sub(WORD_JOINER, escaped)
     escaped = _ORDERED.sub(r"\1\\\2", _LINE_START.sub(r"\1\\\2", escaped))
     return escaped.replace("\n", "  \n") if keep_breaks else escaped

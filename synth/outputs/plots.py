@@ -35,13 +35,18 @@ DROPPED_COLOR = "#D0D0D0"
 REFERENCE_COLOR = "#7F7F7F"
 
 
+def plot_text(value: Any) -> str:
+    """``value`` as literal plotly text: ``&``, ``<`` and ``>`` as entities, so no name or item
+    becomes a tag (plotly draws <b>, <a href>, <br> in labels). Quotes stay as they are: plotly
+    decodes only a few named entities and would show ``&quot;`` as it is."""
+    return html.escape(str(value), quote=False)
+
+
 def hover_text(text: str) -> str:
     """Escape, shorten and wrap an item's text for a hover label."""
     short = text if len(text) <= HOVER_CHARS else text[:HOVER_CHARS] + "…"
     lines = textwrap.wrap(short, HOVER_WIDTH) or [""]
-    return "<br>".join(html.escape(line) for line in lines)
-
-
+    return "<br>".join(plot_text(line) for line in lines)
 
 
 def _hover(group: pd.DataFrame) -> list[str]:
@@ -55,7 +60,7 @@ def _hover(group: pd.DataFrame) -> list[str]:
             shown = format_number(row.get(key), digits=3, missing="") or None
             if shown is not None and shown != "<NA>":
                 meta.append(f"{label}: {shown}")
-        out.append(f"{hover_text(str(row.get('text', '')))}<br><br><i>{html.escape(' · '.join(meta))}</i>")
+        out.append(f"{hover_text(str(row.get('text', '')))}<br><br><i>{plot_text(' · '.join(meta))}</i>")
     return out
 
 
@@ -73,7 +78,7 @@ def _background(fig: go.Figure, scatter, frame: pd.DataFrame | None, name: str, 
         return
     fig.add_trace(scatter(
         x=frame["x"], y=frame["y"], mode="markers", name=name, customdata=frame[["item_id"]].to_numpy(),
-        hovertext=_hover(frame), hovertemplate=f"%{{hovertext}}<extra>{html.escape(name)}</extra>",
+        hovertext=_hover(frame), hovertemplate=f"%{{hovertext}}<extra>{plot_text(name)}</extra>",
         marker={"size": 6, "opacity": 0.55, "color": color, "symbol": symbol}))
 
 
@@ -102,14 +107,14 @@ def map_figure(points: pd.DataFrame, color_by: str = "run", title: str = "",
             customdata=points[["item_id"]].to_numpy(), hovertext=_hover(points),
             hovertemplate="%{hovertext}<extra></extra>", showlegend=False,
             marker={"size": size, "opacity": 0.85, "color": values, "colorscale": "Viridis",
-                    "showscale": True, "colorbar": {"title": {"text": color_by}}}))
+                    "showscale": True, "colorbar": {"title": {"text": plot_text(color_by)}}}))
     else:
         column = COLOR_CHOICES.get(color_by, color_by)
         groups = points[column].fillna("(none)").astype(str) if len(points) else pd.Series(dtype=str)
         for i, (label, group) in enumerate(points.groupby(groups, sort=True)):
             group_size = size if not isinstance(size, list) else [size[k] for k in points.index.get_indexer(group.index)]
             fig.add_trace(scatter(
-                x=group["x"], y=group["y"], mode="markers", name=html.escape(str(label)),
+                x=group["x"], y=group["y"], mode="markers", name=plot_text(label),
                 customdata=group[["item_id"]].to_numpy(), hovertext=_hover(group),
                 hovertemplate="%{hovertext}<extra></extra>",
                 marker={"size": group_size, "opacity": 0.8, "color": PALETTE[i % len(PALETTE)]},
@@ -119,8 +124,8 @@ def map_figure(points: pd.DataFrame, color_by: str = "run", title: str = "",
 
 def _map_layout(fig: go.Figure, title: str = "", legend: str = "") -> go.Figure:
     fig.update_layout(
-        title=title or None, height=MAP_HEIGHT, margin={"l": 10, "r": 10, "t": 40 if title else 10, "b": 10},
-        legend={"title": {"text": legend}}, dragmode="lasso", hoverlabel={"align": "left"},
+        title=plot_text(title) if title else None, height=MAP_HEIGHT,
+        margin={"l": 10, "r": 10, "t": 40 if title else 10, "b": 10}, legend={"title": {"text": plot_text(legend)}}, dragmode="lasso", hoverlabel={"align": "left"},
         xaxis={"showticklabels": False, "title": None, "zeroline": False},
         yaxis={"showticklabels": False, "title": None, "zeroline": False},
         plot_bgcolor="white",
@@ -164,11 +169,11 @@ def trend_figure(trends: pd.DataFrame, metrics: list[str]) -> go.Figure:
 
     metrics = [m for m in metrics if m in trends]
     fig = make_subplots(rows=max(1, len(metrics)), cols=1, shared_xaxes=True, vertical_spacing=0.06,
-                        subplot_titles=[html.escape(m) for m in metrics])
-    labels = [html.escape(str(t)) for t in trends["title"]]
-    hover = [html.escape(str(c)) or "first version" for c in trends.get("changes", [""] * len(trends))]
+                        subplot_titles=[plot_text(m) for m in metrics])
+    labels = [plot_text(t) for t in trends["title"]]
+    hover = [plot_text(c) or "first version" for c in trends.get("changes", [""] * len(trends))]
     for row, metric in enumerate(metrics, start=1):
-        fig.add_trace(go.Scatter(x=labels, y=trends[metric], mode="lines+markers", name=html.escape(metric),
+        fig.add_trace(go.Scatter(x=labels, y=trends[metric], mode="lines+markers", name=plot_text(metric),
                                  customdata=hover, showlegend=False,
                                  hovertemplate="%{x}: %{y:.4g}<br>changed: %{customdata}<extra></extra>",
                                  line={"color": PALETTE[(row - 1) % len(PALETTE)]}), row=row, col=1)
@@ -183,7 +188,7 @@ def share_difference_figure(clusters: pd.DataFrame, top: int = 15) -> go.Figure:
 
     ``clusters`` has cluster_name, share_a and share_b columns."""
     shown = clusters.head(top).iloc[::-1]
-    names = [html.escape(str(n)) for n in shown["cluster_name"]]
+    names = [plot_text(n) for n in shown["cluster_name"]]
     fig = go.Figure([go.Bar(y=names, x=shown["share_a"], name="A", orientation="h", marker_color=PALETTE[0]),
                      go.Bar(y=names, x=shown["share_b"], name="B", orientation="h", marker_color=PALETTE[1])])
     fig.update_layout(barmode="group", height=max(240, 36 * len(shown) + 80), xaxis={"tickformat": ".0%"},
