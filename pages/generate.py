@@ -9,6 +9,7 @@ from pages.data import get_store
 from pages.shell import require_app
 from pages.widgets import call_ui, licence_ui, run_with_progress_ui, stop_on_error
 from synth.generate.config import RunConfig
+from synth.generate.grammar import Grammar
 from synth.generate.prompting import template_fields
 from synth.generate.techniques import DEFAULT_TECHNIQUE, FORM_SECTIONS, TECHNIQUES
 from synth.kernel import settings
@@ -235,6 +236,13 @@ def per_source_ui(store, technique: str, values: dict) -> dict:
 def grammar_ui(store, technique: str, values: dict) -> dict:
     grammar = st.text_area("Grammar (YAML): a start template and weighted rules", key="generate_grammar",
                            height=200)
+    try:
+        parsed = Grammar.from_text(grammar)
+        for warning in parsed.warnings:
+            st.warning(literal_markdown(warning))
+        parsed.check_size(settings.get("max_item_chars"))
+    except SynthError as exc:  # said again, and refused, when the run starts
+        st.warning(literal_markdown(str(exc)))
     return {"grammar": grammar, "unique": st.checkbox("Distinct texts only", key="generate_unique")}
 
 
@@ -390,11 +398,14 @@ import_column = st.text_input("Text column", value="text", key="generate_import_
 import_name = st.text_input("Run name for the import (optional)", key="generate_import_run_name")
 as_reference = st.checkbox("This is real reference data (shown in grey on the map, used for coverage)",
                            key="generate_import_reference")
+import_again = st.checkbox("Import again (a file already imported is refused unless this is ticked)",
+                           key="generate_import_again")
 if st.button("Import", key="generate_import_button"):
     if upload is None:
         st.error("Choose a file first: a .jsonl or .csv file with a text column.")
     else:
         result = call_ui(import_run, store, upload.name, import_column.strip() or "text",
-                         import_name.strip() or None, data=upload.getvalue(), reference=as_reference)
+                         import_name.strip() or None, data=upload.getvalue(), reference=as_reference,
+                         again=import_again, on_notice=lambda note: st.info(literal_markdown(note)))
         if result is not None:
             st.success(f"Imported {result.n_items} items as run **{literal_markdown(result.name)}**.")

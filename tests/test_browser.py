@@ -147,7 +147,7 @@ def test_box_selection_lists_the_selected_rows_and_acts_on_them(app_url, browser
     assert counts["accepted"][0] == _demo_count() and counts["tagged"][0] == _demo_count()
 
 
-def test_deep_link_on_a_fresh_server_then_import_refuses_bad_files_and_adds_good_ones(
+def test_deep_link_on_a_fresh_server_then_import_refuses_bad_files_and_repeats_and_adds_good_ones(
         start_app, browser, tmp_path):
     # The first URL this server sees is /generate: it must still go through app.py.
     url = start_app()
@@ -175,9 +175,17 @@ def test_deep_link_on_a_fresh_server_then_import_refuses_bad_files_and_adds_good
             page.screenshot(path="/tmp/deep-fail.png", full_page=True)
             raise
         settle(page)
+    # The same file again is refused, and added only when asked.
+    page.get_by_role("button", name="Import", exact=True).click()
+    page.get_by_text("real.csv is already imported").first.wait_for(timeout=WAIT_MS)
+    settle(page)
+    act(page, lambda: page.get_by_text("Import again (a file already imported").click())
+    page.get_by_role("button", name="Import", exact=True).click()
+    page.get_by_text("Imported 3 items").first.wait_for(timeout=WAIT_MS)
+    settle(page)
     page.goto(url)
     page.wait_for_selector(POINTS, timeout=WAIT_MS)
-    page.wait_for_function(f"document.querySelectorAll('{POINTS}').length == {_demo_count() + 3}",
+    page.wait_for_function(f"document.querySelectorAll('{POINTS}').length == {_demo_count() + 6}",
                            timeout=WAIT_MS)
     settle(page)
     assert page.locator('[data-testid="stException"]').count() == 0

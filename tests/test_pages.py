@@ -194,6 +194,23 @@ def test_generate_page_runs_every_technique_it_lists(store):
     assert store.items()["text"].nunique() == 12
 
 
+def test_generate_page_warns_about_a_grammar_as_it_is_typed_and_refuses_a_bomb(store):
+    at = open_app()
+    at.switch_page("pages/generate.py").run()
+    at.selectbox(key="generate_technique").set_value("symbolic").run()
+    assert not at.warning  # the shipped example grammar is clean
+    at.text_area(key="generate_grammar").set_value(
+        "start: 'Hello {name}'\nrules:\n  name: [Ann, Bo]\n").run()
+    assert no_bug(at) and any(literal_markdown("use <name> to refer to a rule") in w.value for w in at.warning)
+    rules = "\n".join(f"  r{i}: ['<r{i + 1}><r{i + 1}>']" for i in range(1, 26)) + "\n  r26: [xxxx]"
+    at.text_area(key="generate_grammar").set_value(f"start: '<r1>'\nrules:\n{rules}\n").run()
+    assert any("134,217,728 characters" in w.value for w in at.warning)
+    at.button(key="generate_button").click().run()
+    assert no_bug(at) and any("SYNTH\\_MAX\\_ITEM\\_CHARS" in e.value or "SYNTH_MAX_ITEM_CHARS" in e.value
+                              for e in at.error)
+    assert store.count_items() == 0
+
+
 def test_generate_page_back_translation_from_pasted_text(store):
     at = open_app()
     at.switch_page("pages/generate.py").run()
