@@ -30,8 +30,16 @@ def test_hosted_model_without_key_names_the_key():
 
 def test_self_hosted_server_needs_no_key():
     assert providers.credentials("openai/served", api_base="http://127.0.0.1:9/v1") == {
-        "api_key": providers.NO_KEY}
-    assert providers.credentials("ollama/llama3", api_base="http://127.0.0.1:11434") == {}
+        "api_key": providers.NO_KEY, "api_base": "http://127.0.0.1:9/v1"}
+    assert providers.credentials("ollama/llama3", api_base="http://127.0.0.1:11434") == {
+        "api_base": "http://127.0.0.1:11434"}
+
+
+def test_a_password_in_the_address_becomes_a_header_and_a_secret_to_mask():
+    kwargs = providers.credentials("openai/served", api_base="http://ann:pw-123@127.0.0.1:9/v1")
+    assert kwargs == {"api_key": providers.NO_KEY, "api_base": "http://127.0.0.1:9/v1",
+                      "extra_headers": {"Authorization": "Basic YW5uOnB3LTEyMw=="}}  # ann:pw-123
+    assert providers.secret_values(kwargs) == ["YW5uOnB3LTEyMw==", "pw-123"]
 
 
 def test_key_from_secrets_file_reaches_the_server(tmp_path, monkeypatch, make_server):

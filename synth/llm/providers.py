@@ -11,6 +11,7 @@ the call and never stored, exported or logged.
 from __future__ import annotations
 
 import atexit
+import base64
 import importlib.util
 import os
 import re
@@ -233,8 +234,9 @@ def secret_values(kwargs: dict[str, Any]) -> list[str]:
     found = [kwargs.get("api_key")] if kwargs.get("api_key") not in (None, NO_KEY) else []
     auth = (kwargs.get("extra_headers") or {}).get("Authorization")
     if auth:
-        found.append(auth.split(" ", 1)[-1])
-    return [str(v) for v in found]
+        encoded = auth.split(" ", 1)[-1]
+        found += [encoded, base64.b64decode(encoded).decode("utf-8", "replace").partition(":")[2]]
+    return [str(v) for v in found if v]
 
 
 def _keys(model: str, api_base: str | None) -> dict[str, str]:
