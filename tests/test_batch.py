@@ -121,3 +121,14 @@ def test_budget_needs_a_priced_model(make_server):
 def test_local_model_through_the_batch(store):
     outcome = run_batch(calls(2, "Name a fruit number"), BatchSettings(model="local/smollm2-135m", max_tokens=8))
     assert all(r.ok and r.completion.cost_usd == 0.0 and r.completion.tokens_out > 0 for r in outcome.results)
+
+
+@pytest.mark.slow
+def test_local_latency_is_the_call_itself_not_the_wait_for_the_model():
+    # Four calls in flight queue on one embedded model: each one's latency must be its own compute
+    # time, so together they fit in the batch's wall time (with the wait included they were 2x it).
+    outcome = run_batch(calls(4, "Write one sentence about the number"),
+                        BatchSettings(model="local/smollm2-135m", max_tokens=16, concurrency=4, seed=0))
+    latencies = [r.completion.latency_ms for r in outcome.results]
+    assert all(r.ok for r in outcome.results) and min(latencies) > 0
+    assert sum(latencies) <= outcome.wall_s * 1000

@@ -27,6 +27,8 @@ from synth.kernel.registry import Registry
 from synth.kernel.urls import redact_text, redact_url, split_credentials
 
 LOCAL_PREFIX = "local/"
+# Where an embedded model's own compute time travels with its response (queueing excluded).
+LATENCY_KEY = "synth_latency_ms"
 # A placeholder for OpenAI-compatible servers that need no key (vLLM, llama.cpp, Ollama).
 NO_KEY = "no-key-needed"
 
@@ -136,11 +138,13 @@ def local_chat(name: str, messages: list[dict], temperature: float = 0.8, max_to
     if response_format is not None:
         kwargs["response_format"] = response_format
     with _LLAMA_LOCK:  # one llama.cpp context is not safe to share between threads
+        started = time.perf_counter()  # the call's own time, not the wait for the lock
         _fresh_context(llama)
         if seed is not None:
             # create_chat_completion(seed=) calls set_seed too; the sampler's dist stage takes it.
             llama.set_seed(seed)
-        return llama.create_chat_completion(messages=messages, **kwargs)
+        out = llama.create_chat_completion(messages=messages, **kwargs)
+        return {**out, LATENCY_KEY: (time.perf_counter() - started) * 1000.0}
 
 
 _LITELLM = None
@@ -180,7 +184,7 @@ def _make_local_handler(litellm):
                              seed=opts.get("seed"), response_format=opts.get("response_format"))
             choice = raw["choices"][0]
             usage = raw.get("usage") or {}
-            return litellm.ModelResponse(
+            response = litellm.ModelResponse(
                 model=LOCAL_PREFIX + name,
                 choices=[{"index": 0, "finish_reason": choice.get("finish_reason") or "stop",
                           "message": {"role": "assistant", "content": choice["message"]["content"]}}],
@@ -188,6 +192,8 @@ def _make_local_handler(litellm):
                        "completion_tokens": usage.get("completion_tokens", 0),
                        "total_tokens": usage.get("total_tokens", 0)},
             )
+            response._hidden_params[LATENCY_KEY] = raw[LATENCY_KEY]
+            return response
 
         async def acompletion(self, *args, **kwargs):
             import asyncio
@@ -333,14 +339,17 @@ def has_price(model: str) -> bool:
 
 
 def to_completion(model: str, response: Any, latency_ms: float) -> Completion:
-    """Text, tokens and cost of a litellm response (cost 0 for local models, None if unknown)."""
+    """Text, tokens and cost of a litellm response (cost 0 for local models, None if unknown).
+    An embedded model's latency is its own compute time, measured inside its lock."""
     litellm = get_litellm()
     choice = response.choices[0]
     usage = getattr(response, "usage", None)
+    hidden = getattr(response, "_hidden_params", {}) or {}
+    latency_ms = float(hidden.get(LATENCY_KEY, latency_ms))
     if is_local(model):
         cost: float | None = 0.0
     else:
-        cost = (getattr(response, "_hidden_params", {}) or {}).get("response_cost")
+        cost = hidden.get("response_cost")
         if cost is None:
             try:
                 cost = float(litellm.completion_cost(completion_response=response))
