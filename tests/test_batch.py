@@ -132,3 +132,52 @@ def test_local_latency_is_the_call_itself_not_the_wait_for_the_model():
     latencies = [r.completion.latency_ms for r in outcome.results]
     assert all(r.ok for r in outcome.results) and min(latencies) > 0
     assert sum(latencies) <= outcome.wall_s * 1000
+
+
+KILLED_BATCH = """
+import sys
+from synth.llm.batch import BatchSettings, Call, run_batch
+from synth.store import DuckStore
+calls = [Call(i, [{"role": "user", "content": f"question {i}"}]) for i in range(int(sys.argv[3]))]
+run_batch(calls, BatchSettings(model="openai/test-model", api_base=sys.argv[2], concurrency=2, max_tokens=8),
+          DuckStore(sys.argv[1]))
+"""
+
+
+@pytest.mark.slow
+def test_a_batch_killed_midway_keeps_every_answer_and_the_rerun_pays_only_for_the_rest(make_server, tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from conftest import ROOT
+
+    from synth.store import DuckStore
+
+    srv = make_server(latency_s=0.1)  # 20 answers a second at concurrency 2
+    db, n = tmp_path / "killed.duckdb", 300
+    DuckStore(db)  # migrated before the clock starts
+    proc = subprocess.Popen([sys.executable, "-c", KILLED_BATCH, str(db), srv.api_base, str(n)], cwd=ROOT,
+                            env={**os.environ, "PYTHONPATH": str(ROOT)})
+    deadline = time.monotonic() + 120
+    while len(srv.config.requests) < 40 and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    answered = len(srv.config.requests)
+    assert 40 <= answered < n
+    kept = DuckStore(db).frame("SELECT count(*) AS n FROM response_cache")["n"][0]
+    # Lost at most: the calls in flight (2) and what arrived since the last write (0.5 s, ~10).
+    assert answered - 14 <= kept <= answered
+    srv.config.requests.clear()
+    outcome = run_batch(calls_like(n), BatchSettings(model="openai/test-model", api_base=srv.api_base,
+                                                     concurrency=2, max_tokens=8), DuckStore(db))
+    assert sum(r.cached for r in outcome.results) == kept and len(srv.config.requests) == n - kept
+    asked_again = {r["body"]["messages"][-1]["content"] for r in srv.config.requests}
+    assert len(asked_again) == n - kept  # no call twice
+
+
+def calls_like(n):
+    return [Call(i, [{"role": "user", "content": f"question {i}"}]) for i in range(n)]

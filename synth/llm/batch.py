@@ -216,6 +216,41 @@ async def _run(calls: list[Call], cfg: BatchSettings, kwargs: dict, secrets: lis
     return results, state
 
 
+class _CacheWriter:
+    """Answers go into the response cache as they arrive, so a process killed mid-batch keeps
+    what it paid for and the same batch run again makes only the calls not yet answered. A write
+    that meets a busy database file keeps the answers for the next one, never drops them."""
+
+    EVERY_S = 0.5  # a write opens the file (about 0.1 s): answers arriving faster are written together
+    FINAL_WAIT_S = 120.0  # how long the last write keeps trying a busy file
+
+    def __init__(self, store: DuckStore | None, model: str, keys: dict[int, str]):
+        self.store, self.model, self.keys = store, model, keys
+        self.pending: dict[str, dict] = {}
+        self.written_at = 0.0
+
+    def add(self, result: CallResult) -> None:
+        if self.store is None or not result.ok or result.cached:
+            return
+        self.pending[self.keys[result.idx]] = {"model": self.model, "completion": result.completion.__dict__}
+        if time.monotonic() - self.written_at >= self.EVERY_S:
+            self.flush()
+
+    def flush(self, final: bool = False) -> None:
+        self.written_at = time.monotonic()
+        deadline = self.written_at + (self.FINAL_WAIT_S if final else 0.0)
+        while self.pending:
+            try:
+                self.store.put_cached_responses(dict(self.pending))
+                self.pending.clear()
+            except SynthError:
+                if time.monotonic() >= deadline:
+                    if final:
+                        raise
+                    return  # busy: kept for the next write
+                time.sleep(1.0)
+
+
 def run_batch(calls: list[Call], cfg: BatchSettings, store: DuckStore | None = None,
               on_result: Callable[[CallResult], None] | None = None) -> BatchOutcome:
     """Run ``calls`` concurrently; raise SynthError if the provider refuses the whole batch."""
@@ -233,16 +268,22 @@ def run_batch(calls: list[Call], cfg: BatchSettings, store: DuckStore | None = N
             if hit is not None:
                 completion = providers.Completion(**{**hit, "cost_usd": 0.0})  # already paid for
                 cached[c.idx] = CallResult(c.idx, completion, attempts=0, cached=True)
+    writer = _CacheWriter(store, cfg.model, keys)
+
+    def arrived(result: CallResult) -> None:
+        writer.add(result)
+        if on_result:
+            on_result(result)
+
     providers.get_litellm()  # imported once, before the clock starts (1.5 s the first time)
     started = time.perf_counter()
-    results, state = asyncio.run(_run(calls, cfg, kwargs, secrets, cached, on_result))
+    try:
+        results, state = asyncio.run(_run(calls, cfg, kwargs, secrets, cached, arrived))
+    finally:
+        writer.flush(final=True)  # after a fatal error or Ctrl-C too: answers are paid for
     wall = time.perf_counter() - started
     if state["fatal"] is not None:
         raise state["fatal"]
-    if store is not None:
-        fresh = {keys[r.idx]: {"model": cfg.model, "completion": r.completion.__dict__}
-                 for r in results if r.ok and not r.cached}
-        store.put_cached_responses(fresh)
     costs = [r.completion.cost_usd for r in results if r.ok]
     spent = None if any(c is None for c in costs) else float(sum(costs))
     return BatchOutcome(results, spent, wall, state["budget_reached"])
