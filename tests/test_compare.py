@@ -107,6 +107,13 @@ def test_pairing_reports_unpaired_runs(store, tmp_path):
     assert len(pairs) == 8 and pairs["text_b"].isna().sum() == 3
 
 
+def test_two_imports_of_the_same_size_are_not_a_controlled_pair(store, tmp_path):
+    a = _import(store, tmp_path, "a", DIVERSE)
+    b = _import(store, tmp_path, "b", REPETITIVE)
+    assert pairing(store, a, b) == {"same_n": True, "same_seed": False, "same_samples": 8, "n": 8,
+                                    "paired": False}  # nothing was drawn with a seed
+
+
 def test_bad_references(store, tmp_path):
     a = _import(store, tmp_path, "a", DIVERSE)
     _import(store, tmp_path, "b", REPETITIVE)

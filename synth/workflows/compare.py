@@ -71,7 +71,8 @@ def _run_shape(store: DuckStore, run_id: str) -> dict:
 
 
 def pairing(store: DuckStore, run_a: str, run_b: str) -> dict:
-    """Whether two runs are a fair pair: the same n, the same seed, the same variable values per item."""
+    """Whether two runs are a fair pair: the same n, the same seed (both drawn with one), the same
+    variable values per item."""
     return _pairing(_run_shape(store, run_a), _run_shape(store, run_b))
 
 
@@ -81,8 +82,10 @@ def _pairing(a: dict, b: dict) -> dict:
         shared = set(sa) & set(sb)
         same += all(sa[k] == sb[k] for k in shared)
     n = min(a["n"], b["n"])
-    return {"same_n": a["n"] == b["n"], "same_seed": a["seed"] == b["seed"],
-            "same_samples": same, "n": n, "paired": a["n"] == b["n"] and a["seed"] == b["seed"] and same == n}
+    # A run without a seed (an import, for one) was not drawn: it pairs with nothing.
+    same_seed = a["seed"] is not None and a["seed"] == b["seed"]
+    return {"same_n": a["n"] == b["n"], "same_seed": same_seed,
+            "same_samples": same, "n": n, "paired": a["n"] == b["n"] and same_seed and same == n}
 
 
 def _paired_run(store: DuckStore, version: Version, anchor: str, shape: dict) -> str | None:
