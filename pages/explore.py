@@ -236,7 +236,9 @@ is_reference = points["run_role"] == "reference"
 shown = points[points["item_id"].isin(kept_ids) & ~is_reference]
 reference = points[points["item_id"].isin(kept_ids) & is_reference]
 dropped = points[~points["item_id"].isin(kept_ids)] if show_dropped else None
-fig = plots.map_figure(shown, color_by, dropped=dropped, reference=reference, size_by=size_by)
+# Colours from every run of the dataset, oldest first: a run keeps its colour whatever is filtered or added.
+fig = plots.map_figure(shown, color_by, dropped=dropped, reference=reference, size_by=size_by,
+                       run_order=points.loc[~is_reference, "run_id"].unique())
 if presenting:
     fig.update_layout(height=760, font={"size": 18}, dragmode="pan")
 event = map_slot.plotly_chart(fig, on_select="rerun", selection_mode=("points", "box", "lasso"),

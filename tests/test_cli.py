@@ -1,6 +1,7 @@
 """The CLI in-process (same code as `python -m synth`), plus the real entry point once."""
 
 import json
+import shlex
 import subprocess
 import sys
 
@@ -28,7 +29,8 @@ def test_generate_import_metrics_export_sql(capsys, tmp_path, server):
     result = json.loads(out)
     assert result["n_items"] == 3 and result["name"] == "weather" and result["run_id"].startswith("run_")
     assert result["metrics"]["count"] == 3
-    assert "[3/3]" in err  # progress goes to stderr, JSON alone to stdout
+    assert "generating: 100%" in err and "3/3" in err  # one bar on stderr, JSON alone to stdout
+    assert "[1/3]" not in err  # no line per item
     assert server.config.requests[0]["body"]["temperature"] == 0.3
 
     data = tmp_path / "real.jsonl"
@@ -411,3 +413,21 @@ def test_a_recipe_with_wrong_types_is_reported_by_the_cli(capsys, tmp_path):
         "- `n`: not a whole number (got 'ten'); expected a whole number, e.g. 5",
         "- `temperature`: not a number (got 'hot'); expected a number, e.g. 0.7"]
     assert "Traceback" not in err
+
+
+@pytest.mark.parametrize("argv", [["sql", "SELECT * FROM range(200000)", "--json"], ["sql", "SELECT 42 AS answer"],
+                                  ["licences"], ["--help"]])
+def test_a_reader_that_goes_away_ends_the_cli_quietly(tmp_path, argv):
+    db = ["--db", str(tmp_path / "pipe.duckdb")] if argv[0] == "sql" else []
+    command = [sys.executable, "-m", "synth", *argv, *db]
+    # As `python -m synth ... | head -1`: the reader takes one line and closes the pipe.
+    piped = subprocess.run(" ".join(map(shlex.quote, command)) + " | head -1", shell=True, cwd=ROOT,
+                           capture_output=True, text=True, timeout=120)
+    assert piped.stdout.count("\n") == 1 and piped.stdout.strip()
+    assert "Traceback" not in piped.stderr and "BrokenPipe" not in piped.stderr, piped.stderr
+    # A reader that is gone before anything is written: the write (or the flush at exit) fails.
+    proc = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc.stdout.close()
+    err = proc.stderr.read()
+    proc.wait(timeout=120)
+    assert "Traceback" not in err and "BrokenPipe" not in err and "Exception ignored" not in err, err

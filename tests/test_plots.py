@@ -1,3 +1,4 @@
+import pytest
 import pandas as pd
 import plotly.graph_objects as go
 
@@ -71,3 +72,55 @@ def test_selection_to_item_ids_reads_customdata_not_indices():
     assert plots.selected_item_ids(None) == []
     assert plots.selected_item_ids({"selection": {"points": []}}) == []
     assert plots.selected_item_ids({"points": [{"customdata": "it_9"}]}) == ["it_9"]
+
+
+def _run_points(runs):
+    """Two points for each (run_id, run_name), oldest run first, as the store lists items."""
+    rows = [(rid, name) for rid, name in runs for _ in range(2)]
+    return pd.DataFrame({
+        "item_id": [f"it_{i}" for i in range(len(rows))], "x": range(len(rows)), "y": range(len(rows)),
+        "text": ["t"] * len(rows), "run_id": [r for r, _ in rows], "run_name": [n for _, n in rows],
+        "prompt_label": ["p v1"] * len(rows)})
+
+
+def _trace_colours(fig):
+    return {t.name: t.marker.color for t in fig.data}
+
+
+def test_adding_a_run_keeps_the_colours_of_the_existing_runs():
+    runs = [(f"run_{i:012x}", f"run {i}") for i in range(30)]
+    for k in range(1, len(runs)):
+        before = _trace_colours(plots.map_figure(_run_points(runs[:k]), "run"))
+        after = _trace_colours(plots.map_figure(_run_points(runs[:k + 1]), "run"))
+        assert all(after[name] == colour for name, colour in before.items())
+    # Up to 24 runs no two share a colour, and none is the reference grey.
+    colours = plots.run_colours(r for r, _ in runs[:24])
+    assert len(set(colours.values())) == 24
+    assert plots.REFERENCE_COLOR not in colours.values() and plots.DROPPED_COLOR not in colours.values()
+    # The colour comes from the id: the same in another figure, another process, another name order.
+    assert plots.run_colours([runs[5][0]]) == plots.run_colours([runs[5][0]])
+    assert plots.run_colours([runs[5][0]])[runs[5][0]] == plots.RUN_PALETTE[plots._slot(runs[5][0])]
+
+
+def test_run_order_keeps_colours_when_runs_are_filtered_out():
+    runs = [(f"run_{i:012x}", f"run {i}") for i in range(12)]
+    order = [r for r, _ in runs]
+    everything = _trace_colours(plots.map_figure(_run_points(runs), "run", run_order=order))
+    some = _trace_colours(plots.map_figure(_run_points(runs[3::2]), "run", run_order=order))
+    assert all(everything[name] == colour for name, colour in some.items())
+    assert everything == _trace_colours(plots.map_figure(_run_points(runs), "run"))
+
+
+def test_reference_items_stay_grey():
+    points = _run_points([("run_a", "a")])
+    fig = plots.map_figure(points, "run", reference=points.assign(item_id=["r1", "r2"]))
+    assert fig.data[0].marker.color == plots.REFERENCE_COLOR and fig.data[1].marker.color != plots.REFERENCE_COLOR
+
+
+@pytest.mark.parametrize("n", [10, 20, 26, 40])
+def test_many_clusters_get_distinct_colours(n):
+    points = pd.DataFrame({"item_id": [f"it_{i}" for i in range(n)], "x": range(n), "y": range(n), "text": ["t"] * n,
+                           "run_name": ["a"] * n, "prompt_label": ["p"] * n,
+                           "cluster_name": [f"cluster {i:02d}" for i in range(n)]})
+    fig = plots.map_figure(points, "cluster")
+    assert len(fig.data) == n and len({t.marker.color for t in fig.data}) == n

@@ -336,3 +336,28 @@ def test_examples_per_cluster_must_be_in_range(demo_store):
     with pytest.raises(SynthError, match="examples_per_cluster must be between 0 and 50"):
         build_report(demo_store, examples_per_cluster=51)
 
+
+
+def map_colours(document: str) -> dict[str, str]:
+    """Trace name -> marker colour of the report's map, read from the figure in the HTML."""
+    start = document.index(f'Plotly.newPlot(')
+    start = document.index("[", document.index(f'"{report.MAP_DIV_ID}"', start))
+    traces, _ = json.JSONDecoder().raw_decode(document[start:])
+    return {t["name"]: t["marker"]["color"] for t in traces}
+
+
+@pytest.mark.slow
+def test_adding_a_run_keeps_the_colours_of_the_runs_in_the_report(demo_store):
+    from synth.generate.ingest import import_records
+
+    before = map_colours(build_report(demo_store, examples_per_cluster=1))
+    run, items = import_records([{"text": t} for t in SAFE_TEXTS], run_name="a newer run")
+    demo_store.save_run(run, items)
+    after = map_colours(build_report(demo_store, examples_per_cluster=1))
+    assert set(after) == set(before) | {"a newer run"}
+    assert {name: after[name] for name in before} == before
+    # A report of some runs colours them as the report of all of them does.
+    items = demo_store.items()
+    some = [r for r in items.loc[items["run_role"] != "reference", "run_id"].unique()[1::2]]
+    chosen = map_colours(build_report(demo_store, run_ids=some, examples_per_cluster=1))
+    assert chosen and all(after[name] == colour for name, colour in chosen.items())

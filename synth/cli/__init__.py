@@ -25,7 +25,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     traceback); Ctrl-C exits 130."""
     args = build_parser().parse_args(argv)
     try:
-        return args.func(args)
+        code = args.func(args)
+        sys.stdout.flush()  # here, not at exit: a reader that went away is then caught below
+        return code
     except SynthError as exc:
         return _fail(args, str(exc))
     except BrokenPipeError:  # the reader went away (| head): end quietly

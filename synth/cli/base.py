@@ -1,5 +1,5 @@
 """What every command shares: the command registry, the common options, JSON-safe output and
-the progress line."""
+the progress bars."""
 
 from __future__ import annotations
 
@@ -152,8 +152,56 @@ def open_db(args: argparse.Namespace):
     return open_store(args.db)
 
 
-def progress(item, i, n) -> None:
-    print(f"[{i + 1}/{n}] {item.text[:100]!r}", file=sys.stderr)
+class Progress:
+    """One progress bar on stderr per long step (a run's items, a judge's calls), never on stdout.
+
+    Use it as a context manager and pass it as ``on_item(item, i, n)``: a new bar starts when a
+    step starts again at item 0 (a recipe's next run) and a finished bar stays as one line, such as
+    ``generating: 100%|...| 5/5``. On a terminal the bar redraws in place; written to a file or a
+    pipe it is redrawn only every few seconds, so a log holds a few lines rather than one per item.
+    """
+
+    def __init__(self, desc: str = "generating", unit: str = "item"):
+        self.desc, self.unit = desc, unit
+        self._bar = None
+
+    def __enter__(self) -> "Progress":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __call__(self, item: Any, i: int, n: int) -> None:
+        if self._bar is None or i == 0:
+            self._start(n)
+        self._bar.update(max(0, i + 1 - self._bar.n))
+        self._finish()
+
+    def step(self, total: int) -> None:
+        """One more of ``total`` done (for callbacks that do not count, such as ``on_result``)."""
+        if self._bar is None:
+            self._start(total)
+        self._bar.update(1)
+        self._finish()
+
+    def _finish(self) -> None:
+        """Close the bar at its last item, so its time is the step's, not what follows it."""
+        if self._bar is not None and self._bar.total and self._bar.n >= self._bar.total:
+            self.close()
+
+    def _start(self, total: int) -> None:
+        from tqdm import tqdm
+
+        self.close()
+        stream = sys.stderr
+        tty = bool(getattr(stream, "isatty", lambda: False)())
+        self._bar = tqdm(total=total, desc=self.desc, unit=self.unit, file=stream, leave=True,
+                         dynamic_ncols=tty, mininterval=0.1 if tty else 5.0, ascii=not tty)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            bar, self._bar = self._bar, None
+            bar.close()
 
 
 def filtered_ids(store, args: argparse.Namespace) -> list[str] | None:

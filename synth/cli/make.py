@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from synth.cli.base import command, emit, open_db, progress
+from synth.cli.base import Progress, command, emit, open_db
 from synth.kernel.errors import SynthError
 
 SOURCE_OPTIONS = {"file": ("source_file", "path"), "folder": ("source_folder", "path"),
@@ -170,7 +170,9 @@ def cmd_generate(args: argparse.Namespace) -> int:
     from synth.workflows.pipeline import generate_run
 
     cfg = config_from_args(args)
-    return report_runs(args, [generate_run(open_db(args), cfg, on_item=progress)])
+    with Progress("generating") as bar:
+        result = generate_run(open_db(args), cfg, on_item=bar)
+    return report_runs(args, [result])
 
 
 def run_options(r: argparse.ArgumentParser) -> None:
@@ -188,7 +190,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     overrides = {"model": args.model, "api_base": args.api_base, "concurrency": args.concurrency,
                  "budget_usd": args.budget, "regenerate": args.regenerate}
-    results = run_recipe(open_db(args), load_recipe(args.recipe), on_item=progress, overrides=overrides)
+    with Progress("generating") as bar:
+        results = run_recipe(open_db(args), load_recipe(args.recipe), on_item=bar, overrides=overrides)
     return report_runs(args, results)
 
 
@@ -210,7 +213,9 @@ def cmd_judge(args: argparse.Namespace) -> int:
     run_id = store.resolve_run(args.run)
     ids = store.items([run_id])["item_id"].tolist()
     rubric = Rubric.from_file(args.rubric) if args.rubric else Rubric()
-    result = judge_items(store, ids, args.model, rubric, args.api_base, args.concurrency)
+    with Progress("judging") as bar:
+        result = judge_items(store, ids, args.model, rubric, args.api_base, args.concurrency,
+                             on_result=lambda _: bar.step(len(ids)))
     emit(args, result.to_dict(), f"judged {result.n_items} items of {args.run} with {result.judge_model}: "
          f"{result.n_valid} valid, mean score {result.score_mean}, pass rates {result.pass_rates}")
     return 0

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from synth.cli.base import command, emit, open_db, progress
+from synth.cli.base import Progress, command, emit, open_db
 from synth.kernel import settings
 from synth.kernel.errors import SynthError
 from synth.kernel.text import format_number
@@ -101,9 +101,10 @@ def comparison_text(result) -> str:
 def cmd_compare(args: argparse.Namespace) -> int:
     from synth.workflows.compare import compare_refs
 
-    result = compare_refs(open_db(args), args.a, args.b, n=args.n, seed=args.seed, fresh=args.fresh,
-                          api_base=args.api_base, with_map=not args.no_map, background=False,
-                          on_item=None if args.json else progress)
+    with Progress("generating") as bar:
+        result = compare_refs(open_db(args), args.a, args.b, n=args.n, seed=args.seed, fresh=args.fresh,
+                              api_base=args.api_base, with_map=not args.no_map, background=False,
+                              on_item=None if args.json else bar)
     emit(args, result.to_dict(), comparison_text(result))
     return 0
 

@@ -6,12 +6,14 @@ labels, and a model's output must never become markup.
 
 from __future__ import annotations
 
+import hashlib
 import html
 import textwrap
 from typing import Any, Iterable, Mapping
 
 import pandas as pd
 import plotly.graph_objects as go
+from plotly.colors import qualitative
 
 from synth.kernel.text import format_number
 
@@ -23,6 +25,13 @@ MAP_HEIGHT = 620
 
 PALETTE = ["#4C78A8", "#F58518", "#54A24B", "#E45756", "#72B7B2", "#EECA3B", "#B279A2",
            "#FF9DA6", "#9D755D", "#BAB0AC"]
+# Run colours: 24 distinguishable hues, none of them grey (grey is for reference and dropped items).
+RUN_PALETTE = ["#4C78A8", "#F58518", "#54A24B", "#E45756", "#72B7B2", "#EECA3B", "#B279A2", "#FF9DA6",
+               "#9D755D", "#9ECAE9", "#FFBF79", "#88D27A", "#B79A20", "#439894", "#D67195", "#D6A5C9",
+               "#D8B5A5", "#17BECF", "#1F3B73", "#8C2D04", "#006D2C", "#54278F", "#BCBD22", "#7B4173"]
+# Other categories (clusters, models, ...): past 10 groups, a palette with a distinct colour for each.
+WIDE_PALETTE = list(qualitative.Alphabet)
+WIDEST_PALETTE = list(qualitative.Dark24) + list(qualitative.Light24)
 
 COLOR_CHOICES = {"run": "run_name", "prompt version": "prompt_label", "cluster": "cluster_name",
                  "model": "model", "status": "status", "technique": "technique"}
@@ -33,6 +42,49 @@ NUMERIC_CHOICES = {"judge score": "judge_score", "length (words)": "length_words
 SIZE_CHOICES = {"none": None, "length (words)": "length_words", "judge score": "judge_score"}
 DROPPED_COLOR = "#D0D0D0"
 REFERENCE_COLOR = "#7F7F7F"
+
+
+def _slot(run_id: str) -> int:
+    """A run's preferred place in RUN_PALETTE: a hash of its id, the same in every process."""
+    digest = hashlib.blake2b(str(run_id).encode("utf-8"), digest_size=8).digest()
+    return int.from_bytes(digest, "big") % len(RUN_PALETTE)
+
+
+def run_colours(run_ids: Iterable[str]) -> dict[str, str]:
+    """run id -> colour, derived from the id: each run takes its hashed place in RUN_PALETTE, or the
+    next one free if an earlier run in ``run_ids`` took it. Give ids oldest first (as the store
+    lists items): a new run then never changes the colour of an existing one. Past 24 runs the
+    palette is used again, a round of 24 at a time."""
+    colours: dict[str, str] = {}
+    taken: set[int] = set()
+    for run_id in dict.fromkeys(str(r) for r in run_ids):
+        if len(taken) == len(RUN_PALETTE):
+            taken = set()
+        slot = _slot(run_id)
+        while slot in taken:
+            slot = (slot + 1) % len(RUN_PALETTE)
+        taken.add(slot)
+        colours[run_id] = RUN_PALETTE[slot]
+    return colours
+
+
+def category_palette(n: int) -> list[str]:
+    """Colours for ``n`` groups: the usual 10 up to 10 groups, then up to 26 and 48 distinct ones."""
+    if n <= len(PALETTE):
+        return PALETTE
+    return WIDE_PALETTE if n <= len(WIDE_PALETTE) else WIDEST_PALETTE
+
+
+def _group_colours(points: pd.DataFrame, column: str, groups: pd.Series, labels: list[str],
+                   run_order: Iterable[str] | None) -> list[str]:
+    """The colour of each group label: from the run id for runs, from a palette by position otherwise."""
+    if column != "run_name":
+        palette = category_palette(len(labels))
+        return [palette[i % len(palette)] for i in range(len(labels))]
+    ids = points["run_id"].astype(str) if "run_id" in points else groups
+    colours = run_colours(list(run_order or []) + list(ids.unique()))
+    first = dict(zip(groups.iloc[::-1], ids.iloc[::-1]))  # each label's first run
+    return [colours[first[label]] for label in labels]
 
 
 def plot_text(value: Any) -> str:
@@ -84,11 +136,14 @@ def _background(fig: go.Figure, scatter, frame: pd.DataFrame | None, name: str, 
 
 def map_figure(points: pd.DataFrame, color_by: str = "run", title: str = "",
                dropped: pd.DataFrame | None = None, reference: pd.DataFrame | None = None,
-               size_by: str = "none", svg: bool = False) -> go.Figure:
+               size_by: str = "none", svg: bool = False,
+               run_order: Iterable[str] | None = None) -> go.Figure:
     """A scatter of items at (x, y) with the item id in ``customdata``: one trace per colour
     group, or one trace on a colour scale for a numeric column. ``reference`` (real data) and
     ``dropped`` (filtered out) items are drawn underneath in grey. ``svg`` always draws SVG
-    ``scatter`` (for pages that may have no WebGL, such as a standalone report).
+    ``scatter`` (for pages that may have no WebGL, such as a standalone report). Runs are coloured
+    by ``run_colours`` over ``run_order`` (every run id of the dataset, oldest first, so the colours
+    do not depend on which runs are shown), then any other run in ``points`` in order of appearance.
 
     ``points`` needs columns item_id, x, y, text, run_name, prompt_label and the colour column.
     """
@@ -111,13 +166,15 @@ def map_figure(points: pd.DataFrame, color_by: str = "run", title: str = "",
     else:
         column = COLOR_CHOICES.get(color_by, color_by)
         groups = points[column].fillna("(none)").astype(str) if len(points) else pd.Series(dtype=str)
-        for i, (label, group) in enumerate(points.groupby(groups, sort=True)):
+        labels = sorted(groups.unique())
+        colours = dict(zip(labels, _group_colours(points, column, groups, labels, run_order)))
+        for label, group in points.groupby(groups, sort=True):
             group_size = size if not isinstance(size, list) else [size[k] for k in points.index.get_indexer(group.index)]
             fig.add_trace(scatter(
                 x=group["x"], y=group["y"], mode="markers", name=plot_text(label),
                 customdata=group[["item_id"]].to_numpy(), hovertext=_hover(group),
                 hovertemplate="%{hovertext}<extra></extra>",
-                marker={"size": group_size, "opacity": 0.8, "color": PALETTE[i % len(PALETTE)]},
+                marker={"size": group_size, "opacity": 0.8, "color": colours[label]},
             ))
     return _map_layout(fig, title, color_by)
 

@@ -118,6 +118,7 @@ class _Facts:
     runs: pd.DataFrame  # their runs, oldest first
     layout: MapLayout
     clustering: Clustering
+    run_order: list[str]  # every generated run's id, oldest first: what the run colours derive from
 
 
 def _choose(store: DuckStore, run_ids: list[str] | None, item_ids: list[str] | None) -> _Facts:
@@ -142,7 +143,8 @@ def _choose(store: DuckStore, run_ids: list[str] | None, item_ids: list[str] | N
     chosen["cluster_name"] = chosen["cluster"].map(lambda c: clustering.names.get(c, "unclustered"))
     runs = store.runs()
     runs = runs[runs["run_id"].isin(set(chosen["run_id"]))].reset_index(drop=True)
-    return _Facts(chosen.reset_index(drop=True), runs, layout, clustering)
+    run_order = list(points.loc[points["run_role"] != "reference", "run_id"].unique())
+    return _Facts(chosen.reset_index(drop=True), runs, layout, clustering, run_order)
 
 
 # -- sections -----------------------------------------------------------------------------------
@@ -177,7 +179,8 @@ def _map(facts: _Facts) -> str:
     seed = settings.get("seed")
     shown = items if len(items) <= MAP_MAX_POINTS else items.sample(n=MAP_MAX_POINTS, random_state=seed)
     is_reference = shown["run_role"] == "reference"
-    fig = plots.map_figure(shown[~is_reference], "run", reference=shown[is_reference], svg=True)
+    fig = plots.map_figure(shown[~is_reference], "run", reference=shown[is_reference], svg=True,
+                           run_order=facts.run_order)
     fig.update_layout(dragmode="zoom")  # the app's lasso selects items; a report has nothing to act on
     figure = fig.to_html(full_html=False, include_plotlyjs=True, div_id=MAP_DIV_ID,
                          config={"displaylogo": False, "responsive": True, "scrollZoom": False})
