@@ -19,6 +19,7 @@ from synth.llm import providers
 from synth.workflows import versions
 from synth.workflows.pipeline import generate_run, import_run
 from synth.workflows.recipes import config_from_recipe, load_recipe, recipe_text
+from synth.workflows.review import run_items_view
 
 require_app()
 
@@ -388,6 +389,11 @@ if last:
     shown = ("distinct_1", "distinct_2", "mean_pairwise_cosine_distance", "near_duplicate_rate",
              "validity_rate", "judge_score_mean")
     st.dataframe(pd.DataFrame([{k: last["metrics"].get(k) for k in shown}]), hide_index=True)
+    made = call_ui(run_items_view, store, last["run_id"])
+    if made is not None and len(made):
+        st.caption("The items of this run, with the variable values that made them:")
+        st.dataframe(made, hide_index=True, width="stretch",
+                     column_config={"text": st.column_config.TextColumn(width="large")})
 
 st.divider()
 st.subheader("Import a dataset")

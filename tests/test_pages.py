@@ -72,6 +72,10 @@ def test_generate_page_adds_items_with_the_embedded_model(demo_store):
     assert demo_store.count_items() == before + 2
     runs = demo_store.runs()
     assert runs.iloc[-1]["name"] == "from the page" and runs.iloc[-1]["n_items"] == 2
+    # The items stay on screen, beside the variable values that made them and how they ended.
+    made = at.dataframe[-1].value
+    assert list(made["#"]) == [1, 2] and set(made["text"]) == set(demo_store.items([runs.iloc[-1]["run_id"]])["text"])
+    assert "{product}" in made.columns and made["ending"].isin(["finished", "cut off at max tokens"]).all()
 
 
 @pytest.mark.parametrize("setup, message", [

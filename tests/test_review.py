@@ -71,3 +71,18 @@ def test_apply_review_applies_table_differences(store, items):
     counts = review.apply_review(store, before, after)
     assert counts == {"edited": 1, "accepted": 1, "rejected": 1, "new": 0}
     assert store.items()["status"].tolist() == ["accepted", "edited", "rejected"]
+
+
+def test_a_runs_items_are_shown_with_their_variables_and_how_they_ended(store):
+    run = Run(name="r", technique="sampling")
+    store.save_run(run, [Item(text="Tea is calm.", idx=1, variables={"topic": "tea"}, tokens_out=4,
+                              finish_reason="stop", latency_ms=12.4),
+                         Item(text="Rain falls and", idx=0, variables={"topic": "rain", "tone": "dry"},
+                              tokens_out=3, finish_reason="length", latency_ms=9.6)])
+    view = review.run_items_view(store, run.run_id)
+    assert list(view.columns) == ["#", "text", "{tone}", "{topic}", "tokens", "ending", "latency ms", "cached"]
+    assert view.to_dict("records") == [
+        {"#": 1, "text": "Rain falls and", "{tone}": "dry", "{topic}": "rain", "tokens": 3,
+         "ending": "cut off at max tokens", "latency ms": 10, "cached": False},
+        {"#": 2, "text": "Tea is calm.", "{tone}": "", "{topic}": "tea", "tokens": 4, "ending": "finished",
+         "latency ms": 12, "cached": False}]

@@ -10,7 +10,7 @@ from __future__ import annotations
 import pandas as pd
 
 from synth.kernel.errors import SynthError
-from synth.kernel.records import DECISIONS, ITEM_STATUSES, text_hash
+from synth.kernel.records import DECISIONS, ITEM_STATUSES, from_json, text_hash
 from synth.store import DuckStore
 
 STATUSES = ITEM_STATUSES
@@ -53,3 +53,20 @@ def apply_review(store: DuckStore, before: pd.DataFrame, after: pd.DataFrame) ->
             set_status(store, [row.item_id], row.status_new)
             counts[row.status_new] += 1
     return counts
+
+
+def run_items_view(store: DuckStore, run_id: str) -> pd.DataFrame:
+    """A run's items as the Generate page shows them after the batch: text, one column per
+    variable value that made it, tokens, whether max tokens cut it off, latency and cache."""
+    items = store.items([run_id]).sort_values("idx")
+    variables = [from_json(v, {}) or {} for v in items["variables"]]
+    names = sorted({k for v in variables for k in v})
+    view = pd.DataFrame({"#": (items["idx"] + 1).to_numpy(), "text": items["text"].to_numpy()})
+    for name in names:
+        view[f"{{{name}}}"] = [str(v.get(name, "")) for v in variables]
+    view["tokens"] = items["tokens_out"].to_numpy()
+    view["ending"] = ["cut off at max tokens" if f == "length" else ("finished" if f else "—")
+                      for f in items["finish_reason"]]
+    view["latency ms"] = items["latency_ms"].round().astype("Int64").to_numpy()
+    view["cached"] = items["cached"].to_numpy()
+    return view
