@@ -386,8 +386,10 @@ if last:
     if last["n_failed"] or last["n_skipped"]:
         st.warning(f"{last['n_failed']} calls failed and {last['n_skipped']} were not made "
                    "(budget). Reasons:\n\n" + "\n".join(f"- {literal_markdown(f)}" for f in last["failures"][:5]))
+    for warning in last.get("warnings", []):
+        st.warning(literal_markdown(warning))
     shown = ("distinct_1", "distinct_2", "mean_pairwise_cosine_distance", "near_duplicate_rate",
-             "validity_rate", "judge_score_mean")
+             "validity_rate", "truncated_rate", "judge_score_mean")
     st.dataframe(pd.DataFrame([{k: last["metrics"].get(k) for k in shown}]), hide_index=True)
     made = call_ui(run_items_view, store, last["run_id"])
     if made is not None and len(made):

@@ -92,6 +92,7 @@ def test_compute_metrics_values_and_parameters():
     assert values["cluster_entropy"] == pytest.approx(-(2 / 3 * np.log2(2 / 3) + 1 / 3 * np.log2(1 / 3)))
     assert values["latency_mean_ms"] == pytest.approx(20.0)
     assert values["validity_rate"] is None and values["judge_score_mean"] is None
+    assert values["truncated_rate"] is None  # no finish reasons in these items
     assert params["near_duplicate_rate"]["threshold"] == 0.9
     assert params["distinct_2"]["n"] == 2 and params["distinct_2"]["sample_size"] == 3
     assert params["self_bleu"]["population"] == 3 and params["self_bleu"]["sampled"] is False
@@ -143,3 +144,29 @@ def test_metrics_table_has_a_row_per_run(store):
     assert list(table["run"]) == ["one", "two"]
     assert list(table["count"]) == [2, 3]
     assert list(table.columns[4:]) == metrics.METRIC_NAMES
+
+
+def test_truncated_rate_counts_length_among_items_with_a_finish_reason():
+    """None (imported, grammar items) is left out of the share; no finish reason at all gives None."""
+    items = pd.DataFrame({"finish_reason": ["length", "stop", None, "length", "stop"]})
+    value, params = metrics.truncated_rate(items)
+    assert value == pytest.approx(0.5)
+    assert params == {"finish_reason": "length", "sample_size": 4, "truncated": 2}
+    assert metrics.truncated_rate(pd.DataFrame({"finish_reason": [None, None]}))[0] is None
+    assert metrics.truncated_rate(pd.DataFrame({"text": ["a"]}))[0] is None
+    assert metrics.METRICS["truncated_rate"].direction == -1
+
+
+def test_truncated_rate_is_a_stored_per_run_metric(store):
+    run = Run(name="cut", technique="sampling")
+    reasons = ["length", "length", "stop", "length"]
+    store.save_run(run, [Item(text=f"review number {i}", idx=i, finish_reason=r) for i, r in enumerate(reasons)])
+    imported = _save(store, ["real one", "real two"], "imported")
+    assert metrics.compute_run_metrics(store, run.run_id)["truncated_rate"] == pytest.approx(0.75)
+    assert metrics.compute_run_metrics(store, imported)["truncated_rate"] is None
+    stored = store.metrics([run.run_id]).set_index("name")
+    assert stored.loc["truncated_rate", "value"] == pytest.approx(0.75)
+    assert '"sample_size": 4' in stored.loc["truncated_rate", "params"]
+    table = metrics.compute_all_metrics(store).set_index("run")
+    assert table.loc["cut", "truncated_rate"] == pytest.approx(0.75)
+    assert pd.isna(table.loc["imported", "truncated_rate"])

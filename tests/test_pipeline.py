@@ -3,8 +3,10 @@
 import pytest
 
 from synth.generate.config import RunConfig
+from synth.kernel import settings
 from synth.kernel.errors import SynthError
-from synth.workflows.pipeline import generate_run, import_run, map_points
+from synth.kernel.records import Item, Run
+from synth.workflows.pipeline import generate_run, import_run, map_points, truncation_warning
 
 
 @pytest.mark.slow
@@ -78,3 +80,46 @@ def test_import_run_is_embedded_and_measured(store, tmp_path):
     path.write_text("text\nreal data one\nreal data two\nsomething different\n")
     result = import_run(store, path, run_name="reference")
     assert result.n_items == 3 and result.n_embedded == 3 and result.metrics["count"] == 3
+
+
+def test_truncation_warning_past_a_fifth_of_the_items_cut_off():
+    run = Run(name="r", technique="sampling", params={"max_tokens": 64})
+
+    def items(reasons):
+        return [Item(text="t", idx=i, finish_reason=r) for i, r in enumerate(reasons)]
+
+    assert truncation_warning(run, items(["length"] + ["stop"] * 4)) is None  # 20 %: not past it
+    assert truncation_warning(run, items(["length"] * 7 + ["stop"])) == (
+        "7 of 8 items were cut off at max tokens (64): raise max tokens, or ask for shorter texts "
+        "in the prompt.")
+    assert truncation_warning(run, items([None, None])) is None  # imported or grammar items
+    assert truncation_warning(run, []) is None
+
+
+@pytest.mark.slow
+def test_items_cut_off_by_the_embedded_model_are_flagged_and_warned_about(store):
+    cfg = RunConfig(template="Write a long story about a {thing}.", variables={"thing": ["dragon", "ship"]},
+                    n=3, model=settings.DEFAULT_LOCAL_MODEL, max_tokens=4)
+    result = generate_run(store, cfg)
+    assert list(store.items([result.run_id])["finish_reason"]) == ["length"] * 3
+    assert result.metrics["truncated_rate"] == 1.0
+    assert result.warnings == ["3 of 3 items were cut off at max tokens (4): raise max tokens, or ask for "
+                               "shorter texts in the prompt."]
+    assert result.to_dict()["warnings"] == result.warnings
+
+
+def test_a_run_that_finished_has_no_truncation_warning(store, make_server):
+    srv = make_server()
+    result = generate_run(store, RunConfig(template="hi {x}", variables={"x": ["a", "b"]}, n=2,
+                                           model="openai/test-model", api_base=srv.api_base))
+    assert list(store.items([result.run_id])["finish_reason"]) == ["stop", "stop"]
+    assert result.metrics["truncated_rate"] == 0.0 and result.warnings == []
+
+
+def test_the_default_max_tokens_is_the_one_the_readme_states():
+    """Measured on the default sampling prompt with the embedded model (issue 13)."""
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    assert RunConfig().max_tokens == settings.DEFAULT_MAX_TOKENS > 64
+    assert f"Max tokens defaults to {settings.DEFAULT_MAX_TOKENS}:" in readme

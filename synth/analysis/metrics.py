@@ -28,7 +28,7 @@ from synth.kernel.registry import Registry
 from synth.store import DuckStore, in_session
 
 # Bump when a metric's definition changes, so stored values are recomputed.
-METRICS_VERSION = 3
+METRICS_VERSION = 4
 BLOCK = 2048
 # Near-duplicates are exact up to this many items; past it, this many seeded queries are each
 # compared with every item (an unbiased estimate of the rate).
@@ -74,6 +74,9 @@ for _name, _info in [
     ("validity_rate", MetricInfo(1, "share of items whose structured output parsed and matched the declared "
                                     "fields (empty when none were declared).")),
     ("judge_score_mean", MetricInfo(1, "mean of the latest LLM-judge score (1-5) of the judged items.")),
+    ("truncated_rate", MetricInfo(-1, "share of the model's items cut off at max tokens (finish reason "
+                                      "'length'); empty when no item has a finish reason (imported, "
+                                      "grammar).")),
     ("tokens_in", MetricInfo(0, "prompt tokens.")),
     ("tokens_out", MetricInfo(0, "completion tokens.")),
     ("tokens_total", MetricInfo(0, "prompt + completion tokens.")),
@@ -155,6 +158,16 @@ def _mean_of(items: pd.DataFrame, column: str) -> float | None:
     return float(values.astype(float).mean()) if len(values) else None
 
 
+def truncated_rate(items: pd.DataFrame) -> tuple[float | None, dict]:
+    """Share of the items with a finish reason whose reason is "length" (cut off at max tokens);
+    None when none has one (imported or grammar items)."""
+    reasons = items["finish_reason"].dropna() if "finish_reason" in items else pd.Series([], dtype=object)
+    reasons = reasons[reasons.astype(str) != ""]
+    cut = int((reasons == "length").sum())
+    params = {"finish_reason": "length", "sample_size": len(reasons), "truncated": cut}
+    return (cut / len(reasons) if len(reasons) else None), params
+
+
 def compute_metrics(items: pd.DataFrame, vectors: np.ndarray, threshold: float,
                     clusters: list[int | None] | None = None, seed: int = 0
                     ) -> tuple[dict[str, float | None], dict[str, dict]]:
@@ -216,6 +229,7 @@ def _quality_and_spend_metrics(items: pd.DataFrame, values: dict, params: dict) 
     values["judge_score_mean"] = _mean_of(items, "judge_score")
     params["judge_score_mean"] = {"which": "latest judgement per item", "sample_size":
                                   int(items["judge_score"].notna().sum()) if "judge_score" in items else 0}
+    values["truncated_rate"], params["truncated_rate"] = truncated_rate(items)
     for name in ("tokens_in", "tokens_out"):
         values[name] = float(items[name].sum()) if name in items else 0.0
         params[name] = {}

@@ -96,6 +96,8 @@ def report_runs(args: argparse.Namespace, results: list) -> int:
     for r in results:
         for failure in r.failures:
             print(f"failed: {failure}", file=sys.stderr)
+        for warning in r.warnings:
+            print(f"warning: {warning}", file=sys.stderr)
     lines = []
     for r in results:
         cost = "unknown" if r.cost_usd is None else f"${r.cost_usd:.4f}"

@@ -122,7 +122,8 @@ def _fresh_context(llama) -> None:
         ctx.kv_cache_clear()  # empty the KV cells too, so the prompt lands in the same cells every time
 
 
-def local_chat(name: str, messages: list[dict], temperature: float = 0.8, max_tokens: int = 64,
+def local_chat(name: str, messages: list[dict], temperature: float = 0.8,
+               max_tokens: int = settings.DEFAULT_MAX_TOKENS,
                top_p: float | None = None, seed: int | None = None,
                response_format: dict | None = None) -> dict:
     """One chat completion from an embedded model, in llama.cpp's OpenAI-style dict."""
@@ -180,7 +181,7 @@ def _make_local_handler(litellm):
             name = model.split("/", 1)[1] if "/" in model else model
             opts = kwargs.get("optional_params") or {}
             raw = local_chat(name, kwargs["messages"], temperature=opts.get("temperature", 0.8),
-                             max_tokens=opts.get("max_tokens", 64), top_p=opts.get("top_p"),
+                             max_tokens=opts.get("max_tokens", settings.DEFAULT_MAX_TOKENS), top_p=opts.get("top_p"),
                              seed=opts.get("seed"), response_format=opts.get("response_format"))
             choice = raw["choices"][0]
             usage = raw.get("usage") or {}
@@ -365,7 +366,8 @@ def to_completion(model: str, response: Any, latency_ms: float) -> Completion:
     )
 
 
-def complete(model: str, messages: list[dict], temperature: float = 0.8, max_tokens: int = 64,
+def complete(model: str, messages: list[dict], temperature: float = 0.8,
+             max_tokens: int = settings.DEFAULT_MAX_TOKENS,
              top_p: float | None = None, seed: int | None = None, api_base: str | None = None
              ) -> Completion:
     """One chat completion through litellm, with tokens, latency and cost."""

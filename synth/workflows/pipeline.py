@@ -47,9 +47,27 @@ class RunResult:
     n_cached: int = 0
     failures: list[str] = field(default_factory=list)
     judge: dict | None = None
+    warnings: list[str] = field(default_factory=list)  # e.g. items cut off at max tokens
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+# Past this share of items cut off at max tokens, a run warns.
+TRUNCATION_WARN_RATE = 0.2
+
+
+def truncation_warning(run: Run, items: list[Item]) -> str | None:
+    """A warning when more than TRUNCATION_WARN_RATE of the items with a finish reason were cut off
+    at max tokens (finish reason "length"); None otherwise, and for items without one."""
+    reasons = [i.finish_reason for i in items if i.finish_reason]
+    cut = sum(1 for r in reasons if r == "length")
+    if not reasons or cut / len(reasons) <= TRUNCATION_WARN_RATE:
+        return None
+    max_tokens = run.params.get("max_tokens")
+    at = f" ({max_tokens})" if max_tokens else ""
+    return (f"{cut} of {len(reasons)} items were cut off at max tokens{at}: raise max tokens, or ask "
+            "for shorter texts in the prompt.")
 
 
 def open_store(db: str | Path | None = None) -> DuckStore:
@@ -70,7 +88,8 @@ def save_and_measure(store: DuckStore, run: Run, items: list[Item], prompt=None)
                      wall_s=round(run.wall_s, 3), n_embedded=n_embedded, metrics=metrics,
                      status=run.status, n_failed=len(run.failures), n_skipped=run.n_skipped,
                      n_cached=sum(1 for i in items if i.cached),
-                     failures=[f"item {f['idx']}: {f['message']}" for f in run.failures[:20]])
+                     failures=[f"item {f['idx']}: {f['message']}" for f in run.failures[:20]],
+                     warnings=[w for w in [truncation_warning(run, items)] if w])
 
 
 def generate_run(store: DuckStore, cfg: RunConfig,
