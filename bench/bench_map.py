@@ -4,7 +4,9 @@ points on the map; cold start of the app to its first drawn map (in headless chr
 Prints and saves bench/results/map.json. Layout sizes use synthetic 384-dimensional unit vectors
 in 40 planted topics (embedding 50,000 real texts would take the bench ten minutes on 2 cores);
 the batch and the cold start use the real app, the demo dataset and real embeddings.
-Run: python bench/bench_map.py [--sizes 1000 10000 50000] [--skip-browser]
+The CLI section times `python -m synth map` at 5,000 real texts (the demo's, spliced pairwise) in
+a new process against the fit alone, warm, and against plain umap-learn (NN-descent past 4,096).
+Run: python bench/bench_map.py [--sizes 1000 10000 50000] [--skip-browser] [--cli-only]
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ import argparse
 import json
 import os
 import platform
+import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -99,6 +103,83 @@ def new_batch(folder: Path) -> dict:
     return out
 
 
+CLI_N = 5000
+FIT_SCRIPT = """
+import json, sys, time
+from synth.analysis.embedding import load_vectors
+from synth.workflows.pipeline import open_store
+store = open_store(sys.argv[1])
+vectors = load_vectors(store, store.items()["text"].tolist())
+if sys.argv[2] == "raw":  # plain umap-learn, as the product fitted before: NN-descent past 4,096 items
+    import umap
+    fit = lambda: umap.UMAP(n_neighbors=15, min_dist=0.1, metric="cosine", random_state=0,
+                            n_jobs=1).fit_transform(vectors)
+else:
+    from synth.analysis.projection import UMAPProjector
+    fit = lambda: UMAPProjector().fit(vectors)
+times = []
+for _ in range(2):
+    start = time.perf_counter()
+    fit()
+    times.append(time.perf_counter() - start)
+print(json.dumps(times))
+"""
+
+
+def spliced_texts(n: int) -> list[str]:
+    """n distinct texts from the demo's real ones: the first half of one and the second of another."""
+    texts = [json.loads(line)["text"] for line in (ROOT / "data" / "demo.jsonl").read_text().splitlines() if line]
+    out = []
+    for i in range(n):
+        a, b = texts[i % len(texts)], texts[(i // len(texts) * 7 + i * 13 + 1) % len(texts)]
+        wa, wb = a.split(), b.split()
+        out.append(" ".join(wa[:max(1, len(wa) // 2)] + wb[len(wb) // 2:]))
+    return list(dict.fromkeys(out))[:n]
+
+
+def cli_map(folder: Path) -> dict:
+    """A database of 5,000 embedded items with no layout; then, each in a new process: `synth map`
+    (fit, store, trustworthiness, clusters), our fit twice (cold, warm) and plain umap twice."""
+    from synth.analysis.embedding import load_vectors
+    from synth.kernel.records import Item, Run
+    from synth.store import DuckStore
+
+    base = folder / "cli.duckdb"
+    store = DuckStore(str(base))
+    texts = spliced_texts(CLI_N)
+    store.save_run(Run(name="spliced demo", technique="sampling"), [Item(text=t, idx=i) for i, t in enumerate(texts)])
+    load_vectors(store, texts)  # embedded once, outside every timing
+    del store
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env.pop("SYNTH_LOAD_DEMO", None)
+
+    def fresh(name: str) -> str:
+        shutil.copy(base, folder / name)
+        return str(folder / name)
+
+    out: dict = {"items": len(texts), "load average at start": [round(v, 2) for v in os.getloadavg()]}
+    db = fresh("map.duckdb")
+    start = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "synth", "map", "--db", db], check=True, env=env, cwd=ROOT,
+                   stdout=subprocess.DEVNULL)
+    out["synth map, new process_s"] = round(time.perf_counter() - start, 2)
+    for label, kind in (("fit (exact kNN, ours)", "ours"), ("plain umap-learn fit (NN-descent)", "raw")):
+        run = subprocess.run([sys.executable, "-c", FIT_SCRIPT, fresh(f"{kind}.duckdb"), kind], check=True,
+                             env=env, cwd=ROOT, capture_output=True, text=True)
+        cold, warm = json.loads(run.stdout.strip().splitlines()[-1])
+        out[label] = {"first in a new process_s": round(cold, 2), "warm_s": round(warm, 2)}
+    warm = out["fit (exact kNN, ours)"]["warm_s"]
+    out["ratio: synth map cold / warm fit"] = round(out["synth map, new process_s"] / warm, 2)
+    out["ratio: plain umap first fit / its warm fit"] = round(
+        out["plain umap-learn fit (NN-descent)"]["first in a new process_s"]
+        / out["plain umap-learn fit (NN-descent)"]["warm_s"], 2)
+    out["load average at end"] = [round(v, 2) for v in os.getloadavg()]
+    print(f"synth map at {len(texts)} items, new process: {out['synth map, new process_s']:.2f} s; "
+          f"warm fit {warm:.2f} s (ratio {out['ratio: synth map cold / warm fit']}); "
+          f"ours {out['fit (exact kNN, ours)']}; plain umap {out['plain umap-learn fit (NN-descent)']}")
+    return out
+
+
 FLOOR_APP = """
 import numpy as np
 import plotly.graph_objects as go
@@ -157,12 +238,20 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 10000, 50000])
     parser.add_argument("--skip-browser", action="store_true")
+    parser.add_argument("--cli-only", action="store_true", help="only the CLI section; keep the others' figures")
     args = parser.parse_args()
     out = ROOT / "bench" / "results" / "map.json"
     results: dict = {"machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores"}
-    if args.skip_browser and out.exists():  # keep the last cold-start figures
-        results["cold_start"] = json.loads(out.read_text()).get("cold_start")
+    if (args.skip_browser or args.cli_only) and out.exists():  # keep the last figures of what is skipped
+        results.update({k: v for k, v in json.loads(out.read_text()).items() if k != "machine"})
+    if args.cli_only:
+        with tempfile.TemporaryDirectory() as tmp:
+            results["cli_map"] = cli_map(Path(tmp))
+        out.write_text(json.dumps(results, indent=2) + "\n")
+        print(f"saved {out}")
+        return
     with tempfile.TemporaryDirectory() as tmp:
+        results["cli_map"] = cli_map(Path(tmp))
         if not args.skip_browser:
             results["cold_start"] = cold_start(Path(tmp))
         results["new_batch"] = new_batch(Path(tmp))

@@ -259,3 +259,56 @@ def test_background_work_waits_until_released(store):
         projection.release_background()
     projection.wait_for_layouts()
     assert projection.current_layout(store, items).status == "stored"
+
+
+def test_exact_cosine_knn_in_blocks_matches_all_distances_with_self_first(monkeypatch):
+    from sklearn.metrics.pairwise import cosine_distances
+
+    from synth.analysis import placement as placement_module
+    from synth.analysis.embedding import unit_rows
+
+    x, _ = _blobs(per=20)
+    x[1] = x[0]  # a duplicate: each row still comes first in its own list
+    unit = unit_rows(x).astype(np.float32)
+    monkeypatch.setattr(placement_module, "_BLOCK_CELLS", 7 * len(unit))  # blocks of 7 rows
+    idx, dist = placement_module.exact_cosine_knn(unit, unit, 6, self_first=True)
+    assert idx.dtype == np.int32 and dist.dtype == np.float32 and idx.shape == (60, 6)
+    assert np.array_equal(idx[:, 0], np.arange(60)) and (dist[:, 0] == 0).all()
+    assert idx[0, 1] == 1 and idx[1, 1] == 0
+    full = cosine_distances(x.astype(np.float64))
+    assert np.abs(np.take_along_axis(full, idx, axis=1) - dist).max() < 1e-5
+    assert (np.diff(dist, axis=1) >= 0).all()
+    assert np.allclose(np.sort(full, axis=1)[:, :6], dist, atol=1e-5)
+
+
+@pytest.mark.slow
+def test_large_fits_use_the_exact_knn_not_nn_descent_and_still_place(monkeypatch):
+    import umap.umap_
+
+    class Refused(umap.umap_.NNDescent):
+        def __init__(self, *args, **kwargs):
+            raise AssertionError("NN-descent was built")
+
+    monkeypatch.setattr(umap.umap_, "NNDescent", Refused)
+    rng = np.random.default_rng(0)
+    centres = rng.normal(size=(8, 16))
+    labels = rng.integers(0, 8, 4200)  # past umap's 4,096-item exact-distance limit
+    x = (centres[labels] + rng.normal(scale=0.3, size=(4200, 16))).astype(np.float32)
+    projector = projection.UMAPProjector()
+    coords = projector.fit(x)
+    assert coords.shape == (4200, 2) and np.isfinite(coords).all()
+    trust, _ = projection.trustworthiness(x, coords)
+    assert trust > 0.9
+    new = projector.transform(x[:3] + 0.01)
+    nearest = np.linalg.norm(coords[None] - new[:, None], axis=2).argmin(axis=1)
+    assert (labels[nearest] == labels[:3]).all()
+
+
+def test_small_fits_take_the_same_precomputed_knn_path():
+    import umap
+
+    x, _ = _blobs(per=40)
+    ours = projection.UMAPProjector(n_neighbors=10).fit(x)
+    given = umap.UMAP(n_neighbors=10, min_dist=0.1, metric="cosine", random_state=0, n_jobs=1,
+                      precomputed_knn=projection.fit_knn(x, 10)).fit_transform(x)
+    assert np.array_equal(ours.astype(np.float32), given)

@@ -24,8 +24,33 @@ from synth.analysis.embedding import unit_rows
 UMAP_DEFAULTS = {"n_epochs": None, "local_connectivity": 1.0, "repulsion_strength": 1.0, "learning_rate": 1.0,
                  "negative_sample_rate": 5, "transform_seed": 42, "spread": 1.0,
                  "disconnection_distance": 2.0}  # 2 is umap's disconnection distance for cosine
-# Rows of new items compared with every fitted item at once (bounds the distance block's memory).
-_BLOCK_CELLS = 20_000_000
+# Query rows compared with every base row at once: bounds the distance block's memory (about 12
+# bytes a cell with argpartition's indices), so a 50k x 50k matrix is never held whole.
+_BLOCK_CELLS = 10_000_000
+
+
+_UMAP_JIT_MODULES = ("umap.umap_", "umap.layouts", "umap.utils", "umap.sparse", "umap.distances", "umap.spectral")
+_CACHING = {"done": False}
+
+
+def cache_umap_compiles() -> None:
+    """Have numba keep umap's compiled functions on disk (umap does not ask it to), so a new process
+    loads them instead of compiling for 10 to 20 s again. Once per process, before umap runs."""
+    if _CACHING["done"]:
+        return
+    _CACHING["done"] = True
+    import importlib
+
+    from numba.core.caching import NullCache
+    from numba.core.dispatcher import Dispatcher
+
+    for name in _UMAP_JIT_MODULES:
+        for value in vars(importlib.import_module(name)).values():
+            if isinstance(value, Dispatcher) and isinstance(value._cache, NullCache):
+                try:
+                    value.enable_caching()
+                except RuntimeError:  # no writable cache directory: it compiles, as umap does by itself
+                    pass
 
 
 def placement_params(model: Any) -> dict[str, Any]:
@@ -48,6 +73,34 @@ def default_placement_params(n_neighbors: int, min_dist: float, n_fitted: int) -
     return {**keep, "n_neighbors": int(min(n_neighbors, n_fitted - 1)), "a": float(a), "b": float(b)}
 
 
+def exact_cosine_knn(queries: np.ndarray, base: np.ndarray, k: int,
+                     self_first: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """(int32 indices, float32 cosine distances) of each query row's ``k`` nearest base rows, nearest
+    first, by a matrix product in blocks of query rows. Both arguments are unit rows (float32).
+
+    With ``self_first`` the queries are the base itself, and each row's own index comes first at
+    distance 0 (as umap expects of ``precomputed_knn``) even when other rows are duplicates of it.
+    """
+    k = min(int(k), len(base))
+    step = max(1, _BLOCK_CELLS // max(1, len(base)))
+    indices = np.empty((len(queries), k), dtype=np.int32)
+    dists = np.empty((len(queries), k), dtype=np.float32)
+    for start in range(0, len(queries), step):
+        block = np.clip(1.0 - queries[start:start + step] @ base.T, 0.0, 2.0)
+        if self_first:
+            rows = np.arange(len(block))
+            block[rows, start + rows] = -1.0  # below every real distance: first after the sort
+        part = np.argpartition(block, k - 1, axis=1)[:, :k] if k < len(base) else np.tile(
+            np.arange(len(base)), (len(block), 1))
+        near = np.take_along_axis(block, part, axis=1)
+        order = np.argsort(near, axis=1, kind="stable")
+        indices[start:start + step] = np.take_along_axis(part, order, axis=1)
+        dists[start:start + step] = np.take_along_axis(near, order, axis=1)
+    if self_first:
+        dists[:, 0] = 0.0
+    return indices, dists
+
+
 @dataclass
 class Placement:
     """A stored layout, ready to place new items: fitted vectors, their x, y, and the parameters."""
@@ -63,19 +116,8 @@ class Placement:
 
     def neighbours(self, vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(indices, cosine distances) of each row's ``n_neighbors`` nearest fitted items, nearest first."""
-        k = self.params["n_neighbors"]
         queries = unit_rows(np.asarray(vectors, dtype=np.float32)).astype(np.float32)
-        step = max(1, _BLOCK_CELLS // max(1, len(self.vectors)))
-        indices = np.empty((len(queries), k), dtype=np.int32)
-        dists = np.empty((len(queries), k), dtype=np.float32)
-        for start in range(0, len(queries), step):
-            block = np.clip(1.0 - queries[start:start + step] @ self.vectors.T, 0.0, 2.0)
-            part = np.argpartition(block, k, axis=1)[:, :k]
-            near = np.take_along_axis(block, part, axis=1)
-            order = np.argsort(near, axis=1, kind="stable")
-            indices[start:start + step] = np.take_along_axis(part, order, axis=1)
-            dists[start:start + step] = np.take_along_axis(near, order, axis=1)
-        return indices, dists
+        return exact_cosine_knn(queries, self.vectors, self.params["n_neighbors"])
 
     def place(self, vectors: np.ndarray) -> np.ndarray:
         """x, y of new items (float64), the fitted items staying where they are."""
@@ -92,6 +134,7 @@ class Placement:
         from umap.umap_ import (INT32_MAX, INT32_MIN, compute_membership_strengths, init_graph_transform,
                                 make_epochs_per_sample, smooth_knn_dist)
 
+        cache_umap_compiles()
         p = self.params
         indices, dists = np.array(indices, dtype=np.int32), np.array(dists, dtype=np.float32)
         indices[dists >= p["disconnection_distance"]] = -1

@@ -9,15 +9,19 @@ A layout is fitted once and then kept: items that arrive later are placed the wa
 fitted items' vectors and x, y, and a few numbers), so it works after a restart too, and nothing
 executable is ever read back from a database file.
 
-UMAP compiles with numba for 15 to 60 s the first time it runs in a process, so the map never
-waits for it: without a stored layout a PCA preview is shown at once while UMAP fits in a
-background thread; a warm-up compiles fit and transform in the background at start.
+UMAP finds the fitted items' neighbours here, exactly, by a blocked matrix product (not with
+NN-descent, which umap uses past 4,096 items and numba compiles for about 20 s in every process).
+UMAP's other numba code compiles for 15 to 60 s the first time it runs (kept on disk since, see
+``cache_umap_compiles``, so a new process mostly loads it), and the map never waits for it:
+without a stored layout a PCA preview is shown at once while UMAP fits in a background thread;
+a warm-up compiles fit and placement (the same code paths as real ones) in the background at start.
 """
 
 from __future__ import annotations
 
 import threading
 import time
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,7 +29,13 @@ import numpy as np
 import pandas as pd
 
 from synth.analysis.embedding import load_vectors, unit_rows
-from synth.analysis.placement import Placement, default_placement_params, placement_params
+from synth.analysis.placement import (
+    Placement,
+    cache_umap_compiles,
+    default_placement_params,
+    exact_cosine_knn,
+    placement_params,
+)
 from synth.kernel import settings
 from synth.kernel.errors import SynthError
 from synth.kernel.records import content_hash, from_json, new_id
@@ -72,6 +82,14 @@ class PCAProjector:
         return (np.asarray(vectors, dtype=np.float64) - self._mean) @ self._components.T
 
 
+def fit_knn(vectors: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, None]:
+    """The exact cosine kNN of the fitted items among themselves (each first, at distance 0), as
+    umap's ``precomputed_knn``: the same neighbours umap computes below 4,096 items, and past that
+    instead of NN-descent, which numba compiles for about 20 s in every new process."""
+    unit = unit_rows(np.asarray(vectors, dtype=np.float32)).astype(np.float32)
+    return (*exact_cosine_knn(unit, unit, k, self_first=True), None)
+
+
 class UMAPProjector:
     """UMAP with a cosine metric and a pinned seed."""
 
@@ -99,12 +117,17 @@ class UMAPProjector:
             import umap
         except ImportError:
             raise SynthError("umap-learn is not installed. Run: pip install -r requirements.txt") from None
+        cache_umap_compiles()
         n = len(vectors)
         if n < UMAP_MIN_POINTS:
             raise SynthError(f"UMAP needs at least {UMAP_MIN_POINTS} items; there are {n}.")
-        model = umap.UMAP(n_neighbors=min(self.params["n_neighbors"], n - 1), min_dist=self.params["min_dist"],
-                          metric=UMAP_METRIC, random_state=self.params["seed"], n_components=2, n_jobs=1)
-        coords = model.fit_transform(vectors).astype(np.float64)
+        k = min(self.params["n_neighbors"], n - 1)
+        model = umap.UMAP(n_neighbors=k, min_dist=self.params["min_dist"], metric=UMAP_METRIC,
+                          random_state=self.params["seed"], n_components=2, n_jobs=1,
+                          precomputed_knn=fit_knn(vectors, k))
+        with warnings.catch_warnings():  # "transform will be unavailable": placement does not use it
+            warnings.filterwarnings("ignore", message="precomputed_knn", category=UserWarning)
+            coords = model.fit_transform(vectors).astype(np.float64)
         self.placement = Placement.of(vectors, coords, placement_params(model))
         return coords
 
