@@ -84,12 +84,17 @@ def demo_db_file(tmp_path_factory) -> Path:
     return path
 
 
+def private_copy(source: Path, tmp_path: Path) -> DuckStore:
+    """A private copy of the database file ``source`` at the SYNTH_DB path."""
+    target = tmp_path / "synth.duckdb"
+    shutil.copy(source, target)
+    return DuckStore(target)
+
+
 @pytest.fixture
 def demo_store(tmp_path, demo_db_file) -> DuckStore:
     """A private copy of the demo database at the SYNTH_DB path."""
-    target = tmp_path / "synth.duckdb"
-    shutil.copy(demo_db_file, target)
-    return DuckStore(target)
+    return private_copy(demo_db_file, tmp_path)
 
 
 @pytest.fixture

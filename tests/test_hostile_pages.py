@@ -15,7 +15,7 @@ from urllib.parse import urlparse
 
 import pandas as pd
 import pytest
-from conftest import ROOT
+from conftest import ROOT, private_copy
 from openai_server import OpenAITestServer, ServerConfig
 from streamlit.testing.v1 import AppTest
 
@@ -77,9 +77,7 @@ def hostile_db_file(tmp_path_factory, demo_db_file):
 @pytest.fixture
 def hostile_store(tmp_path, hostile_db_file) -> DuckStore:
     """A private copy of the hostile database at the SYNTH_DB path."""
-    target = tmp_path / "synth.duckdb"
-    shutil.copy(hostile_db_file, target)
-    return DuckStore(target)
+    return private_copy(hostile_db_file, tmp_path)
 
 
 def markdown_strings(node, found: list | None = None) -> list[tuple[str, str]]:
