@@ -56,9 +56,26 @@ def no_background_work_left_running():
     yield
     from synth.analysis import metrics, projection
 
+    wait_for_jobs()
     metrics.wait_for_background_metrics(120)
     if projection.background_released():
         projection.wait_for_layouts(120)
+
+
+def wait_for_jobs(at=None, timeout: float = 180.0):
+    """Wait until the background jobs of this process end; then run ``at`` again (as the page's
+    one-second poll would) and return it."""
+    import time
+
+    from synth.workflows import jobs
+
+    deadline = time.monotonic() + timeout
+    while jobs.active() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not jobs.active(), "a background job did not finish in time"
+    if at is not None:
+        at.run()  # the page sees the job finished and runs again, showing the result
+    return at
 
 
 @pytest.fixture

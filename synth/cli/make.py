@@ -165,6 +165,8 @@ def generate_options(g: argparse.ArgumentParser) -> None:
     g.add_argument("--schema", help="structured output: a JSON Schema (file or inline JSON)")
     g.add_argument("--judge-model", help="score every item with this model after generating")
     g.add_argument("--rubric", help="YAML rubric, or one 'name: description' per line")
+    g.add_argument("--new-run", action="store_true",
+                   help="begin a new run even if the same command was interrupted (by default it resumes)")
 
 
 @command("generate", "make a run with one technique", generate_options, groups=("common", "model"))
@@ -173,7 +175,29 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
     cfg = config_from_args(args)
     with Progress("generating") as bar:
-        result = generate_run(open_db(args), cfg, on_item=bar)
+        result = generate_run(open_db(args), cfg, on_item=bar, resume=not args.new_run)
+    return report_runs(args, [result])
+
+
+def resume_options(r: argparse.ArgumentParser) -> None:
+    r.add_argument("run", nargs="?", help="the run's id or name (default: list the runs that can be resumed)")
+
+
+@command("resume", "go on with an interrupted or cancelled run, making only the calls it has no item for",
+         resume_options)
+def cmd_resume(args: argparse.Namespace) -> int:
+    from synth.workflows.jobs import resumable_runs
+    from synth.workflows.pipeline import resume_run
+
+    store = open_db(args)
+    if not args.run:
+        frame = resumable_runs(store)
+        text = "\n".join(f"{r.run_id}  {r.name}  {r.status}: {r.n_items} of {r.n_planned} items"
+                         for r in frame.itertuples()) or "No run is waiting to be resumed."
+        emit(args, {"runs": frame.to_dict("records")}, text)
+        return 0
+    with Progress("generating") as bar:
+        result = resume_run(store, args.run, on_item=bar)
     return report_runs(args, [result])
 
 

@@ -7,14 +7,16 @@ one transaction. Model calls go through litellm, concurrently (see :mod:`synth.l
 
 from __future__ import annotations
 
+import threading
 import time
+from dataclasses import dataclass
 from typing import Callable
 
 from synth.generate.config import RunConfig
 from synth.generate.techniques import Planned, Technique, get_technique
 from synth.kernel import settings
 from synth.kernel.errors import SynthError
-from synth.kernel.records import Item, PromptSpec, Run
+from synth.kernel.records import Item, PromptSpec, Run, content_hash
 from synth.llm import providers
 from synth.llm.batch import (
     BatchSettings,
@@ -68,57 +70,101 @@ def _item_from(planned: Planned, result: CallResult | None, model: str, params: 
     return item
 
 
-def execute(cfg: RunConfig, store=None, on_item: Callable[[Item, int, int], None] | None = None
-            ) -> tuple[Run, list[Item], PromptSpec | None]:
-    """Make the items ``cfg`` describes. Failed calls become the run's failures; raises SynthError
-    (and returns nothing) if the configuration is wrong or every call failed."""
+@dataclass
+class Prepared:
+    """A run about to be made: the run record, its planned items and how to call the model."""
+
+    cfg: RunConfig
+    run: Run
+    plan: list[Planned]
+    prompt: PromptSpec | None
+    technique: Technique
+    model: str
+    spec: OutputSpec | None
+    batch: BatchSettings
+
+    @property
+    def total(self) -> int:
+        return len(self.plan)
+
+
+def config_hash(cfg: RunConfig) -> str:
+    """What identifies a batch: its whole configuration but the run's name (the same command run
+    again, after an interruption, resumes the run it began)."""
+    return content_hash({k: v for k, v in cfg.to_dict().items() if k != "run_name"})
+
+
+def prepare(cfg: RunConfig, store=None, run: Run | None = None) -> Prepared:
+    """Plan the items ``cfg`` describes and the run that will hold them (``run``: an existing run
+    to resume into, which keeps its id, name and creation time)."""
     cfg.validate()
     technique = get_technique(cfg.technique)
     plan = technique.plan(cfg, store)
     if not plan.items:
         raise SynthError("The configuration makes no items. Check the source, the grammar or n.")
-    spec = cfg.output_spec()
     model = cfg.resolved_model() if technique.uses_llm else technique.model
     name = (cfg.run_name or "").strip() or f"{plan.prompt.name if plan.prompt else cfg.technique} · {model}"
     batch = BatchSettings(model=model, temperature=cfg.temperature, max_tokens=cfg.max_tokens,
                           top_p=cfg.top_p, seed=cfg.seed, api_base=cfg.api_base,
                           concurrency=cfg.concurrency, budget_usd=cfg.budget_usd, regenerate=cfg.regenerate)
-    run = Run(name=name, technique=cfg.technique, model=model, config=cfg.to_dict(),
-              budget_usd=cfg.budget_usd,
-              params={"temperature": cfg.temperature, "max_tokens": cfg.max_tokens, "top_p": cfg.top_p,
-                      "seed": cfg.seed, "n": len(plan.items), "concurrency": cfg.concurrency,
-                      "regenerate": cfg.regenerate, "api_base": providers.redact_url(cfg.api_base)}
+    params = ({"temperature": cfg.temperature, "max_tokens": cfg.max_tokens, "top_p": cfg.top_p,
+               "seed": cfg.seed, "n": len(plan.items), "concurrency": cfg.concurrency,
+               "regenerate": cfg.regenerate, "api_base": providers.redact_url(cfg.api_base)}
               if technique.uses_llm else {"seed": cfg.seed, "n": len(plan.items), "unique": cfg.unique})
-    total = len(plan.items)
+    params["config_hash"] = config_hash(cfg)
+    fresh = Run(name=name, technique=cfg.technique, model=model, config=cfg.to_dict(),
+                budget_usd=cfg.budget_usd, params=params)
+    if run is not None:
+        fresh.run_id, fresh.name, fresh.created_at, fresh.wall_s = run.run_id, run.name, run.created_at, run.wall_s
+    return Prepared(cfg, fresh, plan.items, plan.prompt, technique, model, cfg.output_spec(), batch)
+
+
+def make_items(prep: Prepared, store=None, on_item: Callable[[Item, int, int], None] | None = None,
+               skip: set[int] | frozenset = frozenset(), cancel: threading.Event | None = None) -> list[Item]:
+    """Make the planned items (but those at positions ``skip``, already made), handing each to
+    ``on_item`` as it arrives. Failed calls become the run's failures; raises SynthError if the
+    configuration is wrong or every call failed (``cancel``: no new call starts once it is set)."""
+    run, total = prep.run, prep.total
     started = time.perf_counter()
-    if not technique.uses_llm:
-        items = [_item_from(p, None, model, {"seed": cfg.seed}, spec, technique) for p in plan.items]
+    todo = [p for p in prep.plan if p.idx not in skip]
+    if not prep.technique.uses_llm:
+        items = [_item_from(p, None, prep.model, {"seed": prep.cfg.seed}, prep.spec, prep.technique) for p in todo]
         for i, item in enumerate(items):
             if on_item:
                 on_item(item, i, total)
         run.wall_s = time.perf_counter() - started
-        return run, items, plan.prompt
+        return items
 
-    by_idx = {p.idx: p for p in plan.items}
+    by_idx = {p.idx: p for p in prep.plan}
     made: list[Item] = []
 
     def collect(result: CallResult) -> None:
         if result.ok:
-            item = _item_from(by_idx[result.idx], result, model, batch.call_params(result.idx), spec,
-                              technique)
+            item = _item_from(by_idx[result.idx], result, prep.model, prep.batch.call_params(result.idx),
+                              prep.spec, prep.technique)
             made.append(item)
             if on_item:
-                on_item(item, len(made) - 1, total)
+                on_item(item, len(made) - 1 + len(skip), total)
 
-    outcome = run_batch([Call(p.idx, p.messages, _response_format(model, spec)) for p in plan.items],
-                        batch, store, on_result=collect)
-    run.wall_s = outcome.wall_s
+    outcome = run_batch([Call(p.idx, p.messages, _response_format(prep.model, prep.spec)) for p in todo],
+                        prep.batch, store, on_result=collect, cancel=cancel)
+    run.wall_s += outcome.wall_s
     run.failures = [{"idx": r.idx, "error_kind": r.error_kind, "message": r.error or "", "attempts": r.attempts,
                      "source_ref": by_idx[r.idx].source_ref} for r in outcome.failed]
-    run.n_skipped = len(outcome.skipped)
-    if not made:
-        why = describe_failures(outcome) or f"the budget of ${cfg.budget_usd:g} was reached"
+    run.n_skipped = len([r for r in outcome.skipped if r.error_kind != "Cancelled"])
+    if not made and not skip and not outcome.cancelled:
+        why = describe_failures(outcome) or f"the budget of ${prep.cfg.budget_usd:g} was reached"
         raise SynthError(f"No item was made: {why}. Nothing was saved.")
-    run.status = "budget" if outcome.budget_reached else ("partial" if run.failures else "complete")
+    run.status = ("cancelled" if outcome.cancelled else "budget" if outcome.budget_reached
+                  else "partial" if run.failures else "complete")
     made.sort(key=lambda it: it.idx)
-    return run, made, plan.prompt
+    return made
+
+
+def execute(cfg: RunConfig, store=None, on_item: Callable[[Item, int, int], None] | None = None
+            ) -> tuple[Run, list[Item], PromptSpec | None]:
+    """Make the items ``cfg`` describes, for the store to save in one transaction. Failed calls
+    become the run's failures; raises SynthError (and returns nothing) if the configuration is
+    wrong or every call failed."""
+    prep = prepare(cfg, store)
+    return prep.run, make_items(prep, store, on_item), prep.prompt

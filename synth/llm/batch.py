@@ -16,11 +16,13 @@ from __future__ import annotations
 
 import asyncio
 import random
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable
 
 from synth.kernel import settings
+from synth.kernel.buffer import BufferedWriter
 from synth.kernel.errors import SynthError
 from synth.kernel.records import content_hash
 from synth.llm import providers
@@ -95,6 +97,7 @@ class BatchOutcome:
     spent_usd: float | None
     wall_s: float
     budget_reached: bool
+    cancelled: bool = False  # stopped by the caller: calls not started were not made
 
     @property
     def succeeded(self) -> list[CallResult]:
@@ -162,6 +165,8 @@ async def _one(call: Call, cfg: BatchSettings, kwargs: dict, state: dict, sem: a
     async with sem:
         if state["fatal"] is not None:
             return CallResult(call.idx, None, "batch stopped", "Stopped", 0, skipped=True)
+        if state["cancel"] is not None and state["cancel"].is_set():
+            return CallResult(call.idx, None, "cancelled", "Cancelled", 0, skipped=True)
         if cfg.budget_usd is not None and state["spent"] >= cfg.budget_usd:
             state["budget_reached"] = True
             return CallResult(call.idx, None, f"budget of ${cfg.budget_usd:g} reached", "Budget",
@@ -196,10 +201,11 @@ async def _one(call: Call, cfg: BatchSettings, kwargs: dict, state: dict, sem: a
 
 
 async def _run(calls: list[Call], cfg: BatchSettings, kwargs: dict, secrets: list[str],
-               cached: dict[int, CallResult], on_result: Callable[[CallResult], None] | None
-               ) -> tuple[list[CallResult], dict]:
+               cached: dict[int, CallResult], on_result: Callable[[CallResult], None] | None,
+               cancel: threading.Event | None = None) -> tuple[list[CallResult], dict]:
     sem = asyncio.Semaphore(cfg.concurrency)
-    state: dict[str, Any] = {"spent": 0.0, "fatal": None, "budget_reached": False, "secrets": secrets}
+    state: dict[str, Any] = {"spent": 0.0, "fatal": None, "budget_reached": False, "secrets": secrets,
+                             "cancel": cancel}
     rng = random.Random(cfg.seed)
     results: list[CallResult] = []
     for idx in sorted(cached):
@@ -216,44 +222,25 @@ async def _run(calls: list[Call], cfg: BatchSettings, kwargs: dict, secrets: lis
     return results, state
 
 
-class _CacheWriter:
+class _CacheWriter(BufferedWriter[tuple[str, dict]]):
     """Answers go into the response cache as they arrive, so a process killed mid-batch keeps
-    what it paid for and the same batch run again makes only the calls not yet answered. A write
-    that meets a busy database file keeps the answers for the next one, never drops them."""
-
-    EVERY_S = 0.5  # a write opens the file (about 0.1 s): answers arriving faster are written together
-    FINAL_WAIT_S = 120.0  # how long the last write keeps trying a busy file
+    what it paid for and the same batch run again makes only the calls not yet answered."""
 
     def __init__(self, store: DuckStore | None, model: str, keys: dict[int, str]):
+        super().__init__(lambda rows: store.put_cached_responses(dict(rows)))
         self.store, self.model, self.keys = store, model, keys
-        self.pending: dict[str, dict] = {}
-        self.written_at = 0.0
 
-    def add(self, result: CallResult) -> None:
+    def answer(self, result: CallResult) -> None:
         if self.store is None or not result.ok or result.cached:
             return
-        self.pending[self.keys[result.idx]] = {"model": self.model, "completion": result.completion.__dict__}
-        if time.monotonic() - self.written_at >= self.EVERY_S:
-            self.flush()
-
-    def flush(self, final: bool = False) -> None:
-        self.written_at = time.monotonic()
-        deadline = self.written_at + (self.FINAL_WAIT_S if final else 0.0)
-        while self.pending:
-            try:
-                self.store.put_cached_responses(dict(self.pending))
-                self.pending.clear()
-            except SynthError:
-                if time.monotonic() >= deadline:
-                    if final:
-                        raise
-                    return  # busy: kept for the next write
-                time.sleep(1.0)
+        self.add((self.keys[result.idx], {"model": self.model, "completion": result.completion.__dict__}))
 
 
 def run_batch(calls: list[Call], cfg: BatchSettings, store: DuckStore | None = None,
-              on_result: Callable[[CallResult], None] | None = None) -> BatchOutcome:
-    """Run ``calls`` concurrently; raise SynthError if the provider refuses the whole batch."""
+              on_result: Callable[[CallResult], None] | None = None,
+              cancel: threading.Event | None = None) -> BatchOutcome:
+    """Run ``calls`` concurrently; raise SynthError if the provider refuses the whole batch. Once
+    ``cancel`` is set no new call starts (those in flight finish, and are kept)."""
     cfg.validate()
     check_budget_model(cfg.model, cfg.budget_usd)
     kwargs = providers.credentials(cfg.model, cfg.api_base)
@@ -271,14 +258,14 @@ def run_batch(calls: list[Call], cfg: BatchSettings, store: DuckStore | None = N
     writer = _CacheWriter(store, cfg.model, keys)
 
     def arrived(result: CallResult) -> None:
-        writer.add(result)
+        writer.answer(result)
         if on_result:
             on_result(result)
 
     providers.get_litellm()  # imported once, before the clock starts (1.5 s the first time)
     started = time.perf_counter()
     try:
-        results, state = asyncio.run(_run(calls, cfg, kwargs, secrets, cached, arrived))
+        results, state = asyncio.run(_run(calls, cfg, kwargs, secrets, cached, arrived, cancel))
     finally:
         writer.flush(final=True)  # after a fatal error or Ctrl-C too: answers are paid for
     wall = time.perf_counter() - started
@@ -286,7 +273,8 @@ def run_batch(calls: list[Call], cfg: BatchSettings, store: DuckStore | None = N
         raise state["fatal"]
     costs = [r.completion.cost_usd for r in results if r.ok]
     spent = None if any(c is None for c in costs) else float(sum(costs))
-    return BatchOutcome(results, spent, wall, state["budget_reached"])
+    cancelled = any(r.error_kind == "Cancelled" for r in results)
+    return BatchOutcome(results, spent, wall, state["budget_reached"], cancelled)
 
 
 def describe_failures(outcome: BatchOutcome, limit: int = 3) -> str:

@@ -274,3 +274,27 @@ def set_lineage(con: duckdb.DuckDBPyConnection, pid: str, parent_id: str | None,
     diff = version_diff(text(parent), text(spec), parent["title"] if parent else "(none)", spec["title"])
     con.execute("UPDATE prompts SET parent_id = ?, diff = ?, changes = ? WHERE prompt_id = ?",
                 [parent_id, diff, to_json(version_changes(parent, spec)), pid])
+
+
+@migration
+def m007_jobs(con: duckdb.DuckDBPyConnection) -> None:
+    """Work the app or a CLI command runs in the background (a generation, an import, a map refit),
+    with its progress; a run being made is saved item by item, so nothing answered is lost."""
+    con.execute("""
+        CREATE TABLE jobs (
+            job_id      VARCHAR PRIMARY KEY,
+            kind        VARCHAR NOT NULL,
+            label       VARCHAR NOT NULL,
+            state       VARCHAR NOT NULL,
+            run_id      VARCHAR,
+            done        INTEGER NOT NULL DEFAULT 0,
+            total       INTEGER NOT NULL DEFAULT 0,
+            n_ok        INTEGER NOT NULL DEFAULT 0,
+            n_failed    INTEGER NOT NULL DEFAULT 0,
+            n_cached    INTEGER NOT NULL DEFAULT 0,
+            error       VARCHAR,
+            owner       VARCHAR NOT NULL,
+            created_at  TIMESTAMP NOT NULL,
+            updated_at  TIMESTAMP NOT NULL,
+            finished_at TIMESTAMP
+        )""")

@@ -53,6 +53,88 @@ def insert_run(con: duckdb.DuckDBPyConnection, run: Run, items: list[Item], prom
 class RunsMixin:
     """Runs (``runs``, ``failures``)."""
 
+    # -- a run saved as it is made: begin, add items as they arrive, finish ------------------------
+
+    def begin_run(self, run: Run, prompt: PromptSpec | None = None) -> None:
+        """Write run ``run`` (status ``running``, no items yet) and its prompt version, so its items
+        can be added as they arrive."""
+        with self.transaction() as con:
+            if prompt is not None:
+                run.prompt_id = upsert_prompt(con, prompt)
+            insert_rows(con, "runs", [{**_run_row(run, []), "status": "running"}])
+
+    def add_items(self, run: Run, items: list[Item]) -> int:
+        """Add ``items`` to the begun run ``run``; an item whose position is already there is
+        skipped (a resumed batch never duplicates one). Return how many were added."""
+        if not items:
+            return 0
+        with self.transaction() as con:
+            have = {r[0] for r in con.execute("SELECT idx FROM items WHERE run_id = ?", [run.run_id]).fetchall()}
+            new = [it for it in items if it.idx not in have]
+            for it in new:
+                it.run_id = run.run_id
+                it.prompt_id = it.prompt_id or run.prompt_id
+            insert_rows(con, "items", [_item_row(it) for it in new])
+        return len(new)
+
+    def run_item_indices(self, run_id: str) -> set[int]:
+        """Positions (``idx``) of the items run ``run_id`` holds."""
+        with self.connect() as con:
+            return {r[0] for r in con.execute("SELECT idx FROM items WHERE run_id = ?", [run_id]).fetchall()}
+
+    def finish_run(self, run: Run) -> None:
+        """Set a begun run's totals from the items it holds, its status, wall time and failures
+        (the failures of an earlier attempt are replaced)."""
+        with self.transaction() as con:
+            con.execute("""
+                UPDATE runs SET
+                    n_items = t.n, tokens_in = t.tin, tokens_out = t.tout, cost_usd = t.cost,
+                    latency_s = t.lat, status = ?, n_failed = ?, n_skipped = ?, wall_s = ?
+                FROM (SELECT count(*) AS n, coalesce(sum(tokens_in), 0) AS tin,
+                             coalesce(sum(tokens_out), 0) AS tout,
+                             CASE WHEN bool_or(cost_usd IS NULL) THEN NULL ELSE coalesce(sum(cost_usd), 0) END AS cost,
+                             coalesce(sum(latency_ms), 0) / 1000.0 AS lat
+                      FROM items WHERE run_id = ?) t
+                WHERE runs.run_id = ?""",
+                        [run.status, len(run.failures), run.n_skipped, run.wall_s, run.run_id, run.run_id])
+            con.execute("DELETE FROM failures WHERE run_id = ?", [run.run_id])
+            insert_rows(con, "failures", [{"run_id": run.run_id, **f, "created_at": now()} for f in run.failures])
+
+    def run_row(self, run_id: str) -> pd.Series:
+        """Run ``run_id``'s row of ``runs`` as stored (JSON columns as text)."""
+        frame = self.frame("SELECT * FROM runs WHERE run_id = ?", [run_id])
+        if frame.empty:
+            raise SynthError(f"No run {run_id!r}. List runs with: python -m synth sql "
+                             "\"SELECT run_id, name FROM runs\"")
+        return frame.iloc[0]
+
+    def run_failures(self, run_id: str, limit: int = 20) -> pd.DataFrame:
+        """The first ``limit`` failed calls of run ``run_id`` (idx, error_kind, message), by position."""
+        return self.frame(f"SELECT idx, error_kind, message FROM failures WHERE run_id = ? ORDER BY idx "
+                          f"LIMIT {int(limit)}", [run_id])
+
+    def set_run_status(self, run_id: str, status: str) -> None:
+        with self.connect() as con:
+            con.execute("UPDATE runs SET status = ? WHERE run_id = ?", [status, run_id])
+
+    def drop_empty_run(self, run_id: str) -> bool:
+        """Delete a begun run that holds no item (nothing was made); True if it was deleted."""
+        with self.transaction() as con:
+            if con.execute("SELECT count(*) FROM items WHERE run_id = ?", [run_id]).fetchone()[0]:
+                return False
+            con.execute("DELETE FROM failures WHERE run_id = ?", [run_id])
+            con.execute("DELETE FROM runs WHERE run_id = ?", [run_id])
+        return True
+
+    def unfinished_runs(self, config_hash: str | None = None) -> pd.DataFrame:
+        """Runs begun and not finished (``running``, ``interrupted`` or ``cancelled``), newest
+        first; only those made from configuration ``config_hash`` if given."""
+        clause, params = ("AND params->>'config_hash' = ?", [config_hash]) if config_hash else ("", [])
+        return self.frame(f"""SELECT run_id, name, status, (SELECT count(*) FROM items i WHERE i.run_id = r.run_id)
+                                     AS n_items, CAST(params->>'n' AS INTEGER) AS n_planned, created_at
+                              FROM runs r WHERE status IN ('running', 'interrupted', 'cancelled') {clause}
+                              ORDER BY created_at DESC""", params)
+
     def save_run(self, run: Run, items: list[Item], prompt: PromptSpec | None = None) -> str:
         """Write a run, its prompt and all its items in one transaction; return the run id."""
         self.save_runs([(run, items, prompt)])

@@ -5,6 +5,8 @@ generate -> save -> embed -> measure; import -> save -> embed -> measure; the ma
 
 from __future__ import annotations
 
+import logging
+import threading
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -13,17 +15,22 @@ import numpy as np
 import pandas as pd
 
 from synth.analysis.clustering import Clustering, current_clustering
-from synth.analysis.embedding import ensure_embeddings, load_vectors
+from synth.analysis.embedding import ensure_embeddings, get_embedder, load_vectors
 from synth.analysis.filters import FilterResult, FilterSpec, apply_filters
 from synth.analysis.metrics import compare, compute_run_metrics, measure_items
 from synth.analysis.projection import MapLayout, current_layout
 from synth.generate.config import RunConfig
-from synth.generate.execute import execute
+from synth.generate.execute import Prepared, config_hash, make_items, prepare
 from synth.generate.ingest import import_file
 from synth.kernel import settings
 from synth.kernel.errors import SynthError
-from synth.kernel.records import Item, Run
+from synth.kernel.buffer import BufferedWriter
+from synth.kernel.records import Item, Run, from_json
+from synth.llm import providers
 from synth.store import DuckStore, in_session
+from synth.workflows.control import JobControl
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -60,11 +67,14 @@ TRUNCATION_WARN_RATE = 0.2
 def truncation_warning(run: Run, items: list[Item]) -> str | None:
     """A warning when more than TRUNCATION_WARN_RATE of the items with a finish reason were cut off
     at max tokens (finish reason "length"); None otherwise, and for items without one."""
-    reasons = [i.finish_reason for i in items if i.finish_reason]
+    return _truncation_warning(run.params.get("max_tokens"), [i.finish_reason for i in items])
+
+
+def _truncation_warning(max_tokens, finish_reasons: list) -> str | None:
+    reasons = [r for r in finish_reasons if isinstance(r, str) and r]
     cut = sum(1 for r in reasons if r == "length")
     if not reasons or cut / len(reasons) <= TRUNCATION_WARN_RATE:
         return None
-    max_tokens = run.params.get("max_tokens")
     at = f" ({max_tokens})" if max_tokens else ""
     return (f"{cut} of {len(reasons)} items were cut off at max tokens{at}: raise max tokens, or ask "
             "for shorter texts in the prompt.")
@@ -76,35 +86,129 @@ def open_store(db: str | Path | None = None) -> DuckStore:
 
 
 @in_session
+def measure_run(store: DuckStore, run_id: str) -> RunResult:
+    """Embed a saved run's items, compute its metrics, and report it as stored."""
+    items = store.items([run_id])
+    n_embedded = ensure_embeddings(store, items["text"].tolist())
+    metrics = compute_run_metrics(store, run_id)
+    row = store.run_row(run_id)
+    failures = store.run_failures(run_id, limit=20)
+    params = from_json(row["params"], {})
+    cost = None if pd.isna(row["cost_usd"]) else float(row["cost_usd"])
+    return RunResult(run_id=run_id, name=row["name"], technique=row["technique"],
+                     model=None if pd.isna(row["model"]) else row["model"], n_items=int(row["n_items"]),
+                     tokens_in=int(row["tokens_in"]), tokens_out=int(row["tokens_out"]), cost_usd=cost,
+                     wall_s=round(float(row["wall_s"]), 3), n_embedded=n_embedded, metrics=metrics,
+                     status=row["status"], n_failed=int(row["n_failed"]), n_skipped=int(row["n_skipped"]),
+                     n_cached=int(items["cached"].fillna(False).astype(bool).sum()) if len(items) else 0,
+                     failures=[f"item {int(f.idx)}: {f.message}" for f in failures.itertuples()],
+                     warnings=[w for w in [_truncation_warning(params.get("max_tokens"),
+                                                               items["finish_reason"].tolist())] if w])
+
+
 def save_and_measure(store: DuckStore, run: Run, items: list[Item], prompt=None) -> RunResult:
     """Save a run in one transaction, embed its items and compute its metrics."""
     store.save_run(run, items, prompt)
-    n_embedded = ensure_embeddings(store, [i.text for i in items])
-    metrics = compute_run_metrics(store, run.run_id)
-    totals = run.totals(items)
-    return RunResult(run_id=run.run_id, name=run.name, technique=run.technique, model=run.model,
-                     n_items=totals["n_items"], tokens_in=totals["tokens_in"],
-                     tokens_out=totals["tokens_out"], cost_usd=totals["cost_usd"],
-                     wall_s=round(run.wall_s, 3), n_embedded=n_embedded, metrics=metrics,
-                     status=run.status, n_failed=len(run.failures), n_skipped=run.n_skipped,
-                     n_cached=sum(1 for i in items if i.cached),
-                     failures=[f"item {f['idx']}: {f['message']}" for f in run.failures[:20]],
-                     warnings=[w for w in [truncation_warning(run, items)] if w])
+    return measure_run(store, run.run_id)
 
 
 def generate_run(store: DuckStore, cfg: RunConfig,
-                 on_item: Callable[[Item, int, int], None] | None = None) -> RunResult:
-    """Make a run as ``cfg`` describes, save it, embed it, measure it, and judge it if asked."""
-    run, items, prompt = execute(cfg, store, on_item)
-    result = save_and_measure(store, run, items, prompt)
+                 on_item: Callable[[Item, int, int], None] | None = None,
+                 control: JobControl | None = None, resume: bool = True) -> RunResult:
+    """Make a run as ``cfg`` describes, saving each item as it arrives, then embed it, measure it,
+    and judge it if asked. A run of the same configuration that was interrupted (or cancelled) is
+    resumed instead of begun again, unless ``resume`` is False."""
+    if resume:
+        store.mark_interrupted()
+        unfinished = store.unfinished_runs(config_hash(cfg))
+        waiting = unfinished[unfinished["status"] != "running"]
+        if len(waiting):
+            return resume_run(store, waiting.iloc[0]["run_id"], on_item, control)
+    prep = prepare(cfg, store)
+    if not prep.technique.uses_llm:  # no model call: nothing to lose, saved in one transaction
+        items = make_items(prep, store, on_item)
+        result = save_and_measure(store, prep.run, items, prep.prompt)
+    else:
+        control = control or JobControl.begin(store, "generate", prep.run.name, total=prep.total)
+        store.begin_run(prep.run, prep.prompt)
+        result = _make_and_save(store, prep, set(), on_item, control)
+    return _judge(store, cfg, result)
+
+
+def resume_run(store: DuckStore, run: str, on_item: Callable[[Item, int, int], None] | None = None,
+               control: JobControl | None = None) -> RunResult:
+    """Go on with an interrupted or cancelled run: make only the calls it has no item for (the
+    answers already cached cost nothing), into the same run."""
+    store.mark_interrupted()
+    run_id = store.resolve_run(run)
+    row = store.run_row(run_id)
+    if row["status"] == "running":
+        job = store.run_job(run_id)
+        raise SynthError(f"Run {row['name']!r} is still being made (job {job['job_id'] if job else '?'}). "
+                         "Wait for it, or cancel it first.")
+    if row["status"] not in ("interrupted", "cancelled"):
+        raise SynthError(f"Run {row['name']!r} is {row['status']}: there is nothing to resume. Only an "
+                         "interrupted or cancelled run can be resumed.")
+    config = from_json(row["config"], {})
+    if not config:
+        raise SynthError(f"Run {row['name']!r} has no stored configuration, so it cannot be resumed.")
+    cfg = RunConfig.from_dict(config)
+    existing = Run(name=row["name"], technique=row["technique"], run_id=run_id,
+                   created_at=row["created_at"].to_pydatetime(), wall_s=float(row["wall_s"]))
+    prep = prepare(cfg, store, run=existing)
+    done = store.run_item_indices(run_id)
+    control = control or JobControl.begin(store, "generate", f"{prep.run.name} (resumed)", total=prep.total)
+    store.set_run_status(run_id, "running")
+    return _judge(store, cfg, _make_and_save(store, prep, done, on_item, control))
+
+
+def _make_and_save(store: DuckStore, prep: Prepared, done: set[int],
+                   on_item: Callable[[Item, int, int], None] | None, control: JobControl) -> RunResult:
+    """Make the items of a begun run (but those at positions ``done``), each saved as it arrives."""
+    run = prep.run
+    control.attach(store, run.run_id, total=prep.total, done=len(done))
+    writer = BufferedWriter(lambda rows: store.add_items(run, rows),
+                            on_written=lambda n: control.saved(store, len(done) + n))
+
+    def arrived(item: Item, i: int, total: int) -> None:
+        writer.add(item)
+        control.arrived(item)
+        if on_item:
+            on_item(item, i, total)
+
+    try:
+        try:
+            make_items(prep, store, arrived, skip=done, cancel=control.cancel)
+        finally:
+            writer.flush(final=True)  # after an error or Ctrl-C too: the answers are paid for
+    except BaseException as exc:
+        if store.drop_empty_run(run.run_id):
+            control.finish(store, "failed", error=str(exc))
+        else:
+            store.set_run_status(run.run_id, "interrupted")
+            control.finish(store, "interrupted", error=str(exc) or type(exc).__name__)
+        raise
+    if not store.run_item_indices(run.run_id):
+        store.drop_empty_run(run.run_id)
+        control.finish(store, "cancelled")
+        raise SynthError("Cancelled before any item was made: nothing was saved.")
+    store.finish_run(run)
+    control.phase("embedding and measuring")
+    result = measure_run(store, run.run_id)
+    control.finish(store, "cancelled" if run.status == "cancelled" else "done", result=result)
+    return result
+
+
+def _judge(store: DuckStore, cfg: RunConfig, result: RunResult) -> RunResult:
     if cfg.judge:
         from synth.generate.judge import Rubric, judge_items
 
         rubric = Rubric.from_dict(cfg.judge["rubric"]) if cfg.judge.get("rubric") else Rubric()
-        judged = judge_items(store, [i.item_id for i in items], cfg.judge.get("model") or cfg.model,
+        item_ids = store.items([result.run_id])["item_id"].tolist()
+        judged = judge_items(store, item_ids, cfg.judge.get("model") or cfg.model,
                              rubric, cfg.judge.get("api_base", cfg.api_base), cfg.concurrency)
         result.judge = judged.to_dict()
-        result.metrics = compute_run_metrics(store, run.run_id)
+        result.metrics = compute_run_metrics(store, result.run_id)
     return result
 
 
@@ -248,3 +352,27 @@ def refresh_map(store: DuckStore, params: dict | None = None, refit: bool = Fals
             "clusters": [{"cluster_id": int(r.cluster_id), "size": int(r.size), "keywords": r.keywords,
                           "label": r.llm_label if isinstance(r.llm_label, str) else r.keywords}
                          for r in labels.itertuples()]}
+
+
+_PRELOAD = threading.Event()
+
+
+def preload_models(model: str | None = None) -> bool:
+    """Load the embedder and the embedded model once, on a background thread, so the first click
+    that needs them does not wait for them (a hosted model needs nothing loaded). Returns False if
+    a preload was already started in this process."""
+    if _PRELOAD.is_set():
+        return False
+    _PRELOAD.set()
+    model = model or settings.get("default_model")
+
+    def load() -> None:
+        try:
+            get_embedder()
+            if providers.is_local(model):
+                providers.check_model(model)  # loads it and pages its weights in
+        except SynthError as exc:  # said again, with what to do, when it is used
+            log.warning("preloading models: %s", exc)
+
+    threading.Thread(target=load, name="synth-preload", daemon=True).start()
+    return True

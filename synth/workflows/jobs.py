@@ -1,0 +1,83 @@
+"""Background jobs: work owned by the process (the app's server, or a CLI command), not by a page.
+
+A job is recorded in the ``jobs`` table with its state and progress, so every page can show it,
+leaving a page never stops it, and a job whose process died is seen as interrupted (see
+``DuckStore.mark_interrupted``) and can be resumed. :func:`start` runs one on a thread of this
+process; :class:`JobControl` is what the work reports to and what cancels it.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import traceback
+from typing import Any, Callable
+
+from synth.kernel.errors import SynthError
+from synth.store import DuckStore
+from synth.workflows.control import JobControl, active, cancel, get, this_process_jobs
+
+__all__ = ["JobControl", "active", "cancel", "get", "this_process_jobs", "start", "start_generation",
+           "start_resume", "resumable_runs"]
+
+log = logging.getLogger(__name__)
+
+
+def start(db_path: str, kind: str, label: str, work: Callable[[DuckStore, JobControl], Any],
+          total: int = 0) -> JobControl:
+    """Run ``work(store, control)`` on a thread of this process, as job ``kind``; return at once.
+    The job outlives the page that started it; its result or error lands on the control."""
+    store = DuckStore(db_path)
+    control = JobControl.begin(store, kind, label, total=total)
+
+    def body() -> None:
+        try:
+            result = work(store, control)
+            if control.active:
+                control.finish(store, "done", result=result)
+            elif control.result is None:
+                control.result = result
+        except SynthError as exc:
+            if control.active:
+                control.finish(store, "failed", error=str(exc))
+            control.error = control.error or str(exc)
+        except BaseException as exc:  # a bug: said in short on the page, in full in the server log
+            log.error("job %s failed:\n%s", control.job_id, traceback.format_exc())
+            if control.active:
+                control.finish(store, "failed", error=f"{type(exc).__name__}: {exc}")
+
+    threading.Thread(target=body, name=f"synth-job-{control.job_id}", daemon=True).start()
+    return control
+
+
+def start_generation(db_path: str, cfg, resume: bool = True) -> JobControl:
+    """Generate the run ``cfg`` describes as a background job (embedded, measured, judged if asked).
+    What can be checked at once is checked before the job starts (the configuration, the plan, the
+    model's keys), so a mistake is said where the user clicked."""
+    from synth.generate.execute import prepare
+    from synth.llm import providers
+    from synth.workflows.pipeline import generate_run
+
+    prep = prepare(cfg, DuckStore(db_path))
+    if prep.technique.uses_llm:
+        providers.check_model(prep.model, cfg.api_base)
+    label = (cfg.run_name or "").strip() or prep.run.name
+    return start(db_path, "generate", label,
+                 lambda store, control: generate_run(store, cfg, control=control, resume=resume),
+                 total=prep.total)
+
+
+def start_resume(db_path: str, run_id: str) -> JobControl:
+    from synth.workflows.pipeline import resume_run
+
+    store = DuckStore(db_path)
+    name = store.run_summary(run_id)["name"]
+    return start(db_path, "generate", f"{name} (resumed)",
+                 lambda store, control: resume_run(store, run_id, control=control))
+
+
+def resumable_runs(store: DuckStore):
+    """Runs left interrupted (their process stopped) or cancelled, newest first."""
+    store.mark_interrupted()
+    frame = store.unfinished_runs()
+    return frame[frame["status"] != "running"]
