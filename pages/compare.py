@@ -12,6 +12,7 @@ from pages.widgets import (
     run_with_progress_ui,
     stop_on_error,
 )
+from synth.analysis.comparable import Interval, interval_text
 from synth.kernel import settings
 from synth.kernel.text import format_number, literal_markdown
 from synth.outputs import plots
@@ -56,6 +57,7 @@ def show(result) -> None:
                  .format({"A": lambda v: format_number(v, missing="—"), "B": lambda v: format_number(v, missing="—"),
                           "B − A": lambda v: format_number(v, missing="—", signed=True)}),
                  hide_index=True, width="stretch", height=36 * (len(table) + 1))
+    common_size_ui(result)
     if result.points is not None and len(result.points):
         st.subheader("Both on one map")
         st.plotly_chart(plots.map_figure(result.points, "side"), key="compare_map", width="stretch")
@@ -68,6 +70,28 @@ def show(result) -> None:
     samples = result.samples.assign(variables=result.samples["variables"].map(
         lambda v: ", ".join(f"{k}={x}" for k, x in sorted(v.items())) if isinstance(v, dict) else ""))
     st.dataframe(samples.rename(columns={"text_a": "A", "text_b": "B"}), hide_index=True, width="stretch")
+
+
+def common_size_ui(result) -> None:
+    """The size-dependent metrics at a common size, with intervals; or why they are not compared."""
+    info = result.common_n
+    if info.get("too_small"):
+        st.warning(f"{' and '.join(info['too_small'])} {'is' if len(info['too_small']) == 1 else 'are'} too small "
+                   f"to compare (under {info['min_items']} items): the metrics that depend on the number of items "
+                   "(distinct-n, self-BLEU, vendi, near-duplicates, cluster entropy…) are not called better or worse. "
+                   "Generate more items to compare them.")
+        return
+    st.caption(f"Metrics that depend on the number of items, at a common size of {info['m']} items: the mean over "
+               f"random subsamples of each run, and the 95 % interval. Better or worse only when the intervals do "
+               "not overlap; the change above for these metrics comes from here.")
+    rows = result.common.assign(
+        A=[interval_text(Interval(*v, info["m"], 0)) for v in zip(result.common["a"], result.common["a_low"],
+                                                                   result.common["a_high"])],
+        B=[interval_text(Interval(*v, info["m"], 0)) for v in zip(result.common["b"], result.common["b_low"],
+                                                                   result.common["b_high"])])
+    st.dataframe(rows[["metric", "A", "B", "change"]].style.map(lambda v: VERDICT_COLOURS.get(v, ""),
+                                                                 subset=["change"]),
+                 hide_index=True, width="stretch")
 
 
 st.title("Compare A/B")

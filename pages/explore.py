@@ -165,9 +165,16 @@ def coverage_ui(dataset) -> None:
     st.dataframe(per_cluster, hide_index=True, width="stretch")
     alarms = collapse_alarms(dataset.items, dataset.vectors)
     for row in alarms[alarms["alarm"]].itertuples() if len(alarms) else []:
-        st.warning(f"Run **{literal_markdown(row.run_name)}**: {row.metric} is {format_number(row.run, 3)}, "
-                   f"{row.ratio:.0%} of the reference's {format_number(row.reference, 3)} on {row.sample_size} items each — diversity has "
-                   "collapsed below the real data.")
+        st.warning(f"Run **{literal_markdown(row.run_name)}**: {row.metric} is {format_number(row.run, 3)} "
+                   f"[{format_number(row.run_low, 3)}, {format_number(row.run_high, 3)}], {row.ratio:.0%} of the "
+                   f"reference's {format_number(row.reference, 3)} [{format_number(row.reference_low, 3)}, "
+                   f"{format_number(row.reference_high, 3)}] on samples of {row.sample_size} items (95 % intervals "
+                   "that do not overlap) — diversity has collapsed below the real data.")
+    small = alarms[alarms["status"] != ""].drop_duplicates("run_id") if len(alarms) else alarms
+    if len(small):
+        st.caption("Too small to compare with the reference (under "
+                   f"{settings.get('compare_min_items')} items, or the reference is): "
+                   + ", ".join(f"{literal_markdown(r.run_name)} ({r.run_items} items)" for r in small.itertuples()))
 
 
 def presentation_examples_ui(dataset, kept_ids: set, clusters: int = 6, per_cluster: int = 2) -> None:

@@ -9,6 +9,7 @@ from pages.data import get_store
 from pages.shell import require_app
 from pages.widgets import call_ui, intrinsic_note, stop_on_error
 from synth.analysis.metrics import METRIC_NAMES
+from synth.kernel import settings
 from synth.kernel.text import literal_markdown
 from synth.outputs import plots
 from synth.workflows import versions
@@ -71,7 +72,23 @@ if trends.empty:
     st.stop()
 shown = st.multiselect("Metrics", list(METRIC_NAMES), [m for m in versions.TREND_METRICS[:4]],
                        key="prompts_metrics")
+chart, errors = versions.trend_chart_frame(trends, shown)
 if shown:
-    st.plotly_chart(plots.trend_figure(trends, shown), key="prompts_trends", width="stretch")
-st.caption("Each point is the mean over the version's runs; hover to see what changed.")
+    figure = plots.trend_figure(chart, shown)
+    for trace, metric in zip(figure.data, [m for m in shown if m in chart]):
+        if metric in errors:  # the common-size interval as error bars
+            up, down = errors[metric]
+            trace.update(error_y={"type": "data", "symmetric": False, "array": up, "arrayminus": down})
+    st.plotly_chart(figure, key="prompts_trends", width="stretch")
+small = trends[trends["comparable"] != ""]
+common_n = trends["common_n"].dropna()
+st.caption("Metrics that depend on the number of items (distinct-n, self-BLEU, vendi, near-duplicates, cluster "
+           "entropy…) are plotted at a common size"
+           + (f" of {int(common_n.iloc[0])} items" if len(common_n) else "")
+           + ": the mean over random subsamples of each version's largest run, with its 95 % interval as error "
+           "bars. The others are the mean over the version's runs. Hover to see what changed.")
+if len(small):
+    st.warning("Too small to compare (under " + str(settings.get("compare_min_items")) + " items), so left out of "
+               "the size-dependent points: " + ", ".join(f"{literal_markdown(r.title)} ({r.n_items} items)"
+                                                         for r in small.itertuples()))
 st.dataframe(trends.drop(columns=["prompt_id"]), hide_index=True, width="stretch")

@@ -42,8 +42,11 @@ def test_two_runs_with_a_known_difference(store, tmp_path):
         assert m.loc[name, "a"] == pytest.approx(compute_run_metrics(store, a)[name])
         assert m.loc[name, "b"] == pytest.approx(compute_run_metrics(store, b)[name])
         assert m.loc[name, "delta"] == pytest.approx(m.loc[name, "b"] - m.loc[name, "a"])
-        assert m.loc[name, "change"] == "worse", name  # B repeats itself: every diversity metric worsens
+        # B repeats itself, but 8 items are under the stated minimum: no better or worse is called
+        assert m.loc[name, "change"] == "too small to compare", name
     assert m.loc["near_duplicate_rate", "b"] > 0.5 > m.loc["near_duplicate_rate", "a"]
+    assert result.common_n == {"m": None, "min_items": 20, "too_small": ["A", "B"]}
+    assert set(result.common["verdict"]) == {"too small to compare"}
     assert m.loc["count", "change"] == "" and m.loc["count", "delta"] == 0
     # cluster shares: each side's shares sum to one; the difference is B minus A
     clusters = result.clusters
@@ -59,6 +62,22 @@ def test_two_runs_with_a_known_difference(store, tmp_path):
     payload = result.to_dict()
     json.dumps(payload)
     assert payload["pairing"]["same_n"] is True and payload["map_points"] == 16
+    assert payload["common_n"]["too_small"] == ["A", "B"]
+
+
+@pytest.mark.slow
+def test_with_a_lower_minimum_the_known_difference_is_called_at_a_common_size(store, tmp_path, monkeypatch):
+    monkeypatch.setenv("SYNTH_COMPARE_MIN_ITEMS", "8")
+    _import(store, tmp_path, "diverse", DIVERSE)
+    _import(store, tmp_path, "repetitive", REPETITIVE)
+    result = compare_refs(store, "diverse", "repetitive", with_map=False)
+    assert result.common_n == {"m": 4, "min_items": 8, "too_small": []}
+    common = result.common.set_index("metric")
+    # four of the repetitive items: at most three distinct texts, against four unrelated sentences
+    assert common.loc["distinct_2", "change"] == "worse" and common.loc["self_bleu", "change"] == "worse"
+    assert common.loc["distinct_2", "b_high"] < common.loc["distinct_2", "a_low"]
+    m = result.metrics.set_index("metric")
+    assert m.loc["distinct_2", "change"] == common.loc["distinct_2", "change"]
 
 
 @pytest.mark.slow

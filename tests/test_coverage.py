@@ -3,6 +3,7 @@ import pandas as pd
 import pytest
 
 from synth.analysis import coverage
+from synth.analysis.comparable import common_size
 from synth.kernel.errors import SynthError
 
 
@@ -94,7 +95,24 @@ def test_collapse_alarm_fires_for_a_collapsed_run_only():
     assert set(fired["metric"]) == {"mean_pairwise_cosine_distance", "distinct_2"}
     diverse = alarms[alarms["run_name"] == "diverse"].set_index("metric")
     assert diverse.loc["mean_pairwise_cosine_distance", "ratio"] == pytest.approx(1.0, abs=0.1)
-    assert (alarms["sample_size"] == 40).all()
+    assert set(diverse["verdict"]) == {"no clear difference"} and not diverse["alarm"].any()
+    # both sides at half the smaller one's size, with intervals around their means
+    assert (alarms["sample_size"] == common_size([40, 40])).all() and common_size([40, 40]) == 20
+    assert (alarms["run_low"] <= alarms["run"]).all() and (alarms["run"] <= alarms["run_high"]).all()
+    assert (fired["run_high"] < fired["reference_low"]).all()  # the alarm's interval lies wholly below
+
+
+def test_a_run_too_small_to_compare_raises_no_alarm_however_collapsed():
+    rng = np.random.default_rng(1)
+    words = [f"w{i}" for i in range(400)]
+    ref_texts = [" ".join(rng.choice(words, 8)) for _ in range(40)]
+    small = ["the same answer again"] * 8  # as collapsed as can be, but only 8 items
+    items = _items(["reference"] * 40 + ["synthetic"] * 8, [0] * 48, ref_texts + small, ["ref"] * 40 + ["tiny"] * 8)
+    vectors = np.vstack([rng.normal(size=(40, 32)), np.ones((8, 32))])
+    alarms = coverage.collapse_alarms(items, vectors)
+    assert len(alarms) == 2 and not alarms["alarm"].any()
+    assert set(alarms["status"]) == {"too small to compare"} and alarms["run"].isna().all()
+    assert set(coverage.collapse_alarms(items, vectors, minimum=8)["alarm"]) == {True}  # with a lower minimum
 
 
 def test_no_alarms_without_reference_data():

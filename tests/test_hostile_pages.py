@@ -15,7 +15,7 @@ from urllib.parse import urlparse
 
 import pandas as pd
 import pytest
-from conftest import ROOT, private_copy
+from conftest import ROOT, private_copy, wait_for_jobs
 from openai_server import OpenAITestServer, ServerConfig
 from streamlit.testing.v1 import AppTest
 
@@ -124,7 +124,8 @@ def test_every_page_shows_hostile_names_only_escaped(hostile_store, page):
         assert any(ESCAPED in s for s in strings), (page, strings)
 
 
-def test_presentation_mode_and_the_gap_button_show_cluster_names_escaped(hostile_store):
+def test_presentation_mode_and_the_gap_button_show_cluster_names_escaped(hostile_store, monkeypatch):
+    monkeypatch.setenv("SYNTH_COMPARE_MIN_ITEMS", "6")  # the hostile runs are small: let the alarm compare them
     at = open_page("explore", present="1")
     strings = assert_escaped(at, "explore?present=1")
     assert any(f"**{ESCAPED} cluster " in s for s in strings)  # the typical items' cluster headings
@@ -144,6 +145,7 @@ def test_generate_shows_the_prompt_its_versions_and_a_new_run_escaped(hostile_st
     at.number_input(key="generate_n").set_value(2)
     at.text_input(key="generate_run_name").set_value(f"{ALL} made here")
     at.button(key="generate_button").click().run()
+    wait_for_jobs(at)
     assert_escaped(at, "generate")
     assert not at.error, [e.value for e in at.error]
     assert f"Run **{literal_markdown(ALL + ' made here')}** saved" in at.success[0].value

@@ -1,7 +1,7 @@
 """Every page, headless, through Streamlit's AppTest, on real data and the real embedded model."""
 
 import pytest
-from conftest import ROOT
+from conftest import ROOT, wait_for_jobs
 from streamlit.testing.v1 import AppTest
 
 import synth.workflows.pipeline
@@ -66,6 +66,7 @@ def test_generate_page_adds_items_with_the_embedded_model(demo_store):
     at.number_input(key="generate_max_tokens").set_value(16)
     at.text_input(key="generate_run_name").set_value("from the page")
     at.button(key="generate_button").click().run()
+    wait_for_jobs(at)
     assert no_bug(at)
     assert not at.error
     assert "from the page" in at.success[0].value
@@ -119,6 +120,11 @@ def test_metrics_page_shows_before_after_and_every_run(demo_store):
                    "near_duplicate_rate", "cluster_entropy", "length_p95", "tokens_total", "cost_usd"):
         assert column in table.columns
     assert (table["count"] > 0).all()
+    # every demo run has 40-50 items: none is too small; at a common size of half the smallest
+    assert table["comparable"].tolist() == ["" if n >= 20 else "too small to compare" for n in table["count"]]
+    common = at.dataframe[2].value
+    assert sorted(common["run"]) == sorted(table["run"]) and set(common["common_n"]) == {int(table["count"].min()) // 2}
+    assert all(text.count("[") == 1 for text in common["vendi_score"])
     low = float(table["near_duplicate_rate"].sum())
     at.slider(key="metrics_threshold").set_value(0.6).run()
     assert no_bug(at)
@@ -192,6 +198,7 @@ def test_generate_page_runs_every_technique_it_lists(store):
     at.number_input(key="generate_n").set_value(12)
     at.checkbox(key="generate_unique").check()
     at.button(key="generate_button").click().run()
+    wait_for_jobs(at)
     assert no_bug(at) and not at.error
     runs = store.runs()
     assert runs.iloc[-1]["model"] == "symbolic" and runs.iloc[-1]["n_items"] == 12
@@ -224,6 +231,7 @@ def test_generate_page_back_translation_from_pasted_text(store):
     at.number_input(key="generate_n").set_value(0)
     at.number_input(key="generate_max_tokens").set_value(16)
     at.button(key="generate_button").click().run()
+    wait_for_jobs(at)
     assert no_bug(at) and not at.error, [e.value for e in at.error]
     item = store.items().iloc[0]
     assert item["technique"] == "back_translation" and item["source_ref"] == "pasted#1"
@@ -369,6 +377,10 @@ def test_prompts_page_lists_versions_with_diffs_names_and_trends(demo_store):
     assert len(charts(at)) == 1
     trends = at.dataframe[-1].value
     assert trends["version"].tolist() == [1, 2]
+    # the size-dependent metrics also at one common size: half the smaller version's largest run
+    assert set(trends["common_n"]) == {int(trends["n_items"].min()) // 2} and set(trends["comparable"]) == {""}
+    assert (trends["vendi_score_common_low"] <= trends["vendi_score_common"]).all()
+    assert (trends["vendi_score_common"] <= trends["vendi_score_common_high"]).all()
 
 
 def test_compare_page_two_runs_side_by_side(demo_store):
@@ -380,7 +392,14 @@ def test_compare_page_two_runs_side_by_side(demo_store):
     assert no_bug(at) and not at.error
     metrics = at.dataframe[0].value
     metrics = metrics.data if hasattr(metrics, "data") else metrics
-    assert set(metrics["change"]) <= {"", "better", "worse", "same"} and len(metrics) == len(METRIC_NAMES)
+    assert set(metrics["change"]) <= {"", "better", "worse", "same", "no clear difference"}
+    assert len(metrics) == len(METRIC_NAMES)
+    # the size-dependent metrics are judged at a common size, shown with their intervals
+    common = at.dataframe[1].value
+    common = common.data if hasattr(common, "data") else common
+    changes = dict(zip(metrics["metric"], metrics["change"]))
+    assert all(changes[m] == c for m, c in zip(common["metric"], common["change"]))
+    assert set(common["change"]) <= {"better", "worse", "no clear difference"} and common["A"].str.count(r"\[").eq(1).all()
     assert len(charts(at)) == 2  # one map coloured by side, the cluster shares
     assert any("Not a controlled pair" in w.value for w in at.warning)
 

@@ -15,6 +15,7 @@ from appserver import CHROMIUM, POINTS, launch_browser
 from openai_server import OpenAITestServer, ServerConfig
 from plotly.offline import get_plotlyjs
 
+from synth.analysis.comparable import at_common_size, interval_text, run_samples
 from synth.cli import main
 from synth.generate.config import RunConfig
 from synth.kernel.errors import SynthError
@@ -186,7 +187,9 @@ def test_generated_markup_is_escaped_text(hostile_report):
     assert "<b>bold</b>" not in document and "<img" not in document
     item = re.search(rf'<li data-item="{hostile_report["item_id"]}"><div class="text">([^<]*)</div>', document)
     assert item.group(1) == html.escape(PAYLOAD)
-    assert f'<th data-run="{hostile_report["run_id"]}">{html.escape(RUN_PAYLOAD)}</th>' in document
+    # four items: under the minimum, so the run's heading also says it is too small to compare
+    assert (f'<th data-run="{hostile_report["run_id"]}">{html.escape(RUN_PAYLOAD)}'
+            '<div class="help small">too small to compare</div></th>') in document
     assert SYSTEM_PAYLOAD not in document
     assert f"<h4>System prompt</h4><pre>{html.escape(SYSTEM_PAYLOAD)}</pre>" in document
     assert hostile_report["result"]["n_items"] == 4
@@ -253,11 +256,36 @@ def test_the_metrics_table_shows_the_stored_values_at_the_shown_precision(demo_r
         decimals_seen.add(decimals)
         assert float(text.replace(",", "")) == pytest.approx(round(row.value, decimals), abs=1e-12), row
     assert {0, 1, 3} <= decimals_seen
-    # The best run on a higher-is-better metric is the one shown in bold.
+    # A run is in bold on a size-dependent metric only when its interval at the common size beats
+    # every other run's: on the demo's 40-50 item runs (m = 20) none does, though one has the top value.
     distinct = stored[stored["name"] == "distinct_2"]
-    best = distinct.loc[distinct["value"].idxmax(), "run_id"]
+    common = at_common_size(run_samples(store, list(distinct["run_id"])))
+    assert common.m == 20 and common.best("distinct_2") is None
     classes = {rid: metric_cell(document, "distinct_2", rid)[1] for rid in distinct["run_id"]}
-    assert [rid for rid, c in classes.items() if "best" in c] == [best]
+    assert [rid for rid, c in classes.items() if "best" in c] == []
+    # the common-size table shows each run's mean and interval as measured independently here
+    row = re.search(r'<tr data-common-metric="distinct_2">(.*?)</tr>', document, re.S).group(1)
+    for rid in distinct["run_id"]:
+        cell = re.search(rf'<td class="num" data-run="{rid}">([^<]*)</td>', row).group(1)
+        assert html.unescape(cell) == interval_text(common.value(rid, "distinct_2"))
+    assert "At a common size: 20 items" in document
+
+
+@pytest.mark.slow
+def test_a_run_too_small_to_compare_is_never_in_bold(demo_store, tmp_path):
+    from synth.workflows.pipeline import import_run
+
+    path = tmp_path / "tiny.jsonl"
+    path.write_text("".join(json.dumps({"text": t}) + "\n" for t in SAFE_TEXTS))
+    tiny = import_run(demo_store, path, run_name="tiny").run_id
+    document = build_report(demo_store, examples_per_cluster=0)
+    stored = demo_store.metrics()
+    distinct = stored[stored["name"] == "distinct_2"].set_index("run_id")["value"]
+    assert distinct.idxmax() == tiny  # three short texts have the top value: the old rule crowned them
+    cells = [metric_cell(document, name, tiny)[1] for name in ("distinct_1", "distinct_2", "self_bleu",
+                                                              "near_duplicate_rate", "compression_ratio")]
+    assert not any("best" in c for c in cells)
+    assert re.search(rf'<th data-run="{tiny}">tiny<div class="help small">too small to compare</div></th>', document)
 
 
 @pytest.mark.slow

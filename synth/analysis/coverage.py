@@ -18,16 +18,16 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from synth.analysis import lexical
+from synth.analysis.comparable import TOO_SMALL, Sample, compare_at_common_size
 from synth.analysis.embedding import unit_rows
-from synth.analysis.metrics import mean_pairwise_cosine_distance
 from synth.kernel import settings
 from synth.kernel.errors import SynthError
 
 BLOCK = 2048
-# A run's diversity "clearly below" the reference's: under this fraction of it.
+# A run's diversity "clearly below" the reference's: under this fraction of it (and its interval
+# wholly below the reference's).
 COLLAPSE_RATIO = 0.8
-COLLAPSE_SAMPLE = 500
+COLLAPSE_METRICS = ("mean_pairwise_cosine_distance", "distinct_2")
 
 
 def reference_radii(reference: np.ndarray, k: int) -> np.ndarray:
@@ -93,36 +93,36 @@ def coverage_report(items: pd.DataFrame, vectors: np.ndarray, k: int | None = No
     return result, pd.DataFrame(rows)
 
 
-def collapse_alarms(items: pd.DataFrame, vectors: np.ndarray, seed: int = 0) -> pd.DataFrame:
+def collapse_alarms(items: pd.DataFrame, vectors: np.ndarray, seed: int = 0,
+                    minimum: int | None = None) -> pd.DataFrame:
     """Synthetic runs whose diversity falls clearly below the reference's (a sign of collapse).
 
-    Diversity is compared on equal-size seeded samples (distinct-2 depends on size): mean pairwise
-    cosine distance and distinct-2 of each run against the reference runs together; an alarm when
-    either is under COLLAPSE_RATIO of the reference's."""
+    Mean pairwise cosine distance and distinct-2 of each run against the reference runs together,
+    both at a common sample size with bootstrap intervals (:mod:`synth.analysis.comparable`; m is
+    half the smaller side, distinct-2 depends on size). An alarm only when the run's interval lies
+    wholly below the reference's and its mean is under COLLAPSE_RATIO of the reference's. A run (or
+    a reference) under the stated minimum size gets rows with status "too small to compare" and
+    no alarm. One row per (run, metric): run_id, run_name, metric, run_items, reference_items,
+    sample_size (m), run, run_low, run_high, reference, reference_low, reference_high, ratio,
+    verdict, status, alarm."""
     is_ref = (items["run_role"] == "reference").to_numpy()
     rows = []
     if is_ref.sum() < 2:
         return pd.DataFrame(rows)
-    rng = np.random.default_rng(seed)
     ref_rows = np.flatnonzero(is_ref)
+    reference = Sample(items["text"].iloc[ref_rows].tolist(), vectors[ref_rows])
     for run_id, group in items[~is_ref].groupby("run_id", sort=False):
         run_rows = items.index.get_indexer(group.index)
-        m = min(len(run_rows), len(ref_rows), COLLAPSE_SAMPLE)
-        if m < 2:
-            continue
-        a = np.sort(rng.choice(run_rows, m, replace=False))
-        b = np.sort(rng.choice(ref_rows, m, replace=False))
-        measures = {
-            "mean_pairwise_cosine_distance": (mean_pairwise_cosine_distance(vectors[a]),
-                                              mean_pairwise_cosine_distance(vectors[b])),
-            "distinct_2": (lexical.distinct_n(items["text"].iloc[a].tolist(), 2),
-                           lexical.distinct_n(items["text"].iloc[b].tolist(), 2)),
-        }
-        for metric, (run_value, ref_value) in measures.items():
-            if run_value is None or not ref_value:
-                continue
-            ratio = run_value / ref_value
-            rows.append({"run_id": run_id, "run_name": group["run_name"].iloc[0], "metric": metric,
-                         "sample_size": m, "run": run_value, "reference": ref_value, "ratio": ratio,
-                         "alarm": ratio < COLLAPSE_RATIO})
+        run = Sample(group["text"].tolist(), vectors[run_rows])
+        _, table = compare_at_common_size(reference, run, COLLAPSE_METRICS, seed=seed, minimum=minimum)
+        for r in table.itertuples():
+            small = r.verdict == TOO_SMALL
+            ratio = None if small or pd.isna(r.b) or pd.isna(r.a) or not r.a else float(r.b / r.a)
+            rows.append({"run_id": run_id, "run_name": group["run_name"].iloc[0], "metric": r.metric,
+                         "run_items": run.n, "reference_items": reference.n, "sample_size": None if small else int(r.m),
+                         "run": r.b, "run_low": r.b_low, "run_high": r.b_high,
+                         "reference": r.a, "reference_low": r.a_low, "reference_high": r.a_high,
+                         "ratio": ratio, "verdict": r.verdict, "status": TOO_SMALL if small else "",
+                         "alarm": bool(not small and r.verdict == "lower" and ratio is not None
+                                       and ratio < COLLAPSE_RATIO)})
     return pd.DataFrame(rows)

@@ -20,19 +20,35 @@ def metrics_options(m: argparse.ArgumentParser) -> None:
 
 @command("metrics", "intrinsic metrics per run", metrics_options)
 def cmd_metrics(args: argparse.Namespace) -> int:
+    from synth.analysis.comparable import (
+        TOO_SMALL,
+        interval_text,
+        min_items,
+        runs_at_common_size,
+        too_small,
+    )
     from synth.analysis.metrics import run_metrics
 
     store = open_db(args)
     run_ids = [store.resolve_run(args.run)] if args.run else None
-    results = [{"run_id": r["run_id"], "run_name": r["run"], "metrics": r["metrics"], "params": r["params"]}
+    results = [{"run_id": r["run_id"], "run_name": r["run"], "metrics": r["metrics"], "params": r["params"],
+                "comparable": TOO_SMALL if too_small(int(r["metrics"]["count"] or 0)) else ""}
                for r in run_metrics(store, run_ids, args.threshold, force=args.force, with_params=True)]
     if not results:
         raise SynthError("There are no runs yet. Generate or import some first.")
+    # across several runs, the size-dependent metrics also at one common size (one run has nothing to match)
+    common = (runs_at_common_size(store, [r["run_id"] for r in results], args.threshold)
+              if len(results) > 1 else None)
     lines = []
     for r in results:
-        lines.append(f"{r['run_id']}  {r['run_name']}")
+        lines.append(f"{r['run_id']}  {r['run_name']}" + (f"  ({r['comparable']}: under {min_items()} items)"
+                                                           if r["comparable"] else ""))
         lines += [f"  {k:32s} {format_number(v)}" for k, v in r["metrics"].items()]
-    emit(args, results[0] if args.run else {"runs": results}, "\n".join(lines))
+        if common is not None and common.m is not None and not common.is_too_small(r["run_id"]):
+            lines.append(f"  at a common size of {common.m} items (mean [95 % interval]):")
+            lines += [f"    {k:30s} {interval_text(common.value(r['run_id'], k))}" for k in common.metrics]
+    payload = results[0] if args.run else {"runs": results, "common_n": common.to_dict() if common else None}
+    emit(args, payload, "\n".join(lines))
     return 0
 
 
@@ -88,12 +104,30 @@ def comparison_text(result) -> str:
              f"{'metric':32s} {'A':>10s} {'B':>10s} {'B - A':>10s}  change"]
     lines += [f"{r.metric:32s} {fmt(r.a):>10s} {fmt(r.b):>10s} {fmt(r.delta):>10s}  {r.change}"
               for r in result.metrics.itertuples()]
+    lines += ["", common_size_text(result)]
     lines += ["", "cluster share, A -> B (largest changes):"]
     lines += [f"  {r.cluster_name[:40]:40s} {r.share_a:6.1%} -> {r.share_b:6.1%}  ({r.difference:+.1%})"
               for r in result.clusters.head(8).itertuples()]
     lines += ["", "items side by side:"]
     for r in result.samples.head(3).itertuples():
         lines += [f"  #{r.idx} {json.dumps(r.variables, ensure_ascii=False)}", f"    A: {r.text_a}", f"    B: {r.text_b}"]
+    return "\n".join(lines)
+
+
+def common_size_text(result) -> str:
+    """The size-dependent metrics of a comparison at their common size, or why they have none."""
+    from synth.analysis.comparable import Interval, interval_text
+
+    info = result.common_n
+    if info.get("too_small"):
+        return (f"size-dependent metrics: not compared, {' and '.join(info['too_small'])} too small to compare "
+                f"(under {info['min_items']} items)")
+    lines = [(f"at a common size of {info['m']} items (mean [95 % interval]; better or worse only when the "
+              "intervals do not overlap):")]
+    for r in result.common.itertuples():
+        a, b = (Interval(mean, low, high, info["m"], 0) for mean, low, high in
+                ((r.a, r.a_low, r.a_high), (r.b, r.b_low, r.b_high)))
+        lines.append(f"  {r.metric:30s} A {interval_text(a):28s} B {interval_text(b):28s} {r.change}")
     return "\n".join(lines)
 
 
@@ -145,8 +179,10 @@ def _prompts_trends(args, store, versions) -> None:
         raise SynthError("Say which prompt: python -m synth prompts trends --prompt NAME "
                          f"(prompts: {', '.join(versions.prompt_names(store)) or 'none yet'}).")
     trends = versions.version_trends(store, args.prompt, args.metric or list(versions.TREND_METRICS))
+    shown = trends.drop(columns=[c for c in trends if c == "prompt_id" or c.endswith(("_common_low", "_common_high"))])
     emit(args, trends.astype(object).where(trends.notna(), None).to_dict(orient="records"),
-         trends.drop(columns=["prompt_id"]).to_string(index=False))
+         shown.to_string(index=False) + "\n(METRIC_common: at the common size of common_n items; empty for a "
+         "version too small to compare)")
 
 
 @command("prompts", "prompt versions: list, show a diff, name, trends", prompts_options)

@@ -65,7 +65,18 @@ SETTINGS: dict[str, Setting] = {
         Setting("coverage_k", "SYNTH_COVERAGE_K", 5,
                 "Neighbours that set each reference item's neighbourhood radius in coverage metrics.", int),
         Setting("local_n_ctx", "SYNTH_LOCAL_N_CTX", 2048, "Context length of the embedded model.", int),
-        Setting("local_threads", "SYNTH_LOCAL_THREADS", 2, "CPU threads for the embedded model.", int),
+        # -- speed of the loop: owned by the local-model and embedding work (issue 13) --
+        Setting("local_threads", "SYNTH_LOCAL_THREADS", 1,
+                "CPU threads per llama.cpp context of the embedded model (keep contexts x threads at "
+                "most the number of cores).", int),
+        Setting("local_contexts", "SYNTH_LOCAL_CONTEXTS", 2,
+                "llama.cpp contexts of the embedded model: calls run on that many at once (each holds "
+                "its own KV cache and buffers, about 70 MB at the default context length).", int),
+        Setting("embed_threads", "SYNTH_EMBED_THREADS", 0,
+                "CPU threads for embedding (torch or ONNX Runtime); 0 lets the library choose.", int),
+        Setting("embed_backend", "SYNTH_EMBED_BACKEND", "sentence-transformers",
+                "How texts are embedded: sentence-transformers (the reference) or onnx.", str),
+        # -- end of speed settings --
         Setting("request_timeout", "SYNTH_REQUEST_TIMEOUT", 120.0,
                 "Seconds to wait for one hosted-model response.", float),
         Setting("max_retries", "SYNTH_MAX_RETRIES", 4,
@@ -90,6 +101,9 @@ SETTINGS: dict[str, Setting] = {
                 "Longest time limit a SQL console query may be given, in seconds.", float),
         Setting("debug", "SYNTH_DEBUG", False,
                 "Show the full traceback when a command fails with an unexpected error (a bug).", _to_bool),
+        Setting("compare_min_items", "SYNTH_COMPARE_MIN_ITEMS", 20,
+                "Items a run needs before its size-dependent metrics are compared with another's; "
+                "smaller runs are labelled 'too small to compare'.", int),
     ]
 }
 

@@ -25,6 +25,16 @@ from synth.analysis.clustering import (
     current_clustering,
     typical_items,
 )
+from synth.analysis.comparable import (
+    COMMON_N_CAP,
+    COMPARABLE_METRICS,
+    TOO_SMALL,
+    UNJUDGED_METRICS,
+    CommonSize,
+    Sample,
+    at_common_size,
+    interval_text,
+)
 from synth.analysis.embedding import load_vectors
 from synth.analysis.metrics import (
     METRIC_NAMES,
@@ -217,21 +227,34 @@ def _metric_values(store: DuckStore, facts: _Facts, subset: bool) -> dict[str, d
             for row in table.to_dict(orient="records")}
 
 
+def _common_size(store: DuckStore, facts: _Facts) -> CommonSize:
+    """Every reported run's size-dependent metrics at one common size, on the report's items."""
+    items = facts.items
+    vectors = load_vectors(store, items["text"].tolist())
+    samples = {}
+    for rid in facts.runs["run_id"]:
+        mask = (items["run_id"] == rid).to_numpy()
+        own = items[mask]
+        samples[rid] = Sample(own["text"].tolist(), vectors[mask],
+                              [facts.clustering.labels.get(i) for i in own["item_id"]])
+    return at_common_size(samples)
+
+
 def _metrics(store: DuckStore, facts: _Facts, subset: bool) -> str:
     values = _metric_values(store, facts, subset)
+    common = _common_size(store, facts)
     runs = facts.runs
-    head = "".join(f'<th data-run="{_e(r.run_id)}">{_e(r.name)}</th>' for r in runs.itertuples())
+    head = "".join(f'<th data-run="{_e(r.run_id)}">{_e(r.name)}'
+                   + (f'<div class="help small">{_e(TOO_SMALL)}</div>' if common.is_too_small(r.run_id) else "")
+                   + "</th>" for r in runs.itertuples())
     rows = []
     for name in METRIC_NAMES:
         info = METRICS[name]
         row_values = [values.get(rid, {}).get(name) for rid in runs["run_id"]]
-        present = [v for v in row_values if not is_missing(v)]
-        # The best run in bold, when there is a difference to show.
-        best = (max(v * info.direction for v in present)
-                if info.direction and len(set(present)) > 1 else None)
+        best_ids = _best_runs(common, name, dict(zip(runs["run_id"], row_values)))
         cells = []
         for rid, v in zip(runs["run_id"], row_values):
-            is_best = best is not None and not is_missing(v) and v * info.direction == best
+            is_best = rid in best_ids
             cells.append(f'<td class="num{" best" if is_best else ""}" data-run="{_e(rid)}">{_e(format_value(v))}</td>')
         rows.append(f'<tr data-metric="{_e(name)}"><td class="metric"><code>{_e(name)}</code>'
                     f'<div class="help">{_e(info.help)}</div></td><td>{_e(DIRECTION_TEXT[info.direction])}</td>'
@@ -241,8 +264,50 @@ def _metrics(store: DuckStore, facts: _Facts, subset: bool) -> str:
     return _table_section(
         "metrics", "Metrics per run",
         f"Every metric {scope}. &ldquo;Better&rdquo; says whether a higher or a lower value is better; "
-        "&ldquo;neither&rdquo; marks figures that describe rather than judge. The best run on each metric is in bold.",
-        f"<th>metric and what it means</th><th>better</th>{head}", rows)
+        "&ldquo;neither&rdquo; marks figures that describe rather than judge. A run is in bold only when it is "
+        "clearly best: on the metrics that depend on the number of items, when its interval at the common size "
+        "(below) beats every other run's; on the others, by value. A run with fewer than "
+        f"{common.minimum} items is {_e(TOO_SMALL)} and is never in bold.",
+        f"<th>metric and what it means</th><th>better</th>{head}", rows, _common_table(common, runs))
+
+
+def _best_runs(common: CommonSize, name: str, row_values: dict[str, float | None]) -> set[str]:
+    """The runs shown in bold on one metric (none, or the one or more best)."""
+    direction = METRICS[name].direction
+    if name in COMPARABLE_METRICS:
+        best = common.best(name)
+        return set() if best is None else {best}
+    if not direction or name in UNJUDGED_METRICS:
+        return set()
+    present = {rid: v for rid, v in row_values.items() if not is_missing(v) and not common.is_too_small(rid)}
+    if len(set(present.values())) < 2:
+        return set()
+    top = max(v * direction for v in present.values())
+    return {rid for rid, v in present.items() if v * direction == top}
+
+
+def _common_table(common: CommonSize, runs: pd.DataFrame) -> str:
+    """The size-dependent metrics at the common size: mean and 95 % interval per run."""
+    if common.m is None:
+        return (f'<p class="note" id="common-size">Every run has fewer than {common.minimum} items: '
+                "none is compared at a common size.</p>")
+    head = "".join(f'<th data-run="{_e(r.run_id)}">{_e(r.name)}</th>' for r in runs.itertuples())
+    rows = []
+    for name in common.metrics:
+        best = common.best(name)
+        cells = []
+        for rid in runs["run_id"]:
+            text = TOO_SMALL if common.is_too_small(rid) else interval_text(common.value(rid, name)) or "—"
+            cells.append(f'<td class="num{" best" if rid == best else ""}" data-run="{_e(rid)}">{_e(text)}</td>')
+        rows.append(f'<tr data-common-metric="{_e(name)}"><td class="metric"><code>{_e(name)}</code></td>'
+                    + "".join(cells) + "</tr>")
+    intro = (f"The metrics that depend on the number of items, on random subsamples of {common.m} items of each "
+             f"run (half the smallest run that is not too small, at most {COMMON_N_CAP}): the mean and, in "
+             "brackets, the 95 % interval over the subsamples. A run is in bold when its interval lies wholly on "
+             "the better side of every other run's; overlapping intervals are no clear difference.")
+    return (f'<h3 id="common-size">At a common size: {common.m} items</h3><p>{intro}</p>'
+            f'<div class="scroll"><table class="common"><thead><tr><th>metric</th>{head}</tr></thead>'
+            f"<tbody>{''.join(rows)}</tbody></table></div>")
 
 
 def _table_section(section_id: str, heading: str, intro: str, header: str, rows: list[str], after: str = "") -> str:

@@ -3,6 +3,10 @@
 Reads: runs, prompt versions, items, their metrics, clusters and map coordinates. Writes: the runs
 a comparison needs when a side is a prompt version: both versions run on the same variable samples,
 with the same seeds and the same n, so that differences come from the prompt, not from the draw.
+
+The size-dependent metrics are judged at a common sample size with bootstrap intervals
+(:mod:`synth.analysis.comparable`): better or worse only when the intervals do not overlap, and
+not at all when a side is under the stated minimum size.
 """
 
 from __future__ import annotations
@@ -13,6 +17,11 @@ from typing import Callable
 import pandas as pd
 
 from synth.analysis.clustering import current_clustering
+from synth.analysis.comparable import (
+    UNJUDGED_METRICS,
+    compare_at_common_size,
+    run_samples,
+)
 from synth.analysis.metrics import compare, compute_run_metrics
 from synth.generate.techniques import DEFAULT_TECHNIQUE, get_technique
 from synth.kernel import settings
@@ -159,12 +168,18 @@ class Comparison:
     samples: pd.DataFrame  # idx, variables, text_a, text_b
     points: pd.DataFrame | None = None  # the map points of both runs, with a "side" column
     made: list[str] = field(default_factory=list)
+    # the size-dependent metrics at a common size: metric, m, a, a_low, a_high, b, b_low, b_high,
+    # verdict (B's value against A's), change
+    common: pd.DataFrame | None = None
+    common_n: dict = field(default_factory=dict)  # m, min_items, too_small (the letters of small sides)
 
     def to_dict(self) -> dict:
         def records(frame: pd.DataFrame) -> list[dict]:
             return frame.astype(object).where(frame.notna(), None).to_dict(orient="records")
 
         return {"a": self.a, "b": self.b, "pairing": self.pairing, "metrics": records(self.metrics),
+                "common_n": {**self.common_n,
+                             "metrics": [] if self.common is None else records(self.common)},
                 "clusters": records(self.clusters), "samples": records(self.samples),
                 "runs_made": self.made, "map_points": 0 if self.points is None else len(self.points)}
 
@@ -211,8 +226,9 @@ def sample_pairs(items_a: pd.DataFrame, items_b: pd.DataFrame, limit: int | None
 @in_session
 def compare_runs(store: DuckStore, run_a: str, run_b: str, side_a: Side | None = None, side_b: Side | None = None,
                  with_map: bool = True, background: bool = True) -> Comparison:
-    """Every metric of run B against run A (delta, better or worse), both on one map, the cluster
-    share differences and the items side by side."""
+    """Every metric of run B against run A (delta, better or worse), the size-dependent ones also at
+    a common size with intervals (which alone decide their better or worse), both on one map, the
+    cluster share differences and the items side by side."""
     if run_a == run_b:
         raise SynthError("A and B are the same run. Choose two different runs or versions.")
     side_a = side_a or Side(run_a, "run", run_id=run_a)
@@ -223,6 +239,11 @@ def compare_runs(store: DuckStore, run_a: str, run_b: str, side_a: Side | None =
     items = store.items([run_a, run_b])
     side = items["run_id"].map({run_a: "A", run_b: "B"})
     clustering = current_clustering(store)
+    samples_by_run = run_samples(store, [run_a, run_b], clustering)
+    common, common_table = compare_at_common_size(samples_by_run[run_a], samples_by_run[run_b])
+    metrics = judge_by_common_size(metrics, common_table)
+    common_n = {"m": common.m, "min_items": common.minimum,
+                "too_small": [letter for key, letter in (("a", "A"), ("b", "B")) if common.is_too_small(key)]}
     clusters = cluster_share_differences(items, clustering.labels, clustering.names, side)
     samples = sample_pairs(items[side == "A"], items[side == "B"])
     points = None
@@ -233,7 +254,19 @@ def compare_runs(store: DuckStore, run_a: str, run_b: str, side_a: Side | None =
         points = all_points[all_points["run_id"].isin([run_a, run_b])].copy()
         points["side"] = points["run_id"].map({run_a: info_a["label"], run_b: info_b["label"]})
         points["cluster_name"] = points["item_id"].map(clustering.labels).map(clustering.names)
-    return Comparison(info_a, info_b, pairing(store, run_a, run_b), metrics, clusters, samples, points)
+    return Comparison(info_a, info_b, pairing(store, run_a, run_b), metrics, clusters, samples, points,
+                      common=common_table, common_n=common_n)
+
+
+def judge_by_common_size(metrics: pd.DataFrame, common: pd.DataFrame) -> pd.DataFrame:
+    """The whole-run metric table with the change of each size-dependent metric taken from the
+    common-size verdict (better, worse, no clear difference, too small to compare), and no change
+    for the size-dependent ones not measured at a common size."""
+    by_metric = dict(zip(common["metric"], common["change"]))
+    change = [by_metric.get(m, "" if m in UNJUDGED_METRICS else c)
+              for m, c in zip(metrics["metric"], metrics["change"])]
+    return metrics.assign(change=change)
+
 
 
 def compare_refs(store: DuckStore, a: str, b: str, n: int | None = None, seed: int | None = None,

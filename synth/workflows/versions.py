@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass
 
 import pandas as pd
 
+from synth.analysis.comparable import COMPARABLE_METRICS, at_common_size, run_samples
 from synth.analysis.metrics import METRIC_NAMES, compute_run_metrics
 from synth.generate.config import RunConfig
 from synth.generate.techniques import get_technique
@@ -171,10 +172,21 @@ def config_for(store: DuckStore, version: Version, **overrides) -> RunConfig:
     return RunConfig.from_dict(base)
 
 
+def common_columns(metric: str) -> tuple[str, str, str]:
+    """The trend columns of a size-dependent metric at the common size: mean, low, high."""
+    return f"{metric}_common", f"{metric}_common_low", f"{metric}_common_high"
+
+
 @in_session
 def version_trends(store: DuckStore, name: str, metrics: list[str] | None = None) -> pd.DataFrame:
     """Metrics across the successive versions of the prompt ``name``: one row per version that has
-    runs (the mean over its runs), oldest first, with its changes from the parent."""
+    runs (the mean over its runs), oldest first, with its changes from the parent.
+
+    The size-dependent metrics among ``metrics`` also come at one common size for every version
+    (each version's largest run, subsampled; see :mod:`synth.analysis.comparable`): columns
+    ``METRIC_common``, ``METRIC_common_low`` and ``METRIC_common_high`` (the 95 % interval), with
+    ``n_items`` (that run's size), ``common_n`` (the common size) and ``comparable`` ("too small
+    to compare" for a version whose largest run is under the stated minimum: no common value)."""
     metrics = list(metrics or METRIC_NAMES)
     unknown = [m for m in metrics if m not in METRIC_NAMES]
     if unknown:
@@ -183,14 +195,48 @@ def version_trends(store: DuckStore, name: str, metrics: list[str] | None = None
     if not versions:
         raise SynthError(f"No prompt called {name!r}. Prompts: {', '.join(prompt_names(store)) or 'none yet'}.")
     runs = store.runs()
-    rows = []
+    rows, largest = [], {}
     for v in versions:
         run_ids = runs.loc[runs["prompt_id"] == v.prompt_id, "run_id"].tolist()
         if not run_ids:
             continue
         per_run = pd.DataFrame([compute_run_metrics(store, r) for r in run_ids], columns=METRIC_NAMES)
         means = per_run[metrics].astype(float).mean(skipna=True)
+        counts = per_run["count"].astype(float).tolist()
+        # the largest run (the newest of equals) stands for the version at the common size
+        pick = max(range(len(run_ids)), key=lambda i: (counts[i], i))
+        largest[v.prompt_id] = run_ids[pick]
         rows.append({"prompt_id": v.prompt_id, "version": v.version, "title": v.title,
-                     "changes": ", ".join(v.changes), "n_runs": len(run_ids),
+                     "changes": ", ".join(v.changes), "n_runs": len(run_ids), "n_items": int(counts[pick]),
                      **{m: (None if pd.isna(means[m]) else float(means[m])) for m in metrics}})
-    return pd.DataFrame(rows, columns=["prompt_id", "version", "title", "changes", "n_runs", *metrics])
+    sized = tuple(m for m in COMPARABLE_METRICS if m in metrics)
+    extra = [c for m in sized for c in common_columns(m)]
+    columns = ["prompt_id", "version", "title", "changes", "n_runs", "n_items", "common_n", "comparable",
+               *metrics, *extra]
+    if not rows:
+        return pd.DataFrame(rows, columns=columns)
+    samples = run_samples(store, list(largest.values()))
+    common = at_common_size({pid: samples[rid] for pid, rid in largest.items()}, sized or ("distinct_2",))
+    for row in rows:
+        row["common_n"] = common.m
+        row["comparable"] = common.status(row["prompt_id"])
+        for m in sized:
+            iv = common.value(row["prompt_id"], m)
+            for column, value in zip(common_columns(m), (iv.mean, iv.low, iv.high) if iv else (None,) * 3):
+                row[column] = value
+    return pd.DataFrame(rows, columns=columns)
+
+
+def trend_chart_frame(trends: pd.DataFrame, metrics: list[str]) -> tuple[pd.DataFrame, dict[str, tuple]]:
+    """What a trend chart plots: each size-dependent metric at the common size (empty for a version
+    too small to compare), the others as measured; and per plotted common-size metric its error
+    bars (distance up to the high end, down to the low end)."""
+    frame = trends.copy()
+    errors = {}
+    for m in metrics:
+        mean, low, high = common_columns(m)
+        if mean in frame:
+            frame[m] = frame[mean]
+            errors[m] = ((frame[high] - frame[mean]).tolist(), (frame[mean] - frame[low]).tolist())
+    return frame, errors
+
