@@ -11,7 +11,7 @@ from synth.analysis.projection import defer_background, release_background, star
 from synth.kernel import settings
 from synth.store import DuckStore
 from synth.workflows.demo import ensure_demo
-from synth.workflows.pipeline import open_store
+from synth.workflows.pipeline import open_store, preload_models
 
 
 @st.cache_resource(show_spinner=False)
@@ -37,6 +37,7 @@ def start_deferred_work(db_path: str) -> bool:
     """Once per process, after the first page is drawn: the work that must not delay it."""
     release_background()  # UMAP's warm-up compile and any background layout fit
     measure_in_background(_store(db_path))  # the per-run metrics table, for SQL and the CLI
+    preload_models()  # the embedder and the embedded model, before the first click needs them
     return True
 
 

@@ -27,13 +27,13 @@ from synth.analysis.clustering import (
 )
 from synth.analysis.coverage import collapse_alarms, coverage_report
 from synth.analysis.metrics import METRICS, nearest_neighbour_similarity
-from synth.analysis.projection import pending_layouts, refit_layout, umap_params
+from synth.analysis.projection import pending_layouts, umap_params
 from synth.kernel import settings
 from synth.kernel.errors import SynthError
 from synth.kernel.text import format_number, literal_markdown
 from synth.outputs import plots
 from synth.outputs.export import export_bytes
-from synth.workflows import actions, review
+from synth.workflows import actions, jobs, review
 from synth.workflows.pipeline import generate_run, map_points
 
 require_app()
@@ -77,14 +77,8 @@ def layout_ui() -> dict:
         refit = st.button("Re-fit layout", key="explore_refit",
                           help="A new layout of every item. Points move; the old layout stays stored.")
     params = umap_params(int(n_neighbors), float(min_dist), int(seed))
-    if refit:
-        with st.status("Re-fitting the layout…", expanded=False) as status:
-            try:
-                layout = refit_layout(get_store(), get_store().items(), params)
-            except SynthError as exc:
-                status.update(label=literal_markdown(str(exc)), state="error")
-            else:
-                status.update(label=f"New layout {layout.layout_id} fitted.", state="complete")
+    if refit and call_ui(jobs.start_refit, get_store().path, params) is not None:
+        st.sidebar.caption("Re-fitting the layout in the background: the map changes when it is done.")
     return params
 
 

@@ -7,7 +7,7 @@ import streamlit as st
 
 from pages.data import get_store
 from pages.shell import require_app
-from pages.widgets import call_ui, licence_ui, run_with_progress_ui, stop_on_error
+from pages.widgets import call_ui, licence_ui, stop_on_error
 from synth.generate.config import RunConfig
 from synth.generate.grammar import Grammar
 from synth.generate.prompting import template_fields
@@ -16,8 +16,7 @@ from synth.kernel import settings
 from synth.kernel.errors import SynthError
 from synth.kernel.text import literal_markdown
 from synth.llm import providers
-from synth.workflows import versions
-from synth.workflows.pipeline import generate_run, import_run
+from synth.workflows import jobs, versions
 from synth.workflows.recipes import config_from_recipe, load_recipe, recipe_text
 from synth.workflows.review import run_items_view
 
@@ -43,6 +42,9 @@ STATE_KEYS = {"model": "generate_model", "api_base": "generate_api_base", "tempe
               "system_prompt": "generate_system", "run_name": "generate_run_name",
               "sampling_mode": "generate_sampling_mode", "k_examples": "generate_k_examples",
               "k_avoid": "generate_k_avoid", "per_source": "generate_per_source", "unique": "generate_unique"}
+# Every widget the form sets from session state (so it can be kept while another page is shown).
+REMEMBERED = set(STATE_KEYS.values()) | {"generate_budget", "generate_regenerate", "generate_grammar",
+                                         "generate_technique", "generate_examples", "generate_version_label"}
 TEMPLATE_SECTIONS = ("template", "source_template")  # form sections that edit the prompt template
 
 
@@ -65,8 +67,21 @@ def defaults_ui() -> None:
                 "generate_system": cfg.system_prompt, "generate_run_name": cfg.run_name or ""}
     defaults.update({template_key(name): entry.default_template for name, entry in TECHNIQUES.items()
                      if set(entry.form) & set(TEMPLATE_SECTIONS)})
-    for key, value in defaults.items():
+    kept = st.session_state.get(KEPT_KEY, {})  # the form as the user left it on another page
+    for key, value in {**defaults, **kept}.items():
         st.session_state.setdefault(key, value)
+
+
+KEPT_KEY = "_generate_kept"
+
+
+def remember_ui() -> None:
+    """Keep the form's values outside its widgets: Streamlit forgets a widget's value when a page
+    without it is shown, and the form would come back reset (template, run name, seed)."""
+    state = st.session_state
+    keys = [k for k in state if isinstance(k, str) and k.startswith("generate_") and
+            (k in REMEMBERED or k.startswith("generate_var_") or k.startswith("generate_template_"))]
+    state[KEPT_KEY] = {k: state[k] for k in keys}
 
 
 def load_recipe_ui() -> None:
@@ -371,10 +386,36 @@ save.download_button("Save as recipe", recipe_text(config), file_name=f"{techniq
                      mime="application/x-yaml", key="generate_recipe_save")
 
 if run_clicked:
-    result = run_with_progress_ui("Starting…", generate_run, store, config, row=item_row,
-                                  done="Done: embedded and measured.")
-    if result is not None:
-        st.session_state["generate_last_result"] = result.to_dict()
+    control = call_ui(jobs.start_generation, store.path, config)
+    if control is not None:
+        st.session_state["generate_job"] = control.job_id
+        st.session_state.pop("generate_last_result", None)
+
+
+def job_ui() -> None:
+    """The batch this page started, as it runs (a background job: leaving the page does not stop
+    it, and its progress stays in the sidebar); when it ends, its result below."""
+    job = jobs.get(st.session_state.get("generate_job", ""))
+    if job is None:
+        return
+    if job.active:
+        st.progress(job.fraction, text=literal_markdown(job.describe()))
+        if job.recent:
+            st.dataframe(pd.DataFrame([item_row(i) for i in job.recent]), hide_index=True, width="stretch")
+        return
+    del st.session_state["generate_job"]
+    if job.result is not None:
+        st.session_state["generate_last_result"] = job.result.to_dict()
+    elif job.error:
+        st.session_state["generate_job_error"] = job.error
+    st.rerun()
+
+
+job = jobs.get(st.session_state.get("generate_job", ""))
+st.fragment(job_ui, run_every=1.0 if job is not None and job.active else None)()
+if "generate_job_error" in st.session_state:
+    st.error(literal_markdown(st.session_state.pop("generate_job_error"), keep_breaks=True))
+remember_ui()
 
 last = st.session_state.get("generate_last_result")
 if last:
@@ -412,8 +453,29 @@ if st.button("Import", key="generate_import_button"):
     if upload is None:
         st.error("Choose a file first: a .jsonl or .csv file with a text column.")
     else:
-        result = call_ui(import_run, store, upload.name, import_column.strip() or "text",
-                         import_name.strip() or None, data=upload.getvalue(), reference=as_reference,
-                         again=import_again, on_notice=lambda note: st.info(literal_markdown(note)))
-        if result is not None:
-            st.success(f"Imported {result.n_items} items as run **{literal_markdown(result.name)}**.")
+        st.session_state.pop("generate_import_job", None)
+        control = call_ui(jobs.start_import, store.path, upload.name, import_column.strip() or "text",
+                          import_name.strip() or None, data=upload.getvalue(), reference=as_reference,
+                          again=import_again)
+        if control is not None:
+            st.session_state["generate_import_job"] = control.job_id
+
+
+def import_job_ui() -> None:
+    """The import this page started, as it runs in the background, then what it made."""
+    job = jobs.get(st.session_state.get("generate_import_job", ""))
+    if job is None:
+        return
+    if job.phase_text:
+        st.info(literal_markdown(job.phase_text))
+    if job.active:
+        st.progress(job.fraction, text=literal_markdown(job.describe()))
+        return
+    if job.result is not None:
+        st.success(f"Imported {job.result.n_items} items as run **{literal_markdown(job.result.name)}**.")
+    elif job.error:
+        st.error(literal_markdown(job.error, keep_breaks=True))
+
+
+import_job = jobs.get(st.session_state.get("generate_import_job", ""))
+st.fragment(import_job_ui, run_every=1.0 if import_job is not None and import_job.active else None)()

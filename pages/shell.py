@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import threading
+import time
 from contextlib import contextmanager
 from pathlib import Path
 
 import streamlit as st
 
-from pages.data import prepare_database, start_deferred_work
-from pages.widgets import error_text, stop_on_error
+from pages.data import get_store, prepare_database, start_deferred_work
+from pages.widgets import call_ui, error_text, stop_on_error
 from synth.kernel import settings
+from synth.kernel.errors import SynthError
+from synth.kernel.text import literal_markdown
+from synth.workflows import jobs
 
 PRESENT_PARAM = "present"
 # A file of the app's own: a :material/...: or emoji page icon makes the browser fetch it from
@@ -28,6 +32,7 @@ h1 { font-size: 3rem !important; }
 </style>"""
 
 _RUN = threading.local()
+RECENT_JOB_S = 120  # a finished job stays in the sidebar this long
 
 
 def app_pages() -> list:
@@ -36,6 +41,7 @@ def app_pages() -> list:
     return [
         st.Page("pages/explore.py", title="Explore", icon=":material/scatter_plot:", default=True,
                 url_path="explore"),
+        st.Page("pages/studio.py", title="Studio", icon=":material/tune:", url_path="studio"),
         st.Page("pages/generate.py", title="Generate", icon=":material/auto_awesome:", url_path="generate"),
         st.Page("pages/review.py", title="Review", icon=":material/rate_review:", url_path="review"),
         st.Page("pages/prompts.py", title="Prompt versions", icon=":material/history:", url_path="prompts"),
@@ -97,9 +103,56 @@ def require_app() -> None:
 
 
 def startup_ui() -> None:
-    """Open the database, load the demo data into an empty one, and warm UMAP up in the background."""
+    """Open the database, load the demo data into an empty one, and warm UMAP up in the background;
+    show the background jobs in the sidebar."""
     with stop_on_error("opening the database"):
         prepare_database(settings.get("db_path"))
+    if not presenting():
+        with st.sidebar:
+            jobs_ui()
+
+
+def jobs_ui() -> None:
+    """Every page's sidebar: the jobs this app runs, with their progress and a Cancel button, and
+    the runs a stopped process left unfinished, with a Resume button. While a job runs the panel
+    redraws every second; when one finishes the whole page runs again, to show what it made."""
+    running = jobs.active()
+    st.fragment(_live_jobs_ui, run_every=1.0 if running else None)()
+    try:
+        waiting = jobs.resumable_runs(get_store())
+    except SynthError:
+        return  # the file is busy (another process): shown again on the next page
+    busy = {j.run_id for j in running}
+    for row in waiting[~waiting["run_id"].isin(busy)].head(3).itertuples():
+        st.caption(f"Run **{literal_markdown(row.name)}** was {row.status} at {row.n_items} of "
+                   f"{row.n_planned} items.")
+        if st.button("Resume", key=f"common_resume_{row.run_id}", icon=":material/play_arrow:",
+                     help="Make the items it has not got, into the same run (answers already paid for "
+                          "are not asked again)."):
+            control = call_ui(jobs.start_resume, get_store().path, row.run_id)
+            if control is not None:
+                st.rerun()
+
+
+def _live_jobs_ui() -> None:
+    seen = st.session_state.setdefault("common_jobs_seen", set())
+    finished_now = False
+    for job in jobs.this_process_jobs()[:5]:
+        if job.active:
+            seen.add(job.job_id)
+            st.progress(job.fraction, text=literal_markdown(job.describe()))
+            if not job.cancel.is_set() and st.button("Cancel", key=f"common_cancel_{job.job_id}",
+                                                     icon=":material/stop:"):
+                jobs.cancel(job.job_id)
+                st.rerun(scope="fragment")
+        else:
+            if job.job_id in seen:
+                seen.discard(job.job_id)
+                finished_now = True
+            if job.finished and time.monotonic() - job.finished < RECENT_JOB_S:
+                st.caption(literal_markdown(job.describe()))
+    if finished_now:
+        st.rerun()  # the whole page: its map and tables now hold what the job made
 
 
 def after_page() -> None:

@@ -315,6 +315,7 @@ def test_explore_refit_with_new_parameters_stores_a_new_layout(demo_store):
     layouts = len(demo_store.frame("SELECT layout_id FROM layouts"))
     at.number_input(key="explore_n_neighbors").set_value(5)
     at.button(key="explore_refit").click().run()
+    wait_for_jobs(at)  # a background job: the map changes when it is done
     assert no_bug(at)
     assert len(demo_store.frame("SELECT layout_id FROM layouts")) == layouts + 1
     assert any("n_neighbors=5" in c.value for c in at.caption)

@@ -390,6 +390,19 @@ def refit_layout(store: DuckStore, items: pd.DataFrame, params: dict | None = No
     return fit_layout(store, items, LAYOUT(**_umap_kwargs(params or umap_params())))
 
 
+def new_layout(store: DuckStore, items: pd.DataFrame, params: dict | None = None) -> MapLayout:
+    """A layout fitted now for ``params``: a re-fit if one with them is stored, else the fit the
+    map starts in the background for them (joined, not run twice)."""
+    params = params or umap_params()
+    if store.find_fit("layout", LAYOUT.name, settings.get("embed_model"), params, None) is not None:
+        return refit_layout(store, items, params)
+    if len(items) < LAYOUT.min_points:
+        raise SynthError(f"{LAYOUT.title} needs at least {LAYOUT.min_points} items; there are {len(items)}.")
+    current_layout(store, items, background=True, params=params)
+    wait_for_layouts()
+    return current_layout(store, items, background=False, params=params)
+
+
 def pending_layouts() -> int:
     """How many background UMAP fits are still running in this process."""
     with _JOBS_LOCK:

@@ -14,7 +14,7 @@ from synth.store import DuckStore
 
 log = logging.getLogger(__name__)
 
-KINDS = {"generate": "Generating", "import": "Importing", "refit": "Re-fitting the map", "judge": "Judging"}
+KINDS = {"generate": "Generating", "import": "Importing", "refit": "Re-fitting", "judge": "Judging"}
 
 
 @dataclass
@@ -103,11 +103,12 @@ class JobControl:
             return f"{self.label}: done in {self.elapsed_s:.0f} s"
         if self.state != "running":
             return f"{self.label}: {self.state}" + (f" ({self.error})" if self.error else "")
-        count = f"{self.done} of {self.total}" if self.total else f"{self.done}"
-        unit = "items" if self.kind == "generate" else "steps"
-        extra = f", {self.phase_text}" if self.phase_text else ""
         cancelling = " (cancelling: calls in flight finish)" if self.cancel.is_set() else ""
-        return f"{verb} {self.label}: {count} {unit}{extra}{cancelling}"
+        if not self.total:  # no count to give (an import's embedding, a layout fit)
+            extra = f" ({self.phase_text})" if self.phase_text else ""
+            return f"{verb} {self.label}{extra}, {self.elapsed_s:.0f} s so far{cancelling}"
+        extra = f", {self.phase_text}" if self.phase_text else ""
+        return f"{verb} {self.label}: {self.done} of {self.total} items{extra}{cancelling}"
 
 
 _JOBS: dict[str, JobControl] = {}

@@ -67,6 +67,41 @@ def start_generation(db_path: str, cfg, resume: bool = True) -> JobControl:
                  total=prep.total)
 
 
+def start_import(db_path: str, path: str, text_column: str = "text", run_name: str | None = None,
+                 data: bytes | None = None, reference: bool = False, again: bool = False) -> JobControl:
+    """Import a file as a background job; the note about a large file lands on the job's phase.
+    The file is read and checked first (format, text column, sizes, already imported), so a
+    mistake is said at once and nothing is written."""
+    from synth.generate.ingest import import_file
+    from synth.workflows.pipeline import save_and_measure
+
+    notes: list[str] = []
+    run, items = import_file(path, text_column, run_name, data, reference, store=DuckStore(db_path), again=again,
+                             on_notice=notes.append)
+
+    def work(store: DuckStore, control: JobControl):
+        control.phase(" ".join(notes) or f"embedding {len(items):,} texts")
+        return save_and_measure(store, run, items)
+
+    return start(db_path, "import", run.name, work, total=0)
+
+
+def start_refit(db_path: str, params: dict | None = None) -> JobControl:
+    """A new layout of every item, fitted as a background job (the old one stays stored)."""
+    from synth.analysis.projection import LAYOUT, new_layout
+
+    store = DuckStore(db_path)
+    n = store.count_items()
+    if n < LAYOUT.min_points:
+        raise SynthError(f"{LAYOUT.title} needs at least {LAYOUT.min_points} items; there are {n}.")
+
+    def work(store: DuckStore, control: JobControl):
+        control.phase(f"{n:,} items")
+        return new_layout(store, store.items(), params)
+
+    return start(db_path, "refit", "the map layout", work)
+
+
 def start_resume(db_path: str, run_id: str) -> JobControl:
     from synth.workflows.pipeline import resume_run
 
