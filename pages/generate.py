@@ -7,7 +7,7 @@ import streamlit as st
 
 from pages.data import get_store
 from pages.shell import require_app
-from pages.widgets import call_ui, licence_ui, stop_on_error
+from pages.widgets import call_ui, form_defaults, licence_ui, remember_form, stop_on_error
 from synth.generate.config import RunConfig
 from synth.generate.grammar import Grammar
 from synth.generate.prompting import template_fields
@@ -67,21 +67,13 @@ def defaults_ui() -> None:
                 "generate_system": cfg.system_prompt, "generate_run_name": cfg.run_name or ""}
     defaults.update({template_key(name): entry.default_template for name, entry in TECHNIQUES.items()
                      if set(entry.form) & set(TEMPLATE_SECTIONS)})
-    kept = st.session_state.get(KEPT_KEY, {})  # the form as the user left it on another page
-    for key, value in {**defaults, **kept}.items():
-        st.session_state.setdefault(key, value)
-
-
-KEPT_KEY = "_generate_kept"
+    form_defaults("generate", defaults)
 
 
 def remember_ui() -> None:
-    """Keep the form's values outside its widgets: Streamlit forgets a widget's value when a page
-    without it is shown, and the form would come back reset (template, run name, seed)."""
-    state = st.session_state
-    keys = [k for k in state if isinstance(k, str) and k.startswith("generate_") and
-            (k in REMEMBERED or k.startswith("generate_var_") or k.startswith("generate_template_"))]
-    state[KEPT_KEY] = {k: state[k] for k in keys}
+    """The form as the user left it, for the next visit to the page."""
+    remember_form("generate", [k for k in st.session_state if isinstance(k, str) and (
+        k in REMEMBERED or k.startswith("generate_var_") or k.startswith("generate_template_"))])
 
 
 def load_recipe_ui() -> None:

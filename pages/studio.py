@@ -10,7 +10,7 @@ import streamlit as st
 
 from pages.data import get_store
 from pages.shell import require_app
-from pages.widgets import call_ui, licence_ui, run_with_progress_ui, stop_on_error
+from pages.widgets import call_ui, form_defaults, licence_ui, remember_form, run_with_progress_ui, stop_on_error
 from synth.analysis.projection import pending_layouts
 from synth.generate.config import RunConfig
 from synth.generate.prompting import template_fields
@@ -28,6 +28,8 @@ DEFAULT_PROMPT_NAME = "studio"
 DEFAULT_VALUES = {"product": "coffee grinder\nrain jacket\nphone case", "tone": "happy\nannoyed"}
 JOB_KEY, LAST_RUN_KEY, PREVIEW_KEY = "studio_job", "studio_last_run", "studio_preview"
 HIGHLIGHT_COLOR = "#111111"
+FORM_KEYS = {"studio_template", "studio_system", "studio_model", "studio_api_base", "studio_temperature",
+             "studio_max_tokens", "studio_n", "studio_seed", "studio_prompt_name"}
 
 
 def defaults_ui() -> None:
@@ -36,8 +38,13 @@ def defaults_ui() -> None:
                 "studio_model": settings.get("default_model"), "studio_api_base": "",
                 "studio_temperature": cfg.temperature, "studio_max_tokens": cfg.max_tokens, "studio_n": cfg.n,
                 "studio_seed": cfg.seed, "studio_prompt_name": DEFAULT_PROMPT_NAME}
-    for key, value in defaults.items():
-        st.session_state.setdefault(key, value)
+    form_defaults("studio", defaults)
+
+
+def remember_ui() -> None:
+    """The editor as the user left it, for the next visit to the page."""
+    remember_form("studio", [k for k in st.session_state if isinstance(k, str) and (
+        k in FORM_KEYS or k.startswith("studio_var_"))])
 
 
 def variables_ui(template: str) -> dict[str, list[str]]:
@@ -250,6 +257,7 @@ left, right = st.columns([2, 3])
 with left:
     with stop_on_error():
         cfg = editor_ui()
+    remember_ui()
     ready = rendered_ui(store, cfg)
     preview_col, run_col = st.columns(2)
     if preview_col.button("Preview", key="studio_preview_button", disabled=not ready,

@@ -197,3 +197,20 @@ def dropped_ui(result) -> None:
         else:
             st.dataframe(dropped[["text", "reason", "run_name", "status", "duplicate_of", "item_id"]],
                          hide_index=True, width="stretch")
+
+
+def form_defaults(form: str, defaults: dict) -> None:
+    """Give each of a form's widget keys its starting value: as the user left it on an earlier
+    visit to the page (see ``remember_form``), else ``defaults``."""
+    kept = st.session_state.get(f"_{form}_kept", {})
+    for key, value in {**defaults, **kept}.items():
+        st.session_state.setdefault(key, value)
+
+
+def remember_form(form: str, keys) -> None:
+    """Keep a form's values outside its widgets: Streamlit forgets a widget's value when a page
+    without it is shown, and the form would come back reset (template, run name, seed). Only keys
+    set through ``form_defaults`` (never a button's or an uploader's) may be kept."""
+    state = st.session_state
+    state[f"_{form}_kept"] = {k: state[k] for k in keys if k in state}
+

@@ -286,3 +286,58 @@ def other_hosts(urls: list[str]) -> list[str]:
 def test_no_page_loads_anything_from_another_host(app_url, browser):
     external = other_hosts(visit_every_page(browser, app_url))
     assert external == [], "requests to other hosts:\n" + "\n".join(external)
+
+
+def _field(page, label: str):
+    return page.locator('[data-testid="stMainBlockContainer"]').get_by_label(label, exact=True)
+
+
+def _type(page, label: str, value: str, commit: str = "Tab") -> None:
+    box = _field(page, label)
+    box.fill(value)
+    act(page, lambda: box.press(commit))  # the value reaches the app before the next click
+
+
+def test_studio_previews_runs_in_the_background_while_the_user_leaves_and_cancels(
+        start_app, browser, make_server):
+    srv = make_server(latency_s=0.4)
+    url = start_app()
+    db = DuckStore(start_app.databases[url])
+    page = browser.new_page()
+    page.goto(f"{url}/studio")
+    page.get_by_text("Rendered prompts").wait_for(timeout=WAIT_MS)
+    settle(page)
+    _type(page, "Model (litellm)", "openai/test-model")
+    _type(page, "API base (optional)", srv.api_base)
+    _type(page, "Prompt template", "Tell me one thing about {animal}.")
+    _type(page, "{animal}", "owls\nbats\nmoles")
+    page.get_by_text("Tell me one thing about owls.").first.wait_for(timeout=WAIT_MS)  # rendered, no call
+    assert not srv.config.requests
+    page.get_by_role("button", name="Preview", exact=True).click()
+    page.get_by_text("Preview: 3 items").wait_for(timeout=WAIT_MS)
+    assert len(srv.config.requests) == 3 and "browser-owls" not in db.runs()["name"].tolist()
+    settle(page)
+
+    _type(page, "Items per run", "30", commit="Enter")
+    page.get_by_role("button", name="Run", exact=True).click()
+    sidebar = page.locator('[data-testid="stSidebar"]')
+    sidebar.get_by_text("Generating", exact=False).first.wait_for(timeout=WAIT_MS)
+    sidebar.get_by_role("link", name="Metrics").click()  # leave the page while the batch runs
+    page.get_by_role("heading", name="Metrics").first.wait_for(timeout=WAIT_MS)
+    sidebar.get_by_text("done in", exact=False).first.wait_for(timeout=WAIT_MS)  # it went on, and finished
+    run = db.runs().iloc[-1]
+    assert run["n_items"] == 30 and run["status"] == "complete"
+    assert len(srv.config.requests) == 3 + 27  # the preview's three came from the cache
+    sidebar.get_by_role("link", name="Studio").click()
+    page.get_by_text("Highlighted: the newest batch").wait_for(timeout=WAIT_MS)
+    assert _field(page, "Prompt template").input_value() == "Tell me one thing about {animal}."
+
+    settle(page)
+    _type(page, "Items per run", "300", commit="Enter")
+    page.get_by_role("button", name="Run", exact=True).click()
+    sidebar.get_by_role("button", name="Cancel").first.click()
+    sidebar.get_by_text("cancelled", exact=False).first.wait_for(timeout=WAIT_MS)
+    run = db.runs().iloc[-1]
+    assert run["status"] == "cancelled" and 0 < run["n_items"] < 300
+    assert page.locator('[data-testid="stException"]').count() == 0
+    page.close()

@@ -37,7 +37,7 @@ PLAIN = {"text", "code", "json", "arrow_data_frame", "plotly_chart", "selectbox"
          "text_area", "text_input"}  # an input's value is plain; its label is checked below
 LABELS = ("label", "help")
 TIMEOUT = 240
-PAGES = ["explore", "generate", "review", "prompts", "compare", "metrics", "duplicates", "export", "sql"]
+PAGES = ["explore", "studio", "generate", "review", "prompts", "compare", "metrics", "duplicates", "export", "sql"]
 
 
 def build_hostile_database(path, demo_db_file) -> DuckStore:
