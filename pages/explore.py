@@ -15,7 +15,6 @@ from pages.widgets import (
     filters_ui,
     intrinsic_note,
     licence_ui,
-    run_with_progress_ui,
     stop_on_error,
 )
 from synth.analysis.clustering import (
@@ -34,7 +33,7 @@ from synth.kernel.text import format_number, literal_markdown
 from synth.outputs import plots
 from synth.outputs.export import export_bytes
 from synth.workflows import actions, jobs, review
-from synth.workflows.pipeline import generate_run, map_points
+from synth.workflows.pipeline import map_points
 
 require_app()
 
@@ -134,10 +133,11 @@ def selection_ui(selected: list[str], points: pd.DataFrame, dataset) -> None:
 
 
 def run_ui(cfg) -> None:
-    result = run_with_progress_ui(f"Generating {literal_markdown(cfg.run_name)}…", generate_run, get_store(), cfg)
-    if result is not None:
-        st.success(f"Run **{literal_markdown(result.name)}** saved: {result.n_items} items. They are placed on the map "
-                   "without moving the others.")
+    """Make the run in the background (its progress is in the sidebar); the map shows its items when
+    it is done, placed without moving the others."""
+    if call_ui(jobs.start_generation, get_store().path, cfg) is not None:
+        st.info(f"Generating **{literal_markdown(cfg.run_name)}** in the background (see the sidebar): its items "
+                "appear on the map when it is done, placed without moving the others.")
 
 
 def coverage_ui(dataset) -> None:

@@ -7,11 +7,11 @@ import streamlit as st
 
 from pages.data import get_store
 from pages.shell import require_app
-from pages.widgets import call_ui, run_with_progress_ui
-from synth.generate.judge import Rubric, judge_items
+from pages.widgets import call_ui
+from synth.generate.judge import Rubric
 from synth.kernel import settings
-from synth.kernel.text import format_number
-from synth.workflows import review
+from synth.kernel.text import format_number, literal_markdown
+from synth.workflows import jobs, review
 
 require_app()
 
@@ -21,18 +21,6 @@ EDIT_COLUMNS = ["item_id", "text", "status", "judge_score", "valid", "version"]
 def run_ui(runs: pd.DataFrame) -> str:
     labels = dict(zip(runs["run_id"], runs["name"]))
     return st.selectbox("Run", list(labels)[::-1], format_func=labels.get, key="review_run")
-
-
-def judge_run(store, item_ids: list[str], model: str, rubric_text: str, on_item):
-    """``judge_items`` against the rubric written on the page, calling ``on_item(verdict, i, n)``
-    as each verdict arrives."""
-    done = []
-
-    def on_result(result):
-        done.append(result)
-        on_item(result, len(done) - 1, len(item_ids))
-
-    return judge_items(store, item_ids, model, Rubric.from_text(rubric_text), on_result=on_result)
 
 
 st.title("Review")
@@ -70,10 +58,28 @@ rubric_text = st.text_area("Checklist (one 'name: description' per line) or a YA
                            "on_task: does what its prompt asked\nfluent: reads naturally\n"
                            "self_contained: makes sense on its own", key="review_rubric", height=100)
 if st.button("Judge this run", key="review_judge"):
-    item_ids = store.items([run_id])["item_id"].tolist()
-    result = run_with_progress_ui("Judging…", judge_run, store, item_ids, judge_model, rubric_text,
-                                  unit="judged")
-    if result is not None:
+    rubric = call_ui(Rubric.from_text, rubric_text)
+    control = None if rubric is None else call_ui(jobs.start_judge, store.path, store.items([run_id])["item_id"].tolist(),
+                                                  judge_model, rubric)
+    if control is not None:
+        st.session_state["review_judge_job"] = control.job_id
+
+
+def judge_job_ui() -> None:
+    """The judge pass this page started, as it runs in the background, then its result."""
+    job = jobs.get(st.session_state.get("review_judge_job", ""))
+    if job is None:
+        return
+    if job.active:
+        st.progress(job.fraction, text=literal_markdown(job.describe()))
+    elif job.result is not None:
+        result = job.result
         st.success(f"Judged {result.n_items} items: {result.n_valid} valid verdicts, mean score "
                    f"{format_number(result.score_mean, 3, missing='—')}.")
         st.dataframe(pd.DataFrame([result.pass_rates]), hide_index=True)
+    elif job.error:
+        st.error(literal_markdown(job.error, keep_breaks=True))
+
+
+judge_job = jobs.get(st.session_state.get("review_judge_job", ""))
+st.fragment(judge_job_ui, run_every=1.0 if judge_job is not None and judge_job.active else None)()

@@ -169,6 +169,7 @@ def test_an_error_quoting_user_input_is_escaped(hostile_store):
     at = open_page("review")
     at.text_input(key="review_judge_model").set_value(ALL)
     at.button(key="review_judge").click().run()
+    wait_for_jobs(at)  # the judge runs in the background: its error shows when it ends
     assert_escaped(at, "review")
     assert at.error and any(ESCAPED in e.value for e in at.error), [e.value for e in at.error]
 

@@ -260,6 +260,7 @@ def test_review_page_lists_a_runs_items_and_judges_them(demo_store, tmp_path):
     at.selectbox(key="review_run").set_value(small).run()
     at.text_area(key="review_rubric").set_value("on_task: does what was asked")
     at.button(key="review_judge").click().run()
+    wait_for_jobs(at)  # a background job: its result shows when it is done
     assert no_bug(at) and not at.error, [e.value for e in at.error]
     n = int(runs.set_index("run_id").loc[small, "n_items"])
     assert f"Judged {n} items" in at.success[0].value

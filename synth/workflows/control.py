@@ -108,7 +108,8 @@ class JobControl:
             extra = f" ({self.phase_text})" if self.phase_text else ""
             return f"{verb} {self.label}{extra}, {self.elapsed_s:.0f} s so far{cancelling}"
         extra = f", {self.phase_text}" if self.phase_text else ""
-        return f"{verb} {self.label}: {self.done} of {self.total} items{extra}{cancelling}"
+        unit = "judged" if self.kind == "judge" else "items"
+        return f"{verb} {self.label}: {self.done} of {self.total} {unit}{extra}{cancelling}"
 
 
 _JOBS: dict[str, JobControl] = {}

@@ -13,6 +13,7 @@ import threading
 import traceback
 from typing import Any, Callable
 
+from synth.kernel import settings
 from synth.kernel.errors import SynthError
 from synth.store import DuckStore
 from synth.workflows.control import JobControl, active, cancel, get, this_process_jobs
@@ -100,6 +101,24 @@ def start_refit(db_path: str, params: dict | None = None) -> JobControl:
         return new_layout(store, store.items(), params)
 
     return start(db_path, "refit", "the map layout", work)
+
+
+def start_judge(db_path: str, item_ids: list[str], model: str, rubric) -> JobControl:
+    """Score ``item_ids`` with ``model`` against ``rubric`` as a background job."""
+    from synth.generate.judge import judge_items
+
+    from synth.llm import providers
+
+    if not item_ids:
+        raise SynthError("No items to judge. Choose a run or select items first.")
+    providers.check_model((model or "").strip() or settings.get("default_model"))  # said where the user clicked
+
+    def work(store: DuckStore, control: JobControl):
+        control.total = len(item_ids)
+        return judge_items(store, item_ids, model, rubric,
+                           on_result=lambda result: control.step(store, control.done + 1))
+
+    return start(db_path, "judge", f"{len(item_ids)} items with {model}", work, total=len(item_ids))
 
 
 def start_resume(db_path: str, run_id: str) -> JobControl:
