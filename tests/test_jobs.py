@@ -196,3 +196,42 @@ def test_resume_refuses_a_complete_run_and_says_why(store, server):
                                            model="openai/test-model", api_base=server.api_base))
     with pytest.raises(SynthError, match="is complete: there is nothing to resume"):
         resume_run(store, result.run_id)
+
+
+HOLD_FILE = """
+import sys, time, duckdb
+while True:  # the batch opens the file every 0.5 s: take it between two writes
+    try:
+        con = duckdb.connect(sys.argv[1])
+        break
+    except duckdb.IOException:
+        time.sleep(0.01)
+print("held", flush=True)
+time.sleep(float(sys.argv[2]))
+con.close()
+"""
+
+
+@pytest.mark.slow
+def test_a_batch_keeps_every_answer_while_another_process_holds_the_file_past_the_lock_wait(
+        make_server, tmp_path):
+    from synth.store.connection import LOCK_WAIT_S
+
+    srv = make_server(latency_s=0.1)
+    db = tmp_path / "shared.duckdb"
+    store = DuckStore(db)
+    cfg = RunConfig(template="Line {x}", variables={"x": [str(i) for i in range(80)]}, n=80,
+                    model="openai/test-model", api_base=srv.api_base, concurrency=2, max_tokens=8)
+    control = jobs.start_generation(str(db), cfg)
+    while len(srv.config.requests) < 10:
+        time.sleep(0.02)
+    holder = subprocess.Popen([sys.executable, "-c", HOLD_FILE, str(db), str(LOCK_WAIT_S + 5)],
+                              stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "held"  # another process has the file from here on
+    wait_for_jobs(timeout=300)
+    holder.wait()
+    assert control.state == "done", control.error
+    assert len(srv.config.requests) == 80  # each call made once
+    counts = store.frame("SELECT count(*) AS n, count(DISTINCT idx) AS d FROM items").iloc[0]
+    assert counts["n"] == counts["d"] == 80 and store.runs().iloc[0]["status"] == "complete"
+    assert store.frame("SELECT count(*) AS n FROM response_cache")["n"][0] == 80
