@@ -1,8 +1,12 @@
+import json
+import shutil
+
 import numpy as np
 import pytest
 
 from synth.analysis import embedding
 from synth.analysis.embedding import ensure_embeddings, get_embedder, load_vectors
+from synth.kernel import settings
 from synth.kernel.errors import SynthError
 from synth.kernel.records import text_hash
 
@@ -56,3 +60,153 @@ def test_load_vectors_keeps_order_and_matches_direct_embedding(store):
     assert np.allclose(vectors[0], direct[0], atol=1e-6)
     assert np.allclose(vectors[1], direct[1], atol=1e-6)
     assert np.array_equal(vectors[0], vectors[2])
+
+
+# -- the ONNX backend --
+
+MODEL = settings.DEFAULT_EMBED_MODEL
+
+
+def real_texts() -> list[str]:
+    """Demo texts of every length, single sentences of them, and long joins past 256 tokens."""
+    lines = (settings.DATA_DIR / "demo.jsonl").read_text(encoding="utf-8").split("\n")
+    rows = [json.loads(line) for line in lines if line.strip()]
+    texts = sorted({r["text"] for r in rows})[::3]
+    sentences = [s.strip() + "." for t in texts[:40] for s in t.split(".")[:2] if len(s.strip()) > 3]
+    long = [" ".join(texts[i:i + 5]) for i in range(0, 50, 5)]
+    return texts + sentences + long + ["x", "  padded with spaces  ", "Ünïcödé, emoji 🙂 and 数字 42."]
+
+
+@pytest.fixture(scope="module")
+def exported_cache(tmp_path_factory):
+    """A cache folder holding one export, made once for this module."""
+    cache = tmp_path_factory.mktemp("embed-cache")
+    embedding._EXPORTS.clear()  # a real export, not a copy of one an earlier test made
+    embedder = embedding.OnnxEmbedder(MODEL, cache_dir=cache)
+    assert embedder.exported and embedder.model_path.parent == cache
+    return cache
+
+
+def cache_copy(source, target):
+    target.mkdir(parents=True, exist_ok=True)
+    for f in source.iterdir():
+        shutil.copy2(f, target / f.name)
+    return target
+
+
+def test_onnx_vectors_agree_with_sentence_transformers(exported_cache):
+    texts = real_texts()
+    reference = embedding.SentenceTransformerEmbedder(MODEL).embed(texts)
+    onnx = embedding.OnnxEmbedder(MODEL, cache_dir=exported_cache).embed(texts)
+    assert onnx.shape == reference.shape == (len(texts), 384) and onnx.dtype == np.float32
+    assert np.allclose(np.linalg.norm(onnx, axis=1), 1.0, atol=1e-5)
+    cosines = (onnx * reference).sum(axis=1)
+    assert cosines.min() >= 0.999, texts[int(cosines.argmin())]
+    # Truncation at the model's 256 tokens, not tokenizer.json's 128: a text cut at 128 would differ.
+    long = max(texts, key=len)
+    assert len(embedding._load_tokenizer(embedding.model_folder(MODEL),
+                                         embedding._read_folder_config(embedding.model_folder(MODEL)))
+               .encode(long).ids) == 256
+
+
+def test_export_is_cached_and_reused(exported_cache, tmp_path):
+    cache = cache_copy(exported_cache, tmp_path / "cache")
+    first = embedding.OnnxEmbedder(MODEL, cache_dir=cache)
+    before = first.model_path.stat().st_mtime_ns
+    second = embedding.OnnxEmbedder(MODEL, cache_dir=cache)
+    assert not first.exported and not second.exported
+    assert second.model_path == first.model_path and second.model_path.stat().st_mtime_ns == before
+    assert [p.name for p in cache.glob("*.onnx")] == [first.model_path.name]
+    assert first.model_path.name.startswith(f"{MODEL}-")
+
+
+def test_a_corrupt_cached_file_is_exported_again(exported_cache, tmp_path, monkeypatch):
+    monkeypatch.setattr(embedding, "_EXPORTS", {})
+    cache = cache_copy(exported_cache, tmp_path / "cache")
+    path = next(cache.glob("*.onnx"))
+    path.write_bytes(path.read_bytes()[: 1 << 20])  # a file cut short, as by a crash mid-write
+    embedder = embedding.OnnxEmbedder(MODEL, cache_dir=cache)
+    assert embedder.exported and embedder.model_path == path and path.stat().st_size > 50_000_000
+    vector = embedder.embed(["The kettle boils water quickly."])[0]
+    reference = embedding.SentenceTransformerEmbedder(MODEL).embed(["The kettle boils water quickly."])[0]
+    assert float(vector @ reference) >= 0.999
+    assert not list(cache.glob(".*.tmp"))  # the atomic write leaves nothing behind
+
+
+def test_a_file_from_other_weights_is_exported_again(exported_cache, tmp_path, monkeypatch):
+    import onnx
+
+    monkeypatch.setattr(embedding, "_EXPORTS", {})
+    cache = cache_copy(exported_cache, tmp_path / "cache")
+    path = next(cache.glob("*.onnx"))
+    model = onnx.load(str(path))
+    for prop in model.metadata_props:
+        if prop.key == "weights_sha256":
+            prop.value = "0" * 64
+    onnx.save(model, str(path))
+    embedder = embedding.OnnxEmbedder(MODEL, cache_dir=cache)
+    assert embedder.exported
+    meta = embedder._session.get_modelmeta().custom_metadata_map
+    assert meta["weights_sha256"] != "0" * 64 and meta["weights_sha256"].startswith(path.stem.split("-")[-1])
+
+
+def test_the_setting_switches_backend(exported_cache, tmp_path, monkeypatch):
+    # conftest points SYNTH_DB at tmp_path, so the ONNX cache lives beside that database.
+    cache_copy(exported_cache, tmp_path / embedding.CACHE_DIR_NAME)
+    monkeypatch.setenv("SYNTH_EMBED_BACKEND", "onnx")
+    onnx = get_embedder()
+    assert isinstance(onnx, embedding.OnnxEmbedder) and not onnx.exported
+    assert onnx.model_path.parent == tmp_path / embedding.CACHE_DIR_NAME
+    monkeypatch.setenv("SYNTH_EMBED_BACKEND", "sentence-transformers")
+    assert isinstance(get_embedder(), embedding.SentenceTransformerEmbedder)
+    monkeypatch.delenv("SYNTH_EMBED_BACKEND")
+    default = settings.SETTINGS["embed_backend"].default
+    assert get_embedder().backend == default
+
+
+def test_onnx_backend_shares_the_model_cache_key(exported_cache, tmp_path, store, monkeypatch):
+    cache_copy(exported_cache, tmp_path / embedding.CACHE_DIR_NAME)
+    monkeypatch.setenv("SYNTH_EMBED_BACKEND", "sentence-transformers")
+    assert ensure_embeddings(store, ["one text"]) == 1
+    monkeypatch.setenv("SYNTH_EMBED_BACKEND", "onnx")
+    assert ensure_embeddings(store, ["one text", "two texts"]) == 1  # "one text" is not re-embedded
+    assert set(store.frame("SELECT model FROM embeddings")["model"]) == {MODEL}
+
+
+def test_a_bad_backend_is_refused_with_the_choices(monkeypatch):
+    monkeypatch.setenv("SYNTH_EMBED_BACKEND", "tensorflow")
+    with pytest.raises(SynthError, match="sentence-transformers, onnx"):
+        get_embedder()
+
+
+def test_negative_threads_are_refused(monkeypatch):
+    monkeypatch.setenv("SYNTH_EMBED_THREADS", "-1")
+    with pytest.raises(SynthError, match="SYNTH_EMBED_THREADS"):
+        get_embedder()
+
+
+def test_embed_threads_reach_torch_and_onnx_runtime(exported_cache, tmp_path, monkeypatch):
+    import torch
+
+    before = torch.get_num_threads()
+    cache_copy(exported_cache, tmp_path / embedding.CACHE_DIR_NAME)
+    monkeypatch.setenv("SYNTH_EMBED_THREADS", "1")
+    try:
+        monkeypatch.setenv("SYNTH_EMBED_BACKEND", "sentence-transformers")
+        torch.set_num_threads(2)
+        get_embedder().embed(["a text"])
+        assert torch.get_num_threads() == 1
+        monkeypatch.setenv("SYNTH_EMBED_BACKEND", "onnx")
+        onnx = get_embedder()
+        assert onnx._session.get_session_options().intra_op_num_threads == 1
+    finally:
+        torch.set_num_threads(before)
+    monkeypatch.setenv("SYNTH_EMBED_THREADS", "2")
+    assert get_embedder()._session.get_session_options().intra_op_num_threads == 2
+
+
+def test_another_database_folder_reuses_this_process_export(exported_cache, tmp_path):
+    first = embedding.OnnxEmbedder(MODEL, cache_dir=exported_cache)
+    other = embedding.OnnxEmbedder(MODEL, cache_dir=tmp_path / "elsewhere")
+    assert not other.exported and other.model_path.parent == tmp_path / "elsewhere"
+    assert other.model_path.name == first.model_path.name and other.model_path.stat().st_size > 50_000_000

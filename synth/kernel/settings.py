@@ -72,10 +72,13 @@ SETTINGS: dict[str, Setting] = {
         Setting("local_contexts", "SYNTH_LOCAL_CONTEXTS", 2,
                 "llama.cpp contexts of the embedded model: calls run on that many at once (each holds "
                 "its own KV cache and buffers, about 70 MB at the default context length).", int),
-        Setting("embed_threads", "SYNTH_EMBED_THREADS", 0,
-                "CPU threads for embedding (torch or ONNX Runtime); 0 lets the library choose.", int),
+        Setting("embed_threads", "SYNTH_EMBED_THREADS", 2,
+                "CPU threads for embedding (torch or ONNX Runtime); 0 lets the library choose. ONNX Runtime with "
+                "2 measured 1.9x one thread on 2 idle cores and as fast as one beside a busy process.", int),
         Setting("embed_backend", "SYNTH_EMBED_BACKEND", "sentence-transformers",
-                "How texts are embedded: sentence-transformers (the reference) or onnx.", str),
+                "How texts are embedded: sentence-transformers (the reference) or onnx (ONNX Runtime on a "
+                "file exported once from the same weights into .embed-cache beside the database; the same "
+                "vectors, without importing torch; its speed-up was not steady on a shared 2-core machine).", str),
         # -- end of speed settings --
         Setting("request_timeout", "SYNTH_REQUEST_TIMEOUT", 120.0,
                 "Seconds to wait for one hosted-model response.", float),
