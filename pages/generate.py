@@ -7,7 +7,7 @@ import streamlit as st
 
 from pages.data import get_store
 from pages.shell import require_app
-from pages.widgets import call_ui, form_defaults, licence_ui, remember_form, stop_on_error
+from pages.widgets import call_ui, form_defaults, job_ui, licence_ui, remember_form, stop_on_error
 from synth.generate.config import RunConfig
 from synth.generate.grammar import Grammar
 from synth.generate.prompting import template_fields
@@ -384,7 +384,7 @@ if run_clicked:
         st.session_state.pop("generate_last_result", None)
 
 
-def job_ui() -> None:
+def generation_ui() -> None:
     """The batch this page started, as it runs (a background job: leaving the page does not stop
     it, and its progress stays in the sidebar); when it ends, its result below."""
     job = jobs.get(st.session_state.get("generate_job", ""))
@@ -404,7 +404,7 @@ def job_ui() -> None:
 
 
 job = jobs.get(st.session_state.get("generate_job", ""))
-st.fragment(job_ui, run_every=1.0 if job is not None and job.active else None)()
+st.fragment(generation_ui, run_every=1.0 if job is not None and job.active else None)()
 if "generate_job_error" in st.session_state:
     st.error(literal_markdown(st.session_state.pop("generate_job_error"), keep_breaks=True))
 remember_ui()
@@ -453,21 +453,5 @@ if st.button("Import", key="generate_import_button"):
             st.session_state["generate_import_job"] = control.job_id
 
 
-def import_job_ui() -> None:
-    """The import this page started, as it runs in the background, then what it made."""
-    job = jobs.get(st.session_state.get("generate_import_job", ""))
-    if job is None:
-        return
-    if job.phase_text:
-        st.info(literal_markdown(job.phase_text))
-    if job.active:
-        st.progress(job.fraction, text=literal_markdown(job.describe()))
-        return
-    if job.result is not None:
-        st.success(f"Imported {job.result.n_items} items as run **{literal_markdown(job.result.name)}**.")
-    elif job.error:
-        st.error(literal_markdown(job.error, keep_breaks=True))
-
-
-import_job = jobs.get(st.session_state.get("generate_import_job", ""))
-st.fragment(import_job_ui, run_every=1.0 if import_job is not None and import_job.active else None)()
+job_ui("generate_import_job", lambda result: st.success(
+    f"Imported {result.n_items} items as run **{literal_markdown(result.name)}**."), note_phase=True)

@@ -7,10 +7,10 @@ import streamlit as st
 
 from pages.data import get_store
 from pages.shell import require_app
-from pages.widgets import call_ui
+from pages.widgets import call_ui, job_ui
 from synth.generate.judge import Rubric
 from synth.kernel import settings
-from synth.kernel.text import format_number, literal_markdown
+from synth.kernel.text import format_number
 from synth.workflows import jobs, review
 
 require_app()
@@ -65,21 +65,10 @@ if st.button("Judge this run", key="review_judge"):
         st.session_state["review_judge_job"] = control.job_id
 
 
-def judge_job_ui() -> None:
-    """The judge pass this page started, as it runs in the background, then its result."""
-    job = jobs.get(st.session_state.get("review_judge_job", ""))
-    if job is None:
-        return
-    if job.active:
-        st.progress(job.fraction, text=literal_markdown(job.describe()))
-    elif job.result is not None:
-        result = job.result
-        st.success(f"Judged {result.n_items} items: {result.n_valid} valid verdicts, mean score "
-                   f"{format_number(result.score_mean, 3, missing='—')}.")
-        st.dataframe(pd.DataFrame([result.pass_rates]), hide_index=True)
-    elif job.error:
-        st.error(literal_markdown(job.error, keep_breaks=True))
+def judged_ui(result) -> None:
+    st.success(f"Judged {result.n_items} items: {result.n_valid} valid verdicts, mean score "
+               f"{format_number(result.score_mean, 3, missing='—')}.")
+    st.dataframe(pd.DataFrame([result.pass_rates]), hide_index=True)
 
 
-judge_job = jobs.get(st.session_state.get("review_judge_job", ""))
-st.fragment(judge_job_ui, run_every=1.0 if judge_job is not None and judge_job.active else None)()
+job_ui("review_judge_job", judged_ui)

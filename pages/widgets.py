@@ -214,3 +214,26 @@ def remember_form(form: str, keys) -> None:
     state = st.session_state
     state[f"_{form}_kept"] = {k: state[k] for k in keys if k in state}
 
+
+def job_ui(key: str, show_result: Callable[[Any], None], note_phase: bool = False) -> None:
+    """The background job a page started (its id in ``st.session_state[key]``): a progress bar
+    redrawn every second while it runs (leaving the page does not stop it), then
+    ``show_result(result)``, or its error. ``note_phase``: show what the job says it is doing."""
+    from synth.workflows import jobs
+
+    def body() -> None:
+        job = jobs.get(st.session_state.get(key, ""))
+        if job is None:
+            return
+        if note_phase and job.phase_text:
+            st.info(literal_markdown(job.phase_text))
+        if job.active:
+            st.progress(job.fraction, text=literal_markdown(job.describe()))
+        elif job.result is not None:
+            show_result(job.result)
+        elif job.error:
+            st.error(literal_markdown(job.error, keep_breaks=True))
+
+    job = jobs.get(st.session_state.get(key, ""))
+    st.fragment(body, run_every=1.0 if job is not None and job.active else None)()
+
