@@ -124,9 +124,10 @@ def test_local_model_through_the_batch(store):
 
 
 @pytest.mark.slow
-def test_local_latency_is_the_call_itself_not_the_wait_for_the_model():
-    # Four calls in flight queue on one embedded model: each one's latency must be its own compute
-    # time, so together they fit in the batch's wall time (with the wait included they were 2x it).
+def test_local_latency_is_the_call_itself_not_the_wait_for_the_model(monkeypatch):
+    # Four calls in flight queue on one embedded-model context: each one's latency must be its own
+    # compute time, so together they fit in the batch's wall time (with the wait included they were 2x it).
+    monkeypatch.setenv("SYNTH_LOCAL_CONTEXTS", "1")
     outcome = run_batch(calls(4, "Write one sentence about the number"),
                         BatchSettings(model="local/smollm2-135m", max_tokens=16, concurrency=4, seed=0))
     latencies = [r.completion.latency_ms for r in outcome.results]

