@@ -57,6 +57,9 @@ def no_background_work_left_running():
     from synth.analysis import metrics, projection
 
     wait_for_jobs()
+    from synth.workflows.control import forget_finished
+
+    forget_finished()  # a finished job's note in the sidebar belongs to the test that ran it
     metrics.wait_for_background_metrics(120)
     if projection.background_released():
         projection.wait_for_layouts(120)

@@ -125,6 +125,15 @@ def _register(control: JobControl) -> None:
             _JOBS.pop(old.job_id, None)
 
 
+def forget_finished() -> int:
+    """Drop the finished jobs this process remembers (their rows stay in the database)."""
+    with _JOBS_LOCK:
+        gone = [job_id for job_id, job in _JOBS.items() if not job.active]
+        for job_id in gone:
+            del _JOBS[job_id]
+    return len(gone)
+
+
 def get(job_id: str) -> JobControl | None:
     with _JOBS_LOCK:
         return _JOBS.get(job_id)
