@@ -64,7 +64,7 @@ def start_generation(db_path: str, cfg, resume: bool = True) -> JobControl:
         providers.check_model(prep.model, cfg.api_base)
     label = (cfg.run_name or "").strip() or prep.run.name
     return start(db_path, "generate", label,
-                 lambda store, control: generate_run(store, cfg, control=control, resume=resume),
+                 lambda store, control: generate_run(store, cfg, control=control, resume=resume, prep=prep),
                  total=prep.total)
 
 

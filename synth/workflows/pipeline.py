@@ -114,7 +114,8 @@ def save_and_measure(store: DuckStore, run: Run, items: list[Item], prompt=None)
 
 def generate_run(store: DuckStore, cfg: RunConfig,
                  on_item: Callable[[Item, int, int], None] | None = None,
-                 control: JobControl | None = None, resume: bool = True) -> RunResult:
+                 control: JobControl | None = None, resume: bool = True,
+                 prep: Prepared | None = None) -> RunResult:
     """Make a run as ``cfg`` describes, saving each item as it arrives, then embed it, measure it,
     and judge it if asked. A run of the same configuration that was interrupted (or cancelled) is
     resumed instead of begun again, unless ``resume`` is False."""
@@ -124,7 +125,7 @@ def generate_run(store: DuckStore, cfg: RunConfig,
         waiting = unfinished[unfinished["status"] != "running"]
         if len(waiting):
             return resume_run(store, waiting.iloc[0]["run_id"], on_item, control)
-    prep = prepare(cfg, store)
+    prep = prep or prepare(cfg, store)  # a caller that checked the plan first passes it on
     if not prep.technique.uses_llm:  # no model call: nothing to lose, saved in one transaction
         items = make_items(prep, store, on_item)
         result = save_and_measure(store, prep.run, items, prep.prompt)
