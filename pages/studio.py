@@ -110,7 +110,8 @@ def config_key(cfg: RunConfig) -> str:
 def preview_ui(store, cfg: RunConfig) -> None:
     """Make the preview's items, each shown as it arrives, then kept on screen (not saved)."""
     items = run_with_progress_ui(f"Making {studio.PREVIEW_N} items…", studio.preview_items, cfg, store,
-                                 row=lambda item: studio.preview_table([item]).iloc[0].to_dict(), clear=True)
+                                 row=lambda item: studio.preview_table([item]).iloc[0].to_dict(), clear=True,
+                                 writing=studio.writing_row)
     if items is not None:
         st.session_state[PREVIEW_KEY] = (config_key(cfg), studio.preview_table(items))
 

@@ -58,24 +58,40 @@ def call_ui(fn: Callable, *args, **kwargs) -> Any:
 
 
 def run_with_progress_ui(label: str, fn: Callable, *args, row: Callable[[Any], dict] | None = None,
-                         unit: str = "items", done: str | None = None, clear: bool = False, **kwargs) -> Any:
+                         unit: str = "items", done: str | None = None, clear: bool = False,
+                         writing: Callable[[int, str], dict] | None = None, **kwargs) -> Any:
     """``fn(*args, on_item=..., **kwargs)`` under a progress bar, or None after showing its
     exception as ``st.error`` (see ``error_text``). ``label`` and ``done`` are markdown.
 
     ``fn`` calls ``on_item(item, i, n)`` as item ``i`` of ``n`` arrives; with ``row``, each item
-    also adds ``row(item)`` to a live table under the bar. When ``fn`` succeeds, the bar shows
-    ``done`` if given, is removed if ``clear``, and else stays as the last item left it.
+    also adds ``row(item)`` to a live table under the bar. With ``writing``, ``fn`` also gets
+    ``on_partial({position: text so far})`` and the items still being written are in the table too,
+    as ``writing(position, text)``. When ``fn`` succeeds, the bar shows ``done`` if given, is
+    removed if ``clear``, and else stays as the last item left it.
     """
     progress = st.progress(0.0, text=label)
     live = st.empty() if row else None
     arrived: list[dict] = []
+    being_written: dict[int, str] = {}
+
+    def show() -> None:
+        rows = arrived + [writing(i, text) for i, text in sorted(being_written.items())]
+        live.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
 
     def on_item(item, i: int, n: int) -> None:
         progress.progress(min(1.0, (i + 1) / max(n, 1)), text=f"{i + 1} of {n} {unit}")
         if live is not None:
             arrived.append(row(item))
-            live.dataframe(pd.DataFrame(arrived), hide_index=True, width="stretch")
+            being_written.pop(getattr(item, "idx", None), None)
+            show()
 
+    def on_partial(texts: dict[int, str]) -> None:
+        being_written.clear()
+        being_written.update(texts)
+        show()
+
+    if writing is not None and live is not None:
+        kwargs["on_partial"] = on_partial
     try:
         result = fn(*args, on_item=on_item, **kwargs)
     except Exception as exc:

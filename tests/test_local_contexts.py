@@ -225,3 +225,29 @@ def test_every_context_evaluates_every_prompt_whole(monkeypatch):
     assert len(firsts) == len(prompts)  # one whole-prompt evaluation per call, from position 0
     assert sorted(t for _, t in firsts) == sorted(o["usage"]["prompt_tokens"] for o in outs)
     assert evals[0] and evals[1]
+
+
+def test_texts_being_written_are_reported_as_they_grow_and_the_texts_do_not_change(monkeypatch):
+    from synth.llm import batch
+
+    _pool(monkeypatch, 2)
+    plain = _batch_texts(concurrency=4)
+    monkeypatch.setattr(batch, "PARTIAL_EVERY_S", 0.01)
+    reports: list[dict[int, str]] = []
+    calls = [Call(i, [{"role": "user", "content": p}]) for i, p in enumerate(PROMPTS)]
+    outcome = run_batch(calls, BatchSettings(model=MODEL, temperature=1.0, max_tokens=24, seed=40,
+                                             concurrency=4, use_cache=False), on_partial=reports.append)
+    watched = [r.completion.text for r in outcome.results]
+    assert watched == plain  # watching a call does not change what it writes
+    seen: dict[int, list[str]] = {}
+    for report in reports:
+        assert len(report) <= 2  # only the calls running on the 2 contexts are being written
+        for idx, text in report.items():
+            seen.setdefault(idx, []).append(text)
+    assert len(seen) >= len(PROMPTS) - 1  # (a call may finish between two reports)
+    for idx, texts in seen.items():
+        final = plain[idx].strip()
+        assert all(final.startswith(t) for t in texts), (idx, texts, final)
+        assert len(texts[-1]) >= len(texts[0])  # the text grows
+    assert any(len(set(texts)) > 1 for texts in seen.values())
+    assert all(report != later for report, later in zip(reports, reports[1:]))  # only changes are sent

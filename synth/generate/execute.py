@@ -120,10 +120,12 @@ def prepare(cfg: RunConfig, store=None, run: Run | None = None) -> Prepared:
 
 
 def make_items(prep: Prepared, store=None, on_item: Callable[[Item, int, int], None] | None = None,
-               skip: set[int] | frozenset = frozenset(), cancel: threading.Event | None = None) -> list[Item]:
+               skip: set[int] | frozenset = frozenset(), cancel: threading.Event | None = None,
+               on_partial: Callable[[dict[int, str]], None] | None = None) -> list[Item]:
     """Make the planned items (but those at positions ``skip``, already made), handing each to
     ``on_item`` as it arrives. Failed calls become the run's failures; raises SynthError if the
-    configuration is wrong or every call failed (``cancel``: no new call starts once it is set)."""
+    configuration is wrong or every call failed (``cancel``: no new call starts once it is set;
+    ``on_partial``: {plan position: text so far} of the items being written, see ``run_batch``)."""
     run, total = prep.run, prep.total
     started = time.perf_counter()
     todo = [p for p in prep.plan if p.idx not in skip]
@@ -147,7 +149,7 @@ def make_items(prep: Prepared, store=None, on_item: Callable[[Item, int, int], N
                 on_item(item, len(made) - 1 + len(skip), total)
 
     outcome = run_batch([Call(p.idx, p.messages, _response_format(prep.model, prep.spec)) for p in todo],
-                        prep.batch, store, on_result=collect, cancel=cancel)
+                        prep.batch, store, on_result=collect, cancel=cancel, on_partial=on_partial)
     run.wall_s += outcome.wall_s
     run.failures = [{"idx": r.idx, "error_kind": r.error_kind, "message": r.error or "", "attempts": r.attempts,
                      "source_ref": by_idx[r.idx].source_ref} for r in outcome.failed]

@@ -25,13 +25,14 @@ from synth.kernel import settings
 from synth.kernel.buffer import BufferedWriter
 from synth.kernel.errors import SynthError
 from synth.kernel.records import content_hash
-from synth.llm import providers
+from synth.llm import partial, providers
 
 if TYPE_CHECKING:
     from synth.store import DuckStore
 
 MAX_CONCURRENCY = 256
 RETRY_AFTER_CAP_S = 120.0
+PARTIAL_EVERY_S = 0.25  # how often texts being written are handed to on_partial
 RETRYABLE = {"RateLimitError", "InternalServerError", "ServiceUnavailableError", "Timeout",
              "APIConnectionError", "APIError", "BadGatewayError"}
 FATAL = {"AuthenticationError", "PermissionDeniedError", "NotFoundError"}
@@ -171,6 +172,8 @@ async def _one(call: Call, cfg: BatchSettings, kwargs: dict, state: dict, sem: a
             state["budget_reached"] = True
             return CallResult(call.idx, None, f"budget of ${cfg.budget_usd:g} reached", "Budget",
                               0, skipped=True)
+        if state["partials"] is not None:  # this task's calls report their text as it is written
+            partial.watch(lambda text: state["partials"].__setitem__(call.idx, text))
         attempt = 0
         while True:
             attempt += 1
@@ -200,12 +203,25 @@ async def _one(call: Call, cfg: BatchSettings, kwargs: dict, state: dict, sem: a
             return CallResult(call.idx, completion, attempts=attempt)
 
 
+async def _report_partials(partials: dict[int, str], on_partial: Callable[[dict[int, str]], None]) -> None:
+    """Every PARTIAL_EVERY_S, hand ``on_partial`` the text so far of the calls still being
+    written, when it changed (on the event loop's thread: the caller's)."""
+    shown: dict[int, str] = {}
+    while True:
+        await asyncio.sleep(PARTIAL_EVERY_S)
+        now = dict(partials)
+        if now != shown:
+            on_partial(now)
+            shown = now
+
+
 async def _run(calls: list[Call], cfg: BatchSettings, kwargs: dict, secrets: list[str],
                cached: dict[int, CallResult], on_result: Callable[[CallResult], None] | None,
-               cancel: threading.Event | None = None) -> tuple[list[CallResult], dict]:
+               cancel: threading.Event | None = None,
+               on_partial: Callable[[dict[int, str]], None] | None = None) -> tuple[list[CallResult], dict]:
     sem = asyncio.Semaphore(cfg.concurrency)
     state: dict[str, Any] = {"spent": 0.0, "fatal": None, "budget_reached": False, "secrets": secrets,
-                             "cancel": cancel}
+                             "cancel": cancel, "partials": {} if on_partial else None}
     rng = random.Random(cfg.seed)
     results: list[CallResult] = []
     for idx in sorted(cached):
@@ -213,11 +229,18 @@ async def _run(calls: list[Call], cfg: BatchSettings, kwargs: dict, secrets: lis
         if on_result:
             on_result(cached[idx])
     tasks = [asyncio.ensure_future(_one(c, cfg, kwargs, state, sem, rng)) for c in calls if c.idx not in cached]
-    for future in asyncio.as_completed(tasks):
-        result = await future
-        results.append(result)
-        if on_result:
-            on_result(result)
+    ticker = asyncio.ensure_future(_report_partials(state["partials"], on_partial)) if on_partial else None
+    try:
+        for future in asyncio.as_completed(tasks):
+            result = await future
+            if state["partials"] is not None:
+                state["partials"].pop(result.idx, None)
+            results.append(result)
+            if on_result:
+                on_result(result)
+    finally:
+        if ticker is not None:
+            ticker.cancel()
     results.sort(key=lambda r: r.idx)
     return results, state
 
@@ -238,9 +261,11 @@ class _CacheWriter(BufferedWriter[tuple[str, dict]]):
 
 def run_batch(calls: list[Call], cfg: BatchSettings, store: DuckStore | None = None,
               on_result: Callable[[CallResult], None] | None = None,
-              cancel: threading.Event | None = None) -> BatchOutcome:
+              cancel: threading.Event | None = None,
+              on_partial: Callable[[dict[int, str]], None] | None = None) -> BatchOutcome:
     """Run ``calls`` concurrently; raise SynthError if the provider refuses the whole batch. Once
-    ``cancel`` is set no new call starts (those in flight finish, and are kept)."""
+    ``cancel`` is set no new call starts (those in flight finish, and are kept). ``on_partial``
+    gets {call idx: text so far} of the calls being written, as it grows (the embedded model only)."""
     cfg.validate()
     check_budget_model(cfg.model, cfg.budget_usd)
     kwargs = providers.credentials(cfg.model, cfg.api_base)
@@ -265,7 +290,7 @@ def run_batch(calls: list[Call], cfg: BatchSettings, store: DuckStore | None = N
     providers.get_litellm()  # imported once, before the clock starts (1.5 s the first time)
     started = time.perf_counter()
     try:
-        results, state = asyncio.run(_run(calls, cfg, kwargs, secrets, cached, arrived, cancel))
+        results, state = asyncio.run(_run(calls, cfg, kwargs, secrets, cached, arrived, cancel, on_partial))
     finally:
         writer.flush(final=True)  # after a fatal error or Ctrl-C too: answers are paid for
     wall = time.perf_counter() - started

@@ -26,6 +26,7 @@ from synth.kernel import settings
 from synth.kernel.errors import SynthError
 from synth.kernel.registry import Registry
 from synth.kernel.urls import redact_text, redact_url, split_credentials
+from synth.llm import partial
 
 LOCAL_PREFIX = "local/"
 # Where an embedded model's own compute time travels with its response (queueing excluded).
@@ -162,6 +163,7 @@ def _new_context(spec: LocalModelSpec, shape: _PoolShape):
     llama = Llama(model_path=spec.locate(), n_ctx=shape.n_ctx, n_threads=shape.threads,
                   n_threads_batch=shape.threads, verbose=False, chat_format=spec.chat_format)
     llama.set_cache(None)  # no saved prompt states to restore between calls
+    partial.observe(llama)  # its text can be shown while it is written (sampling unchanged)
     # The weights are memory-mapped: page them in now, so the first item's latency is its own.
     llama.create_chat_completion(messages=[{"role": "user", "content": "hi"}], max_tokens=1)
     _fresh_context(llama)
@@ -247,7 +249,8 @@ def local_chat(name: str, messages: list[dict], temperature: float = 0.8,
                 if seed is not None:
                     # create_chat_completion(seed=) calls set_seed too; the sampler's dist stage takes it.
                     llama.set_seed(seed)
-                out = llama.create_chat_completion(messages=messages, **kwargs)
+                with partial.reporting(llama):
+                    out = llama.create_chat_completion(messages=messages, **kwargs)
                 return {**out, LATENCY_KEY: (time.perf_counter() - started) * 1000.0}
         except _PoolClosedError:
             continue  # unloaded, or its settings changed, while this call waited: load it again

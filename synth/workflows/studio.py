@@ -55,11 +55,13 @@ def preview_config(cfg: RunConfig, n: int = PREVIEW_N) -> RunConfig:
     return replace(cfg, n=n, samples=None, judge=None)
 
 
-def preview_items(cfg: RunConfig, store: DuckStore, n: int = PREVIEW_N, on_item=None) -> list[Item]:
+def preview_items(cfg: RunConfig, store: DuckStore, n: int = PREVIEW_N, on_item=None, on_partial=None) -> list[Item]:
     """Make the first ``n`` items of ``cfg`` without saving a run. Their answers go into the
-    response cache, so running ``cfg`` afterwards gets them for free."""
+    response cache, so running ``cfg`` afterwards gets them for free. ``on_partial`` gets
+    {position: text so far} of the items still being written (the embedded model writes them
+    token by token), so they can be shown before they are done."""
     prep = prepare(preview_config(cfg, n), store)
-    return make_items(prep, store, on_item=on_item)
+    return make_items(prep, store, on_item=on_item, on_partial=on_partial)
 
 
 def preview_table(items: list[Item]) -> pd.DataFrame:
@@ -71,6 +73,11 @@ def preview_table(items: list[Item]) -> pd.DataFrame:
              "latency ms": round(item.latency_ms), "cached": item.cached} for item in items]
     columns = ["#", "text", *(f"{{{name}}}" for name in names), "tokens", "finish reason", "latency ms", "cached"]
     return pd.DataFrame(rows, columns=columns)
+
+
+def writing_row(idx: int, text: str) -> dict:
+    """A preview item still being written, as a row of ``preview_table``."""
+    return {"#": idx + 1, "text": text, "finish reason": "writing…"}
 
 
 @dataclass
