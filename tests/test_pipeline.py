@@ -123,3 +123,23 @@ def test_the_default_max_tokens_is_the_one_the_readme_states():
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
     assert RunConfig().max_tokens == settings.DEFAULT_MAX_TOKENS > 64
     assert f"Max tokens defaults to {settings.DEFAULT_MAX_TOKENS}:" in readme
+
+
+def test_preload_loads_the_embedder_the_embedded_model_and_litellm_once(monkeypatch):
+    import threading
+
+    from synth.analysis import embedding
+    from synth.llm import providers
+    from synth.workflows import pipeline
+
+    monkeypatch.setattr(pipeline, "_PRELOAD", threading.Event())
+    monkeypatch.setattr(embedding, "_EMBEDDERS", {})
+    monkeypatch.setattr(providers, "_LITELLM", None)
+    providers._unload_llama("smollm2-135m")
+    assert pipeline.preload_models("local/smollm2-135m") is True
+    assert pipeline.preload_models("local/smollm2-135m") is False  # once per process
+    loader = next(t for t in threading.enumerate() if t.name == "synth-preload")
+    loader.join(timeout=300)
+    assert not loader.is_alive()
+    assert embedding._EMBEDDERS and "smollm2-135m" in providers._POOLS
+    assert providers._LITELLM is not None  # imported, so the first click does not pay for it

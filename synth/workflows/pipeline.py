@@ -368,10 +368,16 @@ def preload_models(model: str | None = None) -> bool:
     model = model or settings.get("default_model")
 
     def load() -> None:
+        from synth.llm.batch import BatchSettings, Call, run_batch
+
         try:
             get_embedder()
             if providers.is_local(model):
                 providers.check_model(model)  # loads it and pages its weights in
+                # The first call through litellm also pays its import and set-up (about 4 s
+                # measured in the app); a one-token call pays it here instead of the first Preview.
+                run_batch([Call(0, [{"role": "user", "content": "hi"}])],
+                          BatchSettings(model=model, max_tokens=1, use_cache=False))
         except SynthError as exc:  # said again, with what to do, when it is used
             log.warning("preloading models: %s", exc)
 
