@@ -382,8 +382,11 @@ def map_section() -> dict | None:
     with tempfile.TemporaryDirectory() as tmp:
         figures = bench_map.cli_map(Path(tmp))
     ratio = figures.get("ratio: synth map cold / warm fit")
+    rounds = figures.get("ratio: synth map cold / warm fit, rounds")
+    verdict = "" if ratio is None else f"   (target <= 2.00: {'PASS' if ratio <= 2.0 else 'FAIL'})"
     report("e", "synth map at 5k, new process / warm fit", f"{ratio}x "
-           f"({figures.get('synth map, new process_s')} s vs {figures['fit (exact kNN, ours)']['warm_s']} s)")
+           f"({figures.get('synth map, new process_s')} s vs {figures['fit (exact kNN, ours)']['warm_s']} s; "
+           f"median of rounds {rounds}){verdict}")
     return figures
 
 

@@ -81,6 +81,16 @@ class PCAProjector:
         return (np.asarray(vectors, dtype=np.float64) - self._mean) @ self._components.T
 
 
+def import_umap():
+    """umap-learn, imported (2.5 s in a new process), with its compiled functions kept on disk."""
+    try:
+        import umap
+    except ImportError:
+        raise SynthError("umap-learn is not installed. Run: pip install -r requirements.txt") from None
+    cache_umap_compiles()
+    return umap
+
+
 def fit_knn(vectors: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, None]:
     """The exact cosine kNN of the fitted items among themselves (each first, at distance 0), as
     umap's ``precomputed_knn``: the same neighbours umap computes below 4,096 items, and past that
@@ -112,11 +122,7 @@ class UMAPProjector:
         self.placement: Placement | None = None  # what places new items, as arrays and numbers
 
     def fit(self, vectors: np.ndarray) -> np.ndarray:
-        try:
-            import umap
-        except ImportError:
-            raise SynthError("umap-learn is not installed. Run: pip install -r requirements.txt") from None
-        cache_umap_compiles()
+        umap = import_umap()
         n = len(vectors)
         if n < UMAP_MIN_POINTS:
             raise SynthError(f"UMAP needs at least {UMAP_MIN_POINTS} items; there are {n}.")
@@ -368,13 +374,13 @@ def current_layout(store: DuckStore, items: pd.DataFrame, background: bool = Tru
         status = f"failed: {job.error}" if job.error else "placing"
         return MapLayout(pd.concat([coords, pending], ignore_index=True), LAYOUT.name, params, status,
                          layout_id, trust, len(missing))
+    if not background and len(items) >= LAYOUT.min_points:
+        return fit_layout(store, items, LAYOUT(**_umap_kwargs(params)))
     vectors = load_vectors(store, items["text"].tolist(), embed_model)
     preview = PREVIEW().fit(vectors)
     coords = pd.DataFrame({"item_id": items["item_id"].values, "x": preview[:, 0], "y": preview[:, 1]})
     if len(items) < LAYOUT.min_points:
         return MapLayout(coords, PREVIEW.name, {}, PREVIEW.name)
-    if not background:
-        return fit_layout(store, items, LAYOUT(**_umap_kwargs(params)))
     key = (store.path, content_hash({"items": items_signature(items), "params": params, "model": embed_model}))
     fitting = items.copy()
     job = _start_job(key, lambda: fit_layout(store, fitting, LAYOUT(**_umap_kwargs(params))))

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -329,17 +330,22 @@ def refresh_map(store: DuckStore, params: dict | None = None, refit: bool = Fals
     """Compute or refresh the layout (fit, or place new items with the stored model) and the
     clusters, name them, and report what is stored (what ``python -m synth map`` prints)."""
     from synth.analysis.clustering import current_clustering, name_clusters_with_llm
-    from synth.analysis.projection import refit_layout
+    from synth.analysis.projection import import_umap, refit_layout
 
-    items = store.items()
-    if items.empty:
-        raise SynthError("There are no items to map. Generate or import some first.")
-    ensure_embeddings(store, items["text"].tolist())
-    if refit:
-        layout = refit_layout(store, items, params)
-    else:
-        layout = current_layout(store, items, background=False, params=params)
-    clustering = current_clustering(store, cluster_method, k, items, min_cluster_size)
+    # umap's import (2.5 s in a new process) runs while the items are read; the clusters come
+    # from the embeddings, not the layout, so they are found while umap's layout holds one core.
+    with ThreadPoolExecutor(2, thread_name_prefix="synth-map") as pool:
+        pool.submit(import_umap)
+        items = store.items()
+        if items.empty:
+            raise SynthError("There are no items to map. Generate or import some first.")
+        ensure_embeddings(store, items["text"].tolist())
+        clusters = pool.submit(current_clustering, store, cluster_method, k, items, min_cluster_size)
+        if refit:
+            layout = refit_layout(store, items, params)
+        else:
+            layout = current_layout(store, items, background=False, params=params)
+        clustering = clusters.result()
     if name_with:
         name_clusters_with_llm(store, clustering, items, name_with, api_base=api_base)
         clustering = current_clustering(store, cluster_method, k, items, min_cluster_size)
