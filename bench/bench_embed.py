@@ -121,6 +121,46 @@ def throughput(texts: list[str], rounds: int, threads: int, cache_dir: Path) -> 
             "torch_default_threads": initial_threads}
 
 
+def by_length(rounds: int, threads: int, cache_dir: Path, quick: bool) -> dict:
+    """Raw sentence-transformers against the product's ONNX path on texts of one length each
+    (single sentences, whole demo texts, joins of 4 demo texts), interleaved: where each is faster."""
+    import torch
+    from sentence_transformers import SentenceTransformer
+
+    from synth.analysis import embedding
+
+    demo = [json.loads(line)["text"] for line in (ROOT / "data" / "demo.jsonl").read_text(encoding="utf-8").split("\n")
+            if line.strip()]
+    sentences = [s.strip() for t in demo for s in re.split(r"(?<=[.!?])\s+", t) if len(s.strip()) > 3]
+    rng = random.Random(2)
+    scale = 2 if quick else 1
+    sets = {"sentences": [rng.choice(sentences) for _ in range(1200 // scale)],
+            "demo texts": [rng.choice(demo) for _ in range(600 // scale)],
+            "joins of 4 demo texts": [" ".join(rng.choice(demo) for _ in range(4)) for _ in range(160 // scale)]}
+    initial_threads = torch.get_num_threads()
+    raw = SentenceTransformer(str(embedding.model_folder("all-MiniLM-L6-v2")), device="cpu")
+    onnx = embedding.OnnxEmbedder("all-MiniLM-L6-v2", threads=threads, cache_dir=cache_dir)
+    out = {}
+    for name, texts in sets.items():
+        tokens = statistics.mean(len(onnx._tokenizer.encode(t).ids) for t in texts)
+        raw_speed, onnx_speed = [], []
+        for _ in range(rounds):
+            torch.set_num_threads(initial_threads)
+            start = time.perf_counter()
+            raw.encode(texts, normalize_embeddings=True, show_progress_bar=False)
+            raw_speed.append(len(texts) / (time.perf_counter() - start))
+            start = time.perf_counter()
+            onnx.embed(texts)
+            onnx_speed.append(len(texts) / (time.perf_counter() - start))
+        out[name] = {"n": len(texts), "mean_tokens": round(tokens, 1),
+                     "raw_st_texts_per_s": round(statistics.median(raw_speed), 1),
+                     "onnx_texts_per_s": round(statistics.median(onnx_speed), 1),
+                     "onnx_over_raw_per_round": [round(o / r, 2) for o, r in zip(onnx_speed, raw_speed)]}
+        out[name]["onnx_over_raw"] = round(statistics.median(out[name]["onnx_over_raw_per_round"]), 2)
+    torch.set_num_threads(initial_threads)
+    return out
+
+
 def end_to_end(texts: list[str], rounds: int, work: Path, threads: int) -> dict:
     """Wall time of ``python -m synth import`` (fresh process, fresh database, ONNX file cached)
     against a fresh process that imports sentence-transformers, loads the model and encodes."""
@@ -163,6 +203,7 @@ def measure(quick: bool = False, threads: int | None = None) -> dict:
         cache = work / ".embed-cache"
         texts = mixed_texts(n)
         speed = throughput(texts, rounds, threads, cache)
+        lengths = by_length(rounds, threads, cache, quick)
         e2e = end_to_end(mixed_texts(n_import, seed=1), import_rounds, work, threads)
     speed["n_texts"] = n
     checks = {
@@ -173,7 +214,7 @@ def measure(quick: bool = False, threads: int | None = None) -> dict:
         f"import of {e2e['n_texts']} texts faster than raw ST load+encode": (
             e2e["raw_st_over_import"], "> 1.0 (raw s / import s)", e2e["raw_st_over_import"] > 1.0),
     }
-    return {"throughput": speed, "end_to_end": e2e,
+    return {"throughput": speed, "by_length": lengths, "end_to_end": e2e,
             "checks": {k: {"value": v, "target": t, "result": verdict(ok)} for k, (v, t, ok) in checks.items()},
             "default_backend": settings.SETTINGS["embed_backend"].default,
             "machine": f"{os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}", "quick": quick}
@@ -187,6 +228,9 @@ def print_table(result: dict) -> None:
         print(f"  {label:34s} {value:8.1f} texts/s   rounds {speed['texts_per_s_rounds'][label]}")
     print(f"  onnx / raw ST per round: {speed['onnx_vs_raw_st_per_round']}")
     print(f"  import {e2e['n_texts']} texts: {e2e['import_s']} s; raw ST load+encode: {e2e['raw_st_s']} s")
+    for name, row in result.get("by_length", {}).items():
+        print(f"  {name} ({row['n']}, {row['mean_tokens']} tokens on average): raw ST {row['raw_st_texts_per_s']}/s, "
+              f"onnx {row['onnx_texts_per_s']}/s, onnx / raw {row['onnx_over_raw']} (rounds {row['onnx_over_raw_per_round']})")
     print(f"\n{'check':58s} {'value':>10s}  {'target':26s} result")
     for label, c in result["checks"].items():
         print(f"{label:58s} {c['value']:>10}  {c['target']:26s} {c['result']}")

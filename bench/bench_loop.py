@@ -7,7 +7,7 @@ ratio measured in this run, with its target and PASS/FAIL:
   a. product vs raw: `run_batch` on local/smollm2-135m (no cache) against plain `llama_cpp.Llama`
      of the same shape (contexts x threads, one Python thread per context), same 20 prompts,
      max_tokens and seeds: tokens/s ratio (target >= 0.9) and identical texts.
-  b. a batch of 12 (8 with --quick) on several contexts (2 x 1 thread, concurrency 4) against one
+  b. a batch of 12 (8 with --quick) on several contexts (the default, concurrency 4) against one
      at a time (1 context, concurrency 1) of the same 1 thread, and against the former default
      (1 context x 2 threads): ratios (target >= 1.3); other shapes for the choice of defaults.
   c. latency the product records: per call, stored latency_ms against the time of that call's
@@ -21,9 +21,13 @@ ratio measured in this run, with its target and PASS/FAIL:
      `measure()` if that file exists).
   f. beside the embedder: the former and the new default shape while torch embeds in a loop in
      the same process (target: the new shape no slower); skipped with --skip-embed.
+  g. Studio's Preview with the embedded model in headless chromium: click to the first text on
+     screen, to all 3 items on screen (being written or done), to complete (target < 3 s);
+     skipped with --quick or --skip-browser.
 Runs are interleaved (raw, product, product, raw, ...) and ratios are medians over rounds: the
 machine is shared and its load moves.
 Run: flock /tmp/bench.lock python bench/bench_loop.py [--quick] [--rounds N] [--skip-map] [--skip-embed]
+     [--skip-browser]
 """
 
 from __future__ import annotations
@@ -233,12 +237,16 @@ def product_vs_raw(rounds: int, contexts: int, threads: int, concurrency: int) -
 
 
 FORMER = ("1 context x 2 threads, one at a time (former default)", 1, 2, 1)
-DEFAULT = ("2 contexts x 1 thread, concurrency 4 (default)", 2, 1, 4)
+_C, _T = settings.SETTINGS["local_contexts"].default, settings.SETTINGS["local_threads"].default
+DEFAULT = (f"{_C} contexts x {_T} thread(s), concurrency 4 (default)", _C, _T, 4)
+DEFAULT_SHAPE = f"{_C} x {_T}"
 ONE_AT_A_TIME = ("1 context x 1 thread, one at a time", 1, 1, 1)
+OTHERS = [shape for shape in (("2 contexts x 1 thread, concurrency 4", 2, 1, 4),
+                              ("3 contexts x 1 thread, concurrency 4", 3, 1, 4)) if shape[1:] != DEFAULT[1:]]
 SHAPES = [  # (label, contexts, threads, concurrency); the compared ones side by side, each round
     ONE_AT_A_TIME, DEFAULT, FORMER,
     ("2 contexts x 2 threads, concurrency 4 (oversubscribed)", 2, 2, 4),
-    ("3 contexts x 1 thread, concurrency 4", 3, 1, 4),
+    *OTHERS,
 ]
 
 
@@ -261,11 +269,11 @@ def contexts_vs_one(n: int, rounds: int) -> dict:
     # Ratios within a round (the shapes run one after the other), then their median.
     ratios = [d / b for d, b in zip(figures[default], figures[single])]
     ratio = statistics.median(ratios)
-    report("b", "ratio 2 contexts (default) / one at a time on 1 context of the same 1 thread",
+    report("b", f"ratio default ({DEFAULT_SHAPE}) / one at a time on 1 context of the same 1 thread",
            f"{ratio:.2f}x ({' / '.join(f'{x:.2f}' for x in ratios)})", f"target >= 1.30: {verdict(ratio >= 1.3)}")
     former = [d / b for d, b in zip(figures[default], figures[before])]
     ratio_former = statistics.median(former)
-    report("b", "ratio 2 contexts x 1 thread (default) / 1 context x 2 threads (former default)",
+    report("b", f"ratio default ({DEFAULT_SHAPE}) / 1 context x 2 threads (former default)",
            f"{ratio_former:.2f}x ({' / '.join(f'{x:.2f}' for x in former)})",
            f"target >= 1.30: {verdict(ratio_former >= 1.3)}")
     same = all(t == texts[default] for t in texts.values())
@@ -292,14 +300,14 @@ def latency_without_queueing(n: int) -> dict:
 def beside_embedder(n: int) -> dict:
     """Generation while the embedder (torch, in this process) embeds in a loop: the app can do
     both at once (a job generating while a page embeds an import). Tokens/s and texts/s for the
-    former default (1 context x 2 threads) and the new one (2 x 1)."""
+    former default (1 context x 2 threads), the default and the other shapes of 1-thread contexts."""
     from synth.analysis.embedding import get_embedder
 
     embedder = get_embedder()
     texts = [f"A short review number {i} of a tent that kept the rain out." for i in range(64)]
     embedder.embed(texts[:8])  # loaded and warm before any timing
     out: dict = {}
-    for label, contexts, threads, concurrency in (FORMER, DEFAULT):
+    for label, contexts, threads, concurrency in (FORMER, DEFAULT, *OTHERS):
         use_shape(contexts, threads)
         stop = threading.Event()
         embedded = [0]
@@ -320,7 +328,7 @@ def beside_embedder(n: int) -> dict:
         report("f", f"beside the embedder, {label}",
                f"{run['tokens_per_s']:.1f} tok/s, embedder {embedded[0] / wall:.0f} texts/s")
     ratio = out[DEFAULT[0]]["tokens_per_s"] / out[FORMER[0]]["tokens_per_s"]
-    report("f", "ratio beside the embedder: 2 x 1 / 1 x 2 tokens/s", f"{ratio:.2f}x",
+    report("f", f"ratio beside the embedder: default {DEFAULT_SHAPE} / former 1 x 2 tokens/s", f"{ratio:.2f}x",
            f"target >= 1.00: {verdict(ratio >= 1.0)}")
     out["ratio"] = round(ratio, 3)
     return out
@@ -390,6 +398,75 @@ def map_section() -> dict | None:
     return figures
 
 
+# -- g. Studio's Preview in a real browser ----------------------------------------------------------
+
+PREVIEW_CELLS_JS = """() => Array.from(document.querySelectorAll('[data-testid="stDataFrame"] table td'))
+  .map(td => td.innerText)"""
+
+
+def preview_in_browser(rounds: int) -> dict:
+    """Studio's Preview with the embedded model in headless chromium (the app idle, its models
+    preloaded): seconds from the click until the first item's text is on screen, until all 3 items
+    are (being written or done), and until the preview is complete. A new seed each round, so
+    nothing comes from the cache."""
+    sys.path.insert(0, str(ROOT / "tests"))
+    from appserver import APP_IDLE_JS, launch_browser, start_app, stop_app
+    from playwright.sync_api import sync_playwright
+
+    from synth.workflows.studio import PREVIEW_N
+
+    for name in ("SYNTH_LOCAL_CONTEXTS", "SYNTH_LOCAL_THREADS"):  # the app runs its defaults, not
+        os.environ.pop(name, None)                                 # the last shape measured above
+    marks: list[dict] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        url, proc, log = start_app(Path(tmp))
+        try:
+            with sync_playwright() as p:
+                context = launch_browser(p, Path(tmp) / "profile")
+                page = context.new_page()
+                page.goto(f"{url}/studio")
+                page.get_by_text("Rendered prompts").wait_for(timeout=300_000)
+                page.wait_for_function(APP_IDLE_JS, timeout=300_000)
+                time.sleep(45)  # the demo's embedding and layout, and the preload, finish first
+                main = page.locator('[data-testid="stMainBlockContainer"]')
+                for r in range(rounds):
+                    seed = main.get_by_label("Seed", exact=True)
+                    seed.fill(str(SEED + 100 + r))
+                    seed.press("Tab")
+                    time.sleep(0.5)
+                    page.wait_for_function(APP_IDLE_JS, timeout=300_000)
+                    start = time.perf_counter()
+                    page.get_by_role("button", name="Preview", exact=True).click()
+                    mark: dict = {}
+                    while "done_s" not in mark and time.perf_counter() - start < 300:
+                        cells = page.evaluate(PREVIEW_CELLS_JS)
+                        writing = sum(c.startswith("writing") for c in cells)
+                        done = sum(c in ("stop", "length") for c in cells)
+                        now = round(time.perf_counter() - start, 2)
+                        if writing + done >= 1:
+                            mark.setdefault("first_text_s", now)
+                        if writing + done >= PREVIEW_N:
+                            mark.setdefault("all_on_screen_s", now)
+                        caption = page.get_by_text(f"Preview: {PREVIEW_N} items")
+                        if caption.count() and "changed since" not in caption.first.inner_text() \
+                                and page.evaluate(APP_IDLE_JS):
+                            mark["done_s"] = now
+                        time.sleep(0.05)
+                    marks.append(mark)
+                    print(f"  round {r + 1}: {mark}", flush=True)
+                context.close()
+        finally:
+            stop_app(proc, log)
+    med = {k: statistics.median(m[k] for m in marks if k in m) for k in ("first_text_s", "all_on_screen_s", "done_s")
+           if any(k in m for m in marks)}
+    report("g", "Studio Preview, click to the first item's text on screen (median)", f"{med.get('first_text_s')} s",
+           f"target < 3 s: {verdict(med.get('first_text_s', 99) < 3)}")
+    report("g", f"Studio Preview, click to all {PREVIEW_N} items on screen, being written or done (median)",
+           f"{med.get('all_on_screen_s')} s", f"target < 3 s: {verdict(med.get('all_on_screen_s', 99) < 3)}")
+    report("g", f"Studio Preview, click to all {PREVIEW_N} items complete (median)", f"{med.get('done_s')} s")
+    return {"rounds": marks, "median": med}
+
+
 # -- embedding: bench/bench_embed.py is written in parallel; this is where its figures join -----------
 
 def embedding_section(quick: bool = False) -> dict | None:
@@ -409,6 +486,9 @@ def embedding_section(quick: bool = False) -> dict | None:
     for key, value in (figures or {}).items():
         if not isinstance(value, (dict, list)):
             report("e", f"embedding: {key}", str(value))
+    for key, row in ((figures or {}).get("by_length") or {}).items():
+        report("e", f"embedding: onnx / raw sentence-transformers on {key} ({row['mean_tokens']} tokens)",
+               f"{row['onnx_over_raw']}x ({row['onnx_texts_per_s']} vs {row['raw_st_texts_per_s']} texts/s)")
     for key, check in ((figures or {}).get("checks") or {}).items():  # bench_embed's own verdicts
         report("e", f"embedding: {key}", str(check.get("value")), f"target {check.get('target')}: {check.get('result')}")
     return figures
@@ -420,6 +500,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=None, help="interleaved rounds (default 3, 1 with --quick)")
     parser.add_argument("--skip-map", action="store_true", help="skip bench_map's 5k CLI section")
     parser.add_argument("--skip-embed", action="store_true", help="skip section f and embedding_section()")
+    parser.add_argument("--skip-browser", action="store_true", help="skip section g (Studio's Preview in chromium)")
     args = parser.parse_args()
     rounds = args.rounds or (1 if args.quick else 3)
     batch_n = 8 if args.quick else 12
@@ -438,6 +519,9 @@ def main() -> None:
         print("f. generation beside the embedder", flush=True)
         results["f_beside_embedder"] = beside_embedder(batch_n)
     providers._unload_llama(NAME)
+    if not (args.quick or args.skip_browser):
+        print("g. Studio's Preview in chromium", flush=True)
+        results["g_preview"] = preview_in_browser(rounds)
     with tempfile.TemporaryDirectory() as tmp:
         print("d. heavy imports of commands that need no model", flush=True)
         results["d_imports"] = imports(Path(tmp))
@@ -449,7 +533,7 @@ def main() -> None:
     out = ROOT / "bench" / "results" / ("loop_quick.json" if args.quick else "loop.json")
     if out.exists():  # keep the last figures of the sections skipped this time
         for key, value in json.loads(out.read_text()).items():
-            if key in ("e_map", "e_embedding", "f_beside_embedder") and key not in results:
+            if key in ("e_map", "e_embedding", "f_beside_embedder", "g_preview") and key not in results:
                 results[key] = value
     results["load average at end"] = [round(v, 2) for v in os.getloadavg()]
     print()
