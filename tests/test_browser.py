@@ -341,3 +341,24 @@ def test_studio_previews_runs_in_the_background_while_the_user_leaves_and_cancel
     assert run["status"] == "cancelled" and 0 < run["n_items"] < 300
     assert page.locator('[data-testid="stException"]').count() == 0
     page.close()
+
+
+WRITING_JS = """() => Array.from(document.querySelectorAll('[data-testid="stDataFrame"] table td'))
+  .some(td => td.innerText.startsWith("writing"))"""
+
+
+def test_studio_preview_with_the_embedded_model_shows_items_as_they_are_written(start_app, browser):
+    url = start_app()
+    page = browser.new_page()
+    page.goto(f"{url}/studio")
+    page.get_by_text("Rendered prompts").wait_for(timeout=WAIT_MS)
+    settle(page)
+    assert _field(page, "Model (litellm)").input_value() == "local/smollm2-135m"
+    _type(page, "Max tokens", "256")
+    page.get_by_role("button", name="Preview", exact=True).click()
+    page.wait_for_function(WRITING_JS, timeout=WAIT_MS)  # text on screen before the item is done
+    page.get_by_text("Preview: 3 items").wait_for(timeout=WAIT_MS)
+    settle(page)
+    assert not page.evaluate(WRITING_JS)  # every row is now a finished item
+    assert page.locator('[data-testid="stException"]').count() == 0
+    page.close()
