@@ -400,8 +400,12 @@ def map_section() -> dict | None:
 
 # -- g. Studio's Preview in a real browser ----------------------------------------------------------
 
-PREVIEW_CELLS_JS = """() => Array.from(document.querySelectorAll('[data-testid="stDataFrame"] table td'))
-  .map(td => td.innerText)"""
+# Each preview item's caption ends with "writing…" or its latency; a stale one (the last preview's,
+# still faded on screen while the page reruns) does not count.
+PREVIEW_CELLS_JS = """() => Array.from(document.querySelectorAll('[data-testid="stCaptionContainer"]'))
+  .filter(e => !e.closest('[data-stale="true"]'))
+  .map(e => e.innerText.trim()).filter(t => /^#\\d+/.test(t))
+  .map(t => t.endsWith("writing…") ? "writing" : (/ · \\d+ ms$/.test(t) ? "stop" : ""))"""
 
 
 def preview_in_browser(rounds: int) -> dict:

@@ -107,13 +107,25 @@ def config_key(cfg: RunConfig) -> str:
     return json.dumps(cfg.to_dict(), sort_keys=True, default=str)
 
 
+def item_blocks(rows: list[dict]) -> None:
+    """Preview items in order, each its text (as text) under a caption: its variable values, then
+    tokens, finish reason and latency, or "writing…" while the model still writes it."""
+    for row in sorted(rows, key=lambda r: r["#"]):
+        values = ", ".join(f"{k[1:-1]} = {v}" for k, v in row.items() if k.startswith("{") and isinstance(v, str))
+        done = row.get("finish reason") != studio.writing_row(0, "")["finish reason"]
+        tail = f"{row['tokens']} tokens · {row['finish reason']} · {row['latency ms']} ms" if done else "writing…"
+        st.caption(literal_markdown(f"#{row['#']}" + (f" ({values})" if values else "") + f" · {tail}"))
+        st.text(row["text"])
+
+
 def preview_ui(store, cfg: RunConfig) -> None:
-    """Make the preview's items, each shown as it arrives, then kept on screen (not saved)."""
+    """Make the preview's items, each shown as it is written and arrives (not saved)."""
     items = run_with_progress_ui(f"Making {studio.PREVIEW_N} items…", studio.preview_items, cfg, store,
                                  row=lambda item: studio.preview_table([item]).iloc[0].to_dict(), clear=True,
-                                 writing=studio.writing_row)
+                                 writing=studio.writing_row, render=item_blocks)
     if items is not None:
         st.session_state[PREVIEW_KEY] = (config_key(cfg), studio.preview_table(items))
+        st.rerun()  # drawn once, below, as the kept preview
 
 
 def preview_table_ui(cfg: RunConfig) -> None:
@@ -123,8 +135,10 @@ def preview_table_ui(cfg: RunConfig) -> None:
     made_from, table = st.session_state[PREVIEW_KEY]
     stale = "" if made_from == config_key(cfg) else " The setup has changed since: press Preview again."
     st.caption(f"Preview: {len(table)} items with the variable values that made them (not saved).{stale}")
-    st.dataframe(table, hide_index=True, width="stretch",
-                 column_config={"text": st.column_config.TextColumn(width="large")})
+    item_blocks(table.to_dict("records"))
+    with st.expander("As a table"):
+        st.dataframe(table, hide_index=True, width="stretch",
+                     column_config={"text": st.column_config.TextColumn(width="large")})
 
 
 def start_run_ui(cfg: RunConfig) -> None:

@@ -59,15 +59,17 @@ def call_ui(fn: Callable, *args, **kwargs) -> Any:
 
 def run_with_progress_ui(label: str, fn: Callable, *args, row: Callable[[Any], dict] | None = None,
                          unit: str = "items", done: str | None = None, clear: bool = False,
-                         writing: Callable[[int, str], dict] | None = None, **kwargs) -> Any:
+                         writing: Callable[[int, str], dict] | None = None,
+                         render: Callable[[list[dict]], None] | None = None, **kwargs) -> Any:
     """``fn(*args, on_item=..., **kwargs)`` under a progress bar, or None after showing its
     exception as ``st.error`` (see ``error_text``). ``label`` and ``done`` are markdown.
 
     ``fn`` calls ``on_item(item, i, n)`` as item ``i`` of ``n`` arrives; with ``row``, each item
     also adds ``row(item)`` to a live table under the bar. With ``writing``, ``fn`` also gets
     ``on_partial({position: text so far})`` and the items still being written are in the table too,
-    as ``writing(position, text)``. When ``fn`` succeeds, the bar shows ``done`` if given, is
-    removed if ``clear``, and else stays as the last item left it.
+    as ``writing(position, text)``. ``render(rows)`` draws the rows instead of the table. When ``fn``
+    succeeds, the bar shows ``done`` if given, is removed if ``clear``, and else stays as the last
+    item left it.
     """
     progress = st.progress(0.0, text=label)
     live = st.empty() if row else None
@@ -76,7 +78,11 @@ def run_with_progress_ui(label: str, fn: Callable, *args, row: Callable[[Any], d
 
     def show() -> None:
         rows = arrived + [writing(i, text) for i, text in sorted(being_written.items())]
-        live.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
+        if render is None:
+            live.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
+        else:
+            with live.container():
+                render(rows)
 
     def on_item(item, i: int, n: int) -> None:
         progress.progress(min(1.0, (i + 1) / max(n, 1)), text=f"{i + 1} of {n} {unit}")

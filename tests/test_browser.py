@@ -343,8 +343,8 @@ def test_studio_previews_runs_in_the_background_while_the_user_leaves_and_cancel
     page.close()
 
 
-WRITING_JS = """() => Array.from(document.querySelectorAll('[data-testid="stDataFrame"] table td'))
-  .some(td => td.innerText.startsWith("writing"))"""
+WRITING_JS = """() => Array.from(document.querySelectorAll('[data-testid="stCaptionContainer"]'))
+  .some(e => e.innerText.trim().endsWith("writing…"))"""
 
 
 def test_studio_preview_with_the_embedded_model_shows_items_as_they_are_written(start_app, browser):
@@ -359,6 +359,9 @@ def test_studio_preview_with_the_embedded_model_shows_items_as_they_are_written(
     page.wait_for_function(WRITING_JS, timeout=WAIT_MS)  # text on screen before the item is done
     page.get_by_text("Preview: 3 items").wait_for(timeout=WAIT_MS)
     settle(page)
-    assert not page.evaluate(WRITING_JS)  # every row is now a finished item
+    assert not page.evaluate(WRITING_JS)  # every item is now finished, shown with its tokens
+    for n in (1, 2, 3):
+        page.get_by_text(re.compile(rf"^#{n} \(product = .*\) · \d+ tokens · (stop|length) · \d+ ms$")).wait_for(
+            timeout=WAIT_MS)
     assert page.locator('[data-testid="stException"]').count() == 0
     page.close()
