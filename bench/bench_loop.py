@@ -434,6 +434,10 @@ def preview_in_browser(rounds: int) -> dict:
                 time.sleep(45)  # the demo's embedding and layout, and the preload, finish first
                 main = page.locator('[data-testid="stMainBlockContainer"]')
                 for r in range(rounds):
+                    if r:  # a new session: the last round's preview is not on the page
+                        page.reload()
+                        page.get_by_text("Rendered prompts").wait_for(timeout=300_000)
+                        page.wait_for_function(APP_IDLE_JS, timeout=300_000)
                     seed = main.get_by_label("Seed", exact=True)
                     seed.fill(str(SEED + 100 + r))
                     seed.press("Tab")
