@@ -112,8 +112,8 @@ def item_blocks(rows: list[dict]) -> None:
     tokens, finish reason and latency, or "writing…" while the model still writes it."""
     for row in sorted(rows, key=lambda r: r["#"]):
         values = ", ".join(f"{k[1:-1]} = {v}" for k, v in row.items() if k.startswith("{") and isinstance(v, str))
-        done = row.get("finish reason") != studio.writing_row(0, "")["finish reason"]
-        tail = f"{row['tokens']} tokens · {row['finish reason']} · {row['latency ms']} ms" if done else "writing…"
+        writing = row["finish reason"] == studio.WRITING
+        tail = studio.WRITING if writing else f"{row['tokens']} tokens · {row['finish reason']} · {row['latency ms']} ms"
         st.caption(literal_markdown(f"#{row['#']}" + (f" ({values})" if values else "") + f" · {tail}"))
         st.text(row["text"])
 

@@ -75,9 +75,12 @@ def preview_table(items: list[Item]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=columns)
 
 
+WRITING = "writing…"  # the finish reason of a preview item still being written
+
+
 def writing_row(idx: int, text: str) -> dict:
     """A preview item still being written, as a row of ``preview_table``."""
-    return {"#": idx + 1, "text": text, "finish reason": "writing…"}
+    return {"#": idx + 1, "text": text, "finish reason": WRITING}
 
 
 @dataclass
