@@ -6,7 +6,8 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from pages.data import dataset_ui, filtered_ui, get_store, view_ui
+from pages import maptools
+from pages.data import clustering_choice, dataset_ui, filtered_ui, get_store, view_ui
 from pages.shell import leave_presentation_ui, presentation_ui, require_app
 from pages.widgets import (
     call_ui,
@@ -64,7 +65,34 @@ def map_options_ui(n_items: int) -> tuple[str, str, bool]:
     color = st.sidebar.selectbox("Colour by", choices, key="explore_color_by")
     size = st.sidebar.selectbox("Size by", list(plots.SIZE_CHOICES), key="explore_size_by")
     show_dropped = st.sidebar.checkbox("Show filtered-out items in grey", key="explore_show_dropped")
+    st.sidebar.checkbox("Cluster names on the map", True, key="explore_labels")
+    st.sidebar.selectbox("Density contours", list(DENSITY_CHOICES), key="explore_density",
+                         help="Lines around where items lie: where the synthetic data does not go shows at a glance.")
     return color, size, show_dropped
+
+
+# What the density contours are drawn for.
+DENSITY_CHOICES = ("none", "reference and synthetic", "synthetic", "reference", "each run (largest 6)")
+
+
+def decorate(fig, shown: pd.DataFrame, reference: pd.DataFrame, density: str, labels: bool, presenting: bool):
+    """Density contours under the points and cluster names over them."""
+    everything = pd.concat([shown, reference])
+    if density != "none" and len(everything) >= 3:
+        extent = plots.map_extent(everything)
+        if density in ("reference and synthetic", "reference") and len(reference):
+            plots.add_density(fig, reference, "density: reference", plots.REFERENCE_COLOR, extent,
+                              filled=density == "reference and synthetic")
+        if density in ("reference and synthetic", "synthetic"):
+            plots.add_density(fig, shown, "density: synthetic", plots.PALETTE[0], extent)
+        if density.startswith("each run"):
+            colours = plots.run_colours(everything["run_id"].astype(str))
+            for run_id in shown["run_id"].value_counts().index[:6]:
+                runs = shown[shown["run_id"] == run_id]
+                plots.add_density(fig, runs, f"density: {runs['run_name'].iloc[0]}", colours[str(run_id)], extent)
+    if labels:
+        plots.add_cluster_labels(fig, everything, font_size=20 if presenting else 13)
+    return fig
 
 
 def layout_ui() -> dict:
@@ -194,7 +222,10 @@ presenting = presentation_ui()
 intrinsic_note()
 caption_slot = st.empty()
 summary_slot = st.container()
-map_slot = st.empty()
+landing_slot = st.container()
+search_slot = st.container()
+map_col, chart_col = st.columns([3, 1]) if not presenting else (st.container(), None)
+map_slot = map_col.empty()
 if not st.session_state.get("explore_map_drawn"):
     # An empty map at once: the browser loads plotly.js while the data is prepared.
     map_slot.plotly_chart(plots.loading_figure(), key="explore_map_loading")
@@ -234,17 +265,43 @@ if color_by == "nearest-neighbour similarity":
 points = points.merge(extra, on="item_id", how="left")
 kept_ids = set(filtered.kept_ids)
 is_reference = points["run_role"] == "reference"
-shown = points[points["item_id"].isin(kept_ids) & ~is_reference]
+in_view = points[points["item_id"].isin(kept_ids) & ~is_reference]
+ranges = {} if presenting else maptools.chart_ranges()
+shown = in_view[maptools.in_ranges(in_view, ranges)] if ranges else in_view
 reference = points[points["item_id"].isin(kept_ids) & is_reference]
 dropped = points[~points["item_id"].isin(kept_ids)] if show_dropped else None
+with landing_slot:
+    newest = maptools.landing_ui(dataset, clustering_choice())
+with search_slot:
+    matches = (maptools.search_ui(dataset, clustering_choice()) if not presenting
+               else pd.DataFrame({"item_id": [], "similarity": []}))
 # Colours from every run of the dataset, oldest first: a run keeps its colour whatever is filtered or added.
 fig = plots.map_figure(shown, color_by, dropped=dropped, reference=reference, size_by=size_by,
                        run_order=points.loc[~is_reference, "run_id"].unique())
+decorate(fig, shown, reference, st.session_state.get("explore_density", "none") if not presenting else "none",
+         st.session_state.get("explore_labels", True), presenting)
+if newest is not None:
+    plots.add_highlight(fig, shown[shown["item_id"].isin(set(newest))], "newest batch", "#D62728")
+picked = st.session_state.get(maptools.PICKED) or []
+if len(matches) or picked:
+    plots.add_highlight(fig, points[points["item_id"].isin(set(matches["item_id"]) | set(picked))],
+                        "found / picked")
 if presenting:
-    fig.update_layout(height=760, font={"size": 18}, dragmode="pan")
+    fig.update_layout(height=760, font={"size": 18}, dragmode="pan", legend={"font": {"size": 20}})
 event = map_slot.plotly_chart(fig, on_select="rerun", selection_mode=("points", "box", "lasso"),
                               key="explore_map", width="stretch")
 st.session_state["explore_map_drawn"] = True
+map_selected = plots.selected_item_ids(event.get("selection") if event else None)
+if map_selected and map_selected != st.session_state.get("explore_last_selection"):
+    # A new selection on the map wins over items picked from a list (an emptied one does not: the
+    # map's selection may be reset when its figure changes).
+    st.session_state.pop(maptools.PICKED, None)
+    picked = []
+st.session_state["explore_last_selection"] = map_selected
+selected = picked or map_selected
+if chart_col is not None:
+    with chart_col:
+        maptools.linked_charts_ui(in_view, points[points["item_id"].isin(set(selected))], ranges)
 
 # Below the map's first draw: what needs measuring.
 trust = "" if layout.trustworthiness is None else f" · trustworthiness {layout.trustworthiness:.3f}"
@@ -281,11 +338,14 @@ if presenting:
     leave_presentation_ui()
     st.stop()
 dropped_ui(filtered)
-selected = plots.selected_item_ids(event.get("selection") if event else None)
+maptools.matches_ui(matches, points, st.session_state.get("explore_search", ""))
+if len(selected) == 1:
+    maptools.neighbours_ui(selected[0], dataset)
 if selected:
     selection_ui(selected, points, dataset)
 else:
-    st.caption("Draw a lasso or a box on the map to list the selected items and act on them.")
+    st.caption("Click an item to see its nearest neighbours; draw a lasso or a box to list the selected "
+               "items and act on them.")
 
 with st.expander("Clusters: sizes, shares per run, and gaps"):
     shares = cluster_shares(dataset.items)

@@ -35,7 +35,8 @@ def test_explore_is_the_first_screen_with_a_populated_map(demo_store, monkeypatc
     at = open_app()
     assert no_bug(at)
     assert at.title[0].value == "Diversity map"
-    assert len(charts(at)) == 1
+    # The map, then the linked histograms beside it (the demo has no judge scores: no chart for them).
+    assert [c.key for c in charts(at)] == ["explore_map", "explore_chart_length_0", "explore_chart_cluster_size_0"]
     assert "Intrinsic evaluation" in at.caption[0].value
     n = demo_store.count_items()
     assert any(f"{n} items" in c.value for c in at.caption)
@@ -43,7 +44,7 @@ def test_explore_is_the_first_screen_with_a_populated_map(demo_store, monkeypatc
     assert calls == [1]
     # A new colour redraws the figure from cached points: no re-embedding, no re-projection.
     at.selectbox(key="explore_color_by").set_value("prompt version").run()
-    assert no_bug(at) and len(charts(at)) == 1
+    assert no_bug(at) and len(charts(at)) == 3
     assert calls == [1]
 
 
@@ -452,7 +453,8 @@ def test_presentation_mode_hides_the_settings(demo_store):
     at.run()
     assert no_bug(at)
     assert at.title[0].value == "Diversity map"
-    assert len(charts(at)) == 1
+    # The map, then the linked histograms beside it (the demo has no judge scores: no chart for them).
+    assert [c.key for c in charts(at)] == ["explore_map", "explore_chart_length_0", "explore_chart_cluster_size_0"]
     assert len(at.sidebar.selectbox) == 0 and len(at.sidebar.multiselect) == 0 and len(at.sidebar.button) == 0
     assert len(at.metric) >= 4
     assert any("Leave presentation mode" == b.label for b in at.button)

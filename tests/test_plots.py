@@ -124,3 +124,66 @@ def test_many_clusters_get_distinct_colours(n):
                            "cluster_name": [f"cluster {i:02d}" for i in range(n)]})
     fig = plots.map_figure(points, "cluster")
     assert len(fig.data) == n and len({t.marker.color for t in fig.data}) == n
+
+
+def _clustered(sizes, names, spread=0.3, seed=0):
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    frames = []
+    for i, (n, name) in enumerate(zip(sizes, names)):
+        frames.append(pd.DataFrame({"x": rng.normal(i * 10, spread, n), "y": rng.normal(0, spread, n),
+                                    "cluster_name": name}))
+    return pd.concat(frames, ignore_index=True)
+
+
+def test_cluster_labels_sit_at_the_centres_largest_first_and_never_overlap():
+    points = _clustered([5, 40, 20, 3], ["small", "big", "middle", "noise"])
+    labels = plots.label_positions(points)
+    assert labels["name"].tolist() == ["big", "middle", "small"]  # noise gets no label
+    big = labels.iloc[0]
+    assert abs(big.x - 10) < 0.3 and abs(big.y) < 0.3
+    # Two clusters at the same place: only the larger one's name is drawn.
+    first = _clustered([30, 8], ["first", "far"])
+    crowded = pd.concat([first, first.head(30).assign(cluster_name="second", x=lambda f: f["x"] + 0.01)])
+    assert plots.label_positions(crowded)["name"].tolist() == ["first", "far"]
+    fig = plots.add_cluster_labels(go.Figure(), _clustered([5], [HOSTILE]))
+    assert [a.text for a in fig.layout.annotations] == [plots.plot_text(HOSTILE[:plots.LABEL_CHARS]) + "…"]
+
+
+def test_density_peaks_where_the_points_are_and_is_drawn_under_them():
+    import numpy as np
+
+    points = _clustered([200, 50], ["a", "b"])
+    extent = plots.map_extent(points)
+    gx, gy, z = plots.density_grid(points["x"], points["y"], extent)
+    row, col = np.unravel_index(np.argmax(z), z.shape)
+    assert z.max() == 1.0 and abs(gx[col] - 0) < 1.5 and abs(gy[row]) < 1.5
+    fig = plots.map_figure(_points(), "run")
+    plots.add_density(fig, points, "density: reference", "#777777", extent)
+    assert fig.data[0].type == "contour" and fig.data[0].hoverinfo == "skip"
+    assert [t.name for t in fig.data[1:]] == ["a", "b"]
+
+
+def test_a_box_over_histogram_bars_reads_back_as_their_range():
+    fig = plots.histogram_figure(pd.Series([1, 2, 2, 3, 9, 10]), "length", bins=3)
+    bars = fig.data[0]
+    chosen = {"selection": {"points": [{"customdata": list(bars.customdata[0])},
+                                       {"customdata": list(bars.customdata[1])}]}}
+    low, high = plots.range_from_selection(chosen)
+    assert low == 1.0 and high == pytest.approx(1 + 2 * 9 / 3)
+    assert plots.range_from_selection(None) is None
+    assert plots.range_from_selection({"selection": {"points": []}}) is None
+
+
+def test_large_maps_send_compact_coordinates_and_short_or_no_hover_text():
+    import plotly.io as pio
+
+    n = plots.HOVER_SHORT_FROM
+    points = _points(n, ["word " * 100] * n)
+    fig = plots.map_figure(points, "run")
+    spec = pio.to_json(fig, validate=False)
+    assert '"x":{"dtype":"f4","bdata"' in spec
+    assert len(fig.data[0].hovertext[0]) < plots.HOVER_SHORT_CHARS + 40
+    big = plots.map_figure(_points(plots.HOVER_NONE_FROM), "run")
+    assert big.data[0].hovertext is None and "click" in big.data[0].hovertemplate

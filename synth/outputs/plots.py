@@ -11,6 +11,7 @@ import html
 import textwrap
 from typing import Any, Iterable, Mapping
 
+import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 from plotly.colors import qualitative
@@ -19,6 +20,12 @@ from synth.kernel.text import format_number
 
 HOVER_WIDTH = 60
 HOVER_CHARS = 400
+# Past this many points a hover label carries the start of the text and the run only, and past
+# HOVER_NONE_FROM none of the text travels with the points (click one to read it): the hover text
+# is most of what a large map sends to the browser.
+HOVER_SHORT_FROM = 5000
+HOVER_SHORT_CHARS = 100
+HOVER_NONE_FROM = 50_000
 # Past this many points the map is drawn with WebGL.
 WEBGL_FROM = 5000
 MAP_HEIGHT = 620
@@ -94,15 +101,26 @@ def plot_text(value: Any) -> str:
     return html.escape(str(value), quote=False)
 
 
+def _shorten(text: str, chars: int) -> str:
+    return text if len(text) <= chars else text[:chars] + "…"
+
+
 def hover_text(text: str) -> str:
     """Escape, shorten and wrap an item's text for a hover label."""
-    short = text if len(text) <= HOVER_CHARS else text[:HOVER_CHARS] + "…"
+    short = _shorten(text, HOVER_CHARS)
     lines = textwrap.wrap(short, HOVER_WIDTH) or [""]
     return "<br>".join(plot_text(line) for line in lines)
 
 
-def _hover(group: pd.DataFrame) -> list[str]:
-    """Text, run, prompt version, cluster and scores of each point, every part escaped."""
+def _hover(group: pd.DataFrame, total: int = 0) -> list[str] | None:
+    """Text, run, prompt version, cluster and scores of each point, every part escaped; on a map of
+    ``total`` points past HOVER_SHORT_FROM the start of the text and the run, past HOVER_NONE_FROM
+    nothing (the trace's name is shown)."""
+    if total >= HOVER_NONE_FROM:
+        return None
+    if total >= HOVER_SHORT_FROM:
+        return [f"{plot_text(_shorten(str(t), HOVER_SHORT_CHARS))}<br><i>{plot_text(r)}</i>"
+                for t, r in zip(group["text"].tolist(), group["run_name"].astype(str).tolist())]
     out = []
     for row in group.to_dict(orient="records"):
         meta = [str(row.get("run_name")), str(row.get("prompt_label"))]
@@ -124,14 +142,22 @@ def _sizes(values: pd.Series) -> list[float] | float:
     return scaled.fillna(5).tolist()
 
 
+def _points_trace(scatter, frame: pd.DataFrame, total: int, name: str, extra: str = "", **kwargs):
+    """One trace of ``frame``'s points: coordinates as float32 arrays (sent base64-encoded), the
+    item id in ``customdata``, and a hover label as long as the map's size allows."""
+    hover = _hover(frame, total)
+    template = "%{hovertext}" if hover is not None else "%{fullData.name}<br>click to read the item"
+    return scatter(x=frame["x"].to_numpy(np.float32), y=frame["y"].to_numpy(np.float32), mode="markers",
+                   name=name, customdata=frame[["item_id"]].to_numpy(), hovertext=hover,
+                   hovertemplate=f"{template}<extra>{extra}</extra>", **kwargs)
+
+
 def _background(fig: go.Figure, scatter, frame: pd.DataFrame | None, name: str, color: str,
-                symbol: str = "circle") -> None:
+                symbol: str = "circle", total: int = 0) -> None:
     if frame is None or not len(frame):
         return
-    fig.add_trace(scatter(
-        x=frame["x"], y=frame["y"], mode="markers", name=name, customdata=frame[["item_id"]].to_numpy(),
-        hovertext=_hover(frame), hovertemplate=f"%{{hovertext}}<extra>{plot_text(name)}</extra>",
-        marker={"size": 6, "opacity": 0.55, "color": color, "symbol": symbol}))
+    fig.add_trace(_points_trace(scatter, frame, total, name, plot_text(name),
+                                marker={"size": 6, "opacity": 0.55, "color": color, "symbol": symbol}))
 
 
 def map_figure(points: pd.DataFrame, color_by: str = "run", title: str = "",
@@ -150,18 +176,17 @@ def map_figure(points: pd.DataFrame, color_by: str = "run", title: str = "",
     total = len(points) + sum(0 if f is None else len(f) for f in (dropped, reference))
     scatter = go.Scattergl if total >= WEBGL_FROM and not svg else go.Scatter
     fig = go.Figure()
-    _background(fig, scatter, dropped, "filtered out", DROPPED_COLOR)
-    _background(fig, scatter, reference, "reference (real)", REFERENCE_COLOR, "diamond")
+    _background(fig, scatter, dropped, "filtered out", DROPPED_COLOR, total=total)
+    _background(fig, scatter, reference, "reference (real)", REFERENCE_COLOR, "diamond", total=total)
     size_column = SIZE_CHOICES.get(size_by)
     size = _sizes(points[size_column]) if size_column and size_column in points else 7
     if color_by in NUMERIC_CHOICES:
         column = NUMERIC_CHOICES[color_by]
         values = pd.to_numeric(points[column], errors="coerce") if column in points else None
-        fig.add_trace(scatter(
-            x=points["x"], y=points["y"], mode="markers", name=color_by,
-            customdata=points[["item_id"]].to_numpy(), hovertext=_hover(points),
-            hovertemplate="%{hovertext}<extra></extra>", showlegend=False,
-            marker={"size": size, "opacity": 0.85, "color": values, "colorscale": "Viridis",
+        fig.add_trace(_points_trace(
+            scatter, points, total, color_by, showlegend=False,
+            marker={"size": size, "opacity": 0.85, "color": None if values is None else values.to_numpy(np.float32),
+                    "colorscale": "Viridis",
                     "showscale": True, "colorbar": {"title": {"text": plot_text(color_by)}}}))
     else:
         column = COLOR_CHOICES.get(color_by, color_by)
@@ -170,10 +195,8 @@ def map_figure(points: pd.DataFrame, color_by: str = "run", title: str = "",
         colours = dict(zip(labels, _group_colours(points, column, groups, labels, run_order)))
         for label, group in points.groupby(groups, sort=True):
             group_size = size if not isinstance(size, list) else [size[k] for k in points.index.get_indexer(group.index)]
-            fig.add_trace(scatter(
-                x=group["x"], y=group["y"], mode="markers", name=plot_text(label),
-                customdata=group[["item_id"]].to_numpy(), hovertext=_hover(group),
-                hovertemplate="%{hovertext}<extra></extra>",
+            fig.add_trace(_points_trace(
+                scatter, group, total, plot_text(label),
                 marker={"size": group_size, "opacity": 0.8, "color": colours[label]},
             ))
     return _map_layout(fig, title, color_by)
@@ -187,6 +210,147 @@ def _map_layout(fig: go.Figure, title: str = "", legend: str = "") -> go.Figure:
         yaxis={"showticklabels": False, "title": None, "zeroline": False},
         plot_bgcolor="white",
     )
+    return fig
+
+
+# Cluster labels: at most LABELS_TOP names, largest cluster first, none over another.
+LABELS_TOP = 12
+LABEL_CHARS = 32
+UNLABELLED = ("noise", "unclustered", "(none)")
+
+
+def label_positions(points: pd.DataFrame, name_column: str = "cluster_name", top: int = LABELS_TOP,
+                    font_size: int = 13, width_px: int = 560, height_px: int = MAP_HEIGHT) -> pd.DataFrame:
+    """Where each cluster's name goes: the median (x, y) of its points, largest cluster first;
+    a name whose box (estimated from its length, the font size and the plot's size in pixels)
+    would overlap one already placed is left out. Noise and unclustered items get no label."""
+    columns = ["name", "x", "y", "size"]
+    if name_column not in points or not len(points):
+        return pd.DataFrame(columns=columns)
+    names = points[name_column].astype(str)
+    groups = points.assign(_name=names)[~names.isin(UNLABELLED)].groupby("_name")
+    centres = groups[["x", "y"]].median().assign(size=groups.size()).reset_index()
+    centres = centres.rename(columns={"_name": "name"}).sort_values(["size", "name"], ascending=[False, True])
+    x_span = max(float(points["x"].max() - points["x"].min()), 1e-9)
+    y_span = max(float(points["y"].max() - points["y"].min()), 1e-9)
+    placed: list[tuple[float, float, float, float]] = []
+    keep = []
+    for row in centres.itertuples():
+        half_w = (min(len(row.name), LABEL_CHARS) * 0.62 * font_size + 8) / width_px * x_span / 2
+        half_h = (1.5 * font_size + 4) / height_px * y_span / 2
+        if all(abs(row.x - x) >= half_w + w or abs(row.y - y) >= half_h + h for x, y, w, h in placed):
+            placed.append((row.x, row.y, half_w, half_h))
+            keep.append(row.Index)
+        if len(keep) == top:
+            break
+    return centres.loc[keep, columns].reset_index(drop=True)
+
+
+def add_cluster_labels(fig: go.Figure, points: pd.DataFrame, name_column: str = "cluster_name",
+                       top: int = LABELS_TOP, font_size: int = 13) -> go.Figure:
+    """Each cluster's name drawn at its centre (see ``label_positions``), escaped, on a light box."""
+    for row in label_positions(points, name_column, top, font_size).itertuples():
+        fig.add_annotation(x=row.x, y=row.y, text=plot_text(_shorten(row.name, LABEL_CHARS)), showarrow=False,
+                           font={"size": font_size, "color": "#222"}, bgcolor="rgba(255,255,255,0.75)",
+                           borderpad=2, name="cluster label")
+    return fig
+
+
+DENSITY_BINS = 70
+
+
+def density_grid(x: np.ndarray, y: np.ndarray, extent: tuple[float, float, float, float],
+                 bins: int = DENSITY_BINS, smooth: float = 1.5) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A smoothed 2-D histogram of the points over ``extent`` (x0, x1, y0, y1), scaled to a peak of 1:
+    the bin centres along x and y and the density, rows along y."""
+    from scipy.ndimage import gaussian_filter
+
+    x0, x1, y0, y1 = extent
+    counts, xe, ye = np.histogram2d(np.asarray(x, float), np.asarray(y, float), bins=bins, range=[[x0, x1], [y0, y1]])
+    z = gaussian_filter(counts.T, smooth)
+    z = z / z.max() if z.max() > 0 else z
+    return (xe[:-1] + xe[1:]) / 2, (ye[:-1] + ye[1:]) / 2, z
+
+
+def map_extent(points: pd.DataFrame, margin: float = 0.05) -> tuple[float, float, float, float]:
+    x0, x1, y0, y1 = (float(points["x"].min()), float(points["x"].max()),
+                      float(points["y"].min()), float(points["y"].max()))
+    dx, dy = max(x1 - x0, 1e-6) * margin, max(y1 - y0, 1e-6) * margin
+    return x0 - dx, x1 + dx, y0 - dy, y1 + dy
+
+
+def add_density(fig: go.Figure, frame: pd.DataFrame, name: str, color: str,
+                extent: tuple[float, float, float, float], filled: bool = False) -> go.Figure:
+    """Contour lines (or, ``filled``, shaded levels) of where ``frame``'s points lie: the outer line
+    encloses where there is any density to speak of (5 % of the peak). A small grid travels to the
+    browser, not the points; the lines sit under the points and take no hover."""
+    if len(frame) < 3:
+        return fig
+    gx, gy, z = density_grid(frame["x"].to_numpy(), frame["y"].to_numpy(), extent)
+    fig.add_trace(go.Contour(
+        x=gx.astype(np.float32), y=gy.astype(np.float32), z=z.astype(np.float32), name=plot_text(name),
+        showscale=False, hoverinfo="skip", showlegend=True, legendgroup="density",
+        contours={"start": 0.05, "end": 0.85, "size": 0.2, "coloring": "fill" if filled else "lines"},
+        colorscale=[[0, "rgba(255,255,255,0)"], [1, color]] if filled else [[0, color], [1, color]],
+        opacity=0.35 if filled else 0.9, line={"width": 1.4, "color": None if filled else color}))
+    # Contours first: they are drawn under the points.
+    fig.data = (fig.data[-1],) + fig.data[:-1]
+    return fig
+
+
+def histogram_figure(values: pd.Series, title: str, selected: pd.Series | None = None,
+                     bins: int = 20, chosen: tuple[float, float] | None = None) -> go.Figure:
+    """Counts of ``values`` in ``bins`` bars, each bar carrying its [low, high) edges in
+    ``customdata`` (a box drawn over bars is read back as a range by ``range_from_selection``);
+    ``selected`` (the map's selection) drawn over it in a darker colour, and a ``chosen`` range
+    shaded."""
+    v = pd.to_numeric(values, errors="coerce").dropna().to_numpy(float)
+    fig = go.Figure()
+    if len(v):
+        counts, edges = np.histogram(v, bins=bins if v.max() > v.min() else 1)
+        edges_pairs = np.column_stack([edges[:-1], edges[1:]])
+        centres = (edges[:-1] + edges[1:]) / 2
+        fig.add_trace(go.Bar(x=centres, y=counts, width=np.diff(edges), customdata=edges_pairs, name="in view",
+                             marker_color="#9ECAE9", hovertemplate="%{customdata[0]:.3g}–%{customdata[1]:.3g}: "
+                             "%{y} items<extra></extra>"))
+        if selected is not None and len(selected):
+            picked = pd.to_numeric(selected, errors="coerce").dropna().to_numpy(float)
+            fig.add_trace(go.Bar(x=centres, y=np.histogram(picked, bins=edges)[0], width=np.diff(edges),
+                                 customdata=edges_pairs, name="selected", marker_color=PALETTE[0],
+                                 hovertemplate="selected: %{y}<extra></extra>"))
+    if chosen is not None:
+        fig.add_vrect(x0=chosen[0], x1=chosen[1], fillcolor=PALETTE[1], opacity=0.15, line_width=0)
+    fig.update_layout(title={"text": plot_text(title), "font": {"size": 13}}, height=190, barmode="overlay",
+                      showlegend=False, margin={"l": 5, "r": 5, "t": 30, "b": 5}, plot_bgcolor="white",
+                      dragmode="select", bargap=0.05, yaxis={"title": None}, xaxis={"title": None})
+    return fig
+
+
+def range_from_selection(selection: Mapping[str, Any] | None) -> tuple[float, float] | None:
+    """The [low, high) range covered by the bars of a ``histogram_figure`` chosen with a box or
+    a click, from the edges each bar carries; None when nothing is chosen."""
+    edges = [c for c in _selected_custom(selection) if isinstance(c, (list, tuple)) and len(c) == 2]
+    if not edges:
+        return None
+    return float(min(e[0] for e in edges)), float(max(e[1] for e in edges))
+
+
+def _selected_custom(selection: Mapping[str, Any] | None) -> list:
+    if not selection:
+        return []
+    inner = selection.get("selection", selection)
+    points = inner.get("points", []) if isinstance(inner, Mapping) else []
+    return [p.get("customdata") for p in points if isinstance(p, Mapping) and p.get("customdata") is not None]
+
+
+def add_highlight(fig: go.Figure, frame: pd.DataFrame, name: str, color: str = "#111111") -> go.Figure:
+    """Rings around ``frame``'s points (search matches, a new batch, neighbours), on top of the map."""
+    if len(frame):
+        scatter = go.Scattergl if any(isinstance(t, go.Scattergl) for t in fig.data) else go.Scatter
+        fig.add_trace(scatter(x=frame["x"].to_numpy(np.float32), y=frame["y"].to_numpy(np.float32),
+                                   mode="markers", name=plot_text(name), customdata=frame[["item_id"]].to_numpy(),
+                                   hoverinfo="skip", marker={"size": 13, "color": "rgba(0,0,0,0)",
+                                                             "line": {"width": 2, "color": color}}))
     return fig
 
 
