@@ -305,11 +305,13 @@ def near_neighbour_positions(known: np.ndarray, known_xy: np.ndarray, new: np.nd
     return out
 
 
-def _start_job(key: tuple[str, str], work) -> _Job:
-    """Run ``work()`` in a background thread once per key (after ``release_background``)."""
+def _start_job(key: tuple[str, str], work, stored=None) -> _Job:
+    """Run ``work()`` in a background thread once per key (after ``release_background``). A key's
+    run that succeeded runs again only if ``stored()`` says its result is not in the database (it
+    may have been saved just after the caller looked: two fits would store two layouts)."""
     with _JOBS_LOCK:
         job = _JOBS.get(key)
-        if job is None or (job.done and job.error is None):
+        if job is None or (job.done and job.error is None and not (stored and stored())):
             thread = threading.Thread(target=_run_job, args=(key, work), name="synth-umap", daemon=True)
             job = _JOBS[key] = _Job(thread)
             thread.start()
@@ -383,7 +385,8 @@ def current_layout(store: DuckStore, items: pd.DataFrame, background: bool = Tru
         return MapLayout(coords, PREVIEW.name, {}, PREVIEW.name)
     key = (store.path, content_hash({"items": items_signature(items), "params": params, "model": embed_model}))
     fitting = items.copy()
-    job = _start_job(key, lambda: fit_layout(store, fitting, LAYOUT(**_umap_kwargs(params))))
+    job = _start_job(key, lambda: fit_layout(store, fitting, LAYOUT(**_umap_kwargs(params))),
+                     stored=lambda: store.find_fit("layout", LAYOUT.name, embed_model, params, None) is not None)
     status = f"failed: {job.error}" if job.error else "preview"
     return MapLayout(coords, PREVIEW.name, {}, status)
 
