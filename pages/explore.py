@@ -270,15 +270,19 @@ ranges = {} if presenting else maptools.chart_ranges()
 shown = in_view[maptools.in_ranges(in_view, ranges)] if ranges else in_view
 reference = points[points["item_id"].isin(kept_ids) & is_reference]
 dropped = points[~points["item_id"].isin(kept_ids)] if show_dropped else None
-with landing_slot:
-    newest = maptools.landing_ui(dataset, clustering_choice())
+newest = None
+if not presenting:  # the note comes with a switch: a setting, hidden from an audience
+    with landing_slot:
+        newest = maptools.landing_ui(dataset, clustering_choice())
 with search_slot:
     matches = (maptools.search_ui(dataset, clustering_choice()) if not presenting
                else pd.DataFrame({"item_id": [], "similarity": []}))
 # Colours from every run of the dataset, oldest first: a run keeps its colour whatever is filtered or added.
 fig = plots.map_figure(shown, color_by, dropped=dropped, reference=reference, size_by=size_by,
                        run_order=points.loc[~is_reference, "run_id"].unique())
-decorate(fig, shown, reference, st.session_state.get("explore_density", "none") if not presenting else "none",
+# An audience sees the reference data's density when there is some: where the synthetic data does not go.
+decorate(fig, shown, reference, st.session_state.get("explore_density", "none") if not presenting
+         else "reference and synthetic" if len(reference) else "none",
          st.session_state.get("explore_labels", True), presenting)
 if newest is not None:
     plots.add_highlight(fig, shown[shown["item_id"].isin(set(newest))], "newest batch", "#D62728")

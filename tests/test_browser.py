@@ -117,8 +117,8 @@ def test_first_screen_draws_the_demo_map(app_url, browser, tmp_path):
 
 def test_box_selection_lists_the_selected_rows_and_acts_on_them(app_url, browser, start_app):
     page = open_map(browser, app_url)
-    page.locator(".js-plotly-plot").hover()
-    page.locator('.modebar-btn[data-val="select"]').click()
+    page.locator(".js-plotly-plot").first.hover()  # the map; the linked histograms follow it
+    page.locator('.js-plotly-plot .modebar-btn[data-val="select"]').first.click()
     box = page.locator(".js-plotly-plot .nsewdrag").first.bounding_box()
     page.mouse.move(box["x"] + 2, box["y"] + 2)
     page.mouse.down()
@@ -247,6 +247,37 @@ def test_presentation_mode_is_clean_and_large(app_url, browser, tmp_path):
     page.wait_for_url(lambda url: "present" not in url, timeout=WAIT_MS)
     assert "present" not in page.url
     settle(page)
+    page.close()
+
+
+MAP_JS = "document.querySelector('.js-plotly-plot')"
+
+
+def test_the_map_draws_cluster_names_density_contours_and_search_rings(app_url, browser, tmp_path):
+    from playwright.sync_api import expect
+
+    page = open_map(browser, app_url)
+    labels = page.locator(".js-plotly-plot").first.locator(".annotation-text")
+    expect(labels.first).to_be_visible(timeout=WAIT_MS)
+    assert labels.count() >= 3
+    names = labels.all_text_contents()
+    assert len(set(names)) == len(names) and all(" · " in n for n in names)  # c-TF-IDF keywords
+    # Density: contour lines under the points, drawn from a small grid.
+    settle(page)
+    page.get_by_role("combobox", name="Density contours").click()  # opens the list: no rerun
+    act(page, lambda: page.get_by_role("option", name="synthetic", exact=True).click())
+    page.wait_for_function(f"() => {MAP_JS}.querySelectorAll('.contourlayer path').length > 0", timeout=WAIT_MS)
+    # Search by words: the matches are ringed on the map and listed.
+    word = read_records(settings.get("demo_file"))[0]["text"].split()[1].lower()
+    box = page.get_by_role("textbox", name="Search the items")
+    box.fill(word)
+    act(page, lambda: box.press("Enter"))
+    page.get_by_text(re.compile(r"^\d+ matches, ringed on the map$")).wait_for(timeout=WAIT_MS)
+    rings = page.evaluate(f"() => {MAP_JS}._fullData.filter(t => t.name === 'found / picked').map(t => t._length)")
+    expected = sum(word in r["text"].lower() for r in read_records(settings.get("demo_file")))
+    assert rings == [expected]
+    page.screenshot(path=str(tmp_path / "search.png"), full_page=True)
+    assert page.locator('[data-testid="stException"]').count() == 0
     page.close()
 
 
