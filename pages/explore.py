@@ -89,7 +89,8 @@ def decorate(fig, shown: pd.DataFrame, reference: pd.DataFrame, density: str, la
             colours = plots.run_colours(everything["run_id"].astype(str))
             for run_id in shown["run_id"].value_counts().index[:6]:
                 runs = shown[shown["run_id"] == run_id]
-                plots.add_density(fig, runs, f"density: {runs['run_name'].iloc[0]}", colours[str(run_id)], extent)
+                plots.add_density(fig, runs, f"density: {runs['run_name'].iloc[0]}", colours[str(run_id)], extent,
+                                  legend=False)  # coloured as its run
     if labels:
         plots.add_cluster_labels(fig, everything, font_size=20 if presenting else 13)
     return fig
@@ -292,6 +293,9 @@ if len(matches) or picked:
                         "found / picked")
 if presenting:
     fig.update_layout(height=760, font={"size": 18}, dragmode="pan", legend={"font": {"size": 20}})
+else:  # the legend under the map: the map keeps the column's width
+    fig.update_layout(legend={"orientation": "h", "yanchor": "top", "y": -0.01, "xanchor": "left", "x": 0},
+                      dragmode="pan")  # a drag pans and a click selects an item (Streamlit clicks only outside lasso/box)
 event = map_slot.plotly_chart(fig, on_select="rerun", selection_mode=("points", "box", "lasso"),
                               key="explore_map", width="stretch")
 st.session_state["explore_map_drawn"] = True
@@ -348,8 +352,8 @@ if len(selected) == 1:
 if selected:
     selection_ui(selected, points, dataset)
 else:
-    st.caption("Click an item to see its nearest neighbours; draw a lasso or a box to list the selected "
-               "items and act on them.")
+    st.caption("Click an item to see its nearest neighbours; choose Lasso or Box select in the map's toolbar "
+               "and draw on the map to list the selected items and act on them.")
 
 with st.expander("Clusters: sizes, shares per run, and gaps"):
     shares = cluster_shares(dataset.items)

@@ -277,6 +277,11 @@ def test_the_map_draws_cluster_names_density_contours_and_search_rings(app_url, 
     expected = sum(word in r["text"].lower() for r in read_records(settings.get("demo_file")))
     assert rings == [expected]
     page.screenshot(path=str(tmp_path / "search.png"), full_page=True)
+    # A click on an item (the map opens in pan mode, where a click selects) lists its neighbours.
+    point = page.locator(".js-plotly-plot").first.locator(".scatterlayer .point").nth(10).bounding_box()
+    act(page, lambda: page.mouse.click(point["x"] + point["width"] / 2, point["y"] + point["height"] / 2))
+    page.get_by_role("heading", name="Nearest items").wait_for(timeout=WAIT_MS)
+    page.get_by_role("heading", name="1 selected").wait_for(timeout=WAIT_MS)
     assert page.locator('[data-testid="stException"]').count() == 0
     page.close()
 

@@ -280,7 +280,7 @@ def map_extent(points: pd.DataFrame, margin: float = 0.05) -> tuple[float, float
 
 
 def add_density(fig: go.Figure, frame: pd.DataFrame, name: str, color: str,
-                extent: tuple[float, float, float, float], filled: bool = False) -> go.Figure:
+                extent: tuple[float, float, float, float], filled: bool = False, legend: bool = True) -> go.Figure:
     """Contour lines (or, ``filled``, shaded levels) of where ``frame``'s points lie: the outer line
     encloses where there is any density to speak of (5 % of the peak). A small grid travels to the
     browser, not the points; the lines sit under the points and take no hover."""
@@ -289,7 +289,7 @@ def add_density(fig: go.Figure, frame: pd.DataFrame, name: str, color: str,
     gx, gy, z = density_grid(frame["x"].to_numpy(), frame["y"].to_numpy(), extent)
     fig.add_trace(go.Contour(
         x=gx.astype(np.float32), y=gy.astype(np.float32), z=z.astype(np.float32), name=plot_text(name),
-        showscale=False, hoverinfo="skip", showlegend=True, legendgroup="density",
+        showscale=False, hoverinfo="skip", showlegend=legend, legendgroup="density",
         contours={"start": 0.05, "end": 0.85, "size": 0.2, "coloring": "fill" if filled else "lines"},
         colorscale=[[0, "rgba(255,255,255,0)"], [1, color]] if filled else [[0, color], [1, color]],
         opacity=0.35 if filled else 0.9, line={"width": 1.4, "color": None if filled else color}))
