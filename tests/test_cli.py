@@ -431,3 +431,67 @@ def test_a_reader_that_goes_away_ends_the_cli_quietly(tmp_path, argv):
     err = proc.stderr.read()
     proc.wait(timeout=120)
     assert "Traceback" not in err and "BrokenPipe" not in err and "Exception ignored" not in err, err
+
+
+def test_map_and_metrics_give_coverage_known_by_construction(capsys, store, tmp_path, monkeypatch):
+    from test_coverage import three_topic_store
+
+    monkeypatch.setenv("SYNTH_CLUSTER_K", "3")
+    built = three_topic_store(store, tmp_path)  # reference: 3 topics x 8; synthetic: copies of 2 topics
+    code, out, err = run(capsys, "map", "--db", store.path, "--json", "--k", "3")
+    assert code == 0, err
+    result = json.loads(out)
+    coverage = result["coverage"]
+    assert result["coverage_reason"] is None
+    assert (coverage["recall"], coverage["precision"], coverage["k"]) == (pytest.approx(2 / 3), 1.0, 5)
+    assert (coverage["reference_items"], coverage["synthetic_items"], coverage["reference_reached"],
+            coverage["synthetic_near"]) == (24, 16, 16, 16)
+    stars = store.frame("SELECT DISTINCT c.cluster_id FROM clusters c JOIN items i USING (item_id) "
+                        f"WHERE c.clustering_id = ? AND i.text IN ({', '.join('?' * 8)})",
+                        [result["clustering_id"], *built["stars"]])["cluster_id"].tolist()
+    names = {c["cluster_id"]: c["label"] for c in result["clusters"]}
+    assert len(stars) == 1 and coverage["worst"][0] == {
+        "cluster": stars[0], "cluster_name": names[stars[0]], "reference_items": 8, "synthetic_items": 0,
+        "recall": 0.0, "precision": None}
+    assert [(c["reference_items"], c["synthetic_items"], c["recall"], c["precision"]) for c in coverage["worst"][1:]] \
+        == [(8, 8, 1.0, 1.0)] * 2
+    assert coverage["clusters"] == coverage["worst"]  # three clusters, all of them with reference items
+
+    code, out, _ = run(capsys, "map", "--db", store.path, "--k", "3")
+    assert "  Recall: 67 % of the real items have a synthetic item nearby (16 of 24).\n" in out
+    assert "  Precision: 100 % of the synthetic items are near real items (16 of 16).\n" in out
+    assert f"          {stars[0]}      8          0     0 %          —  {names[stars[0]]}\n" in out
+
+    code, out, _ = run(capsys, "metrics", "--db", store.path, "--json")
+    assert json.loads(out)["coverage"] == coverage
+    code, out, _ = run(capsys, "metrics", "--db", store.path, "--run", "two topics", "--json")
+    assert json.loads(out)["coverage"] == coverage and json.loads(out)["run_name"] == "two topics"
+    code, out, _ = run(capsys, "metrics", "--db", store.path, "--run", "real data", "--json")
+    assert json.loads(out)["coverage"] is None
+    assert json.loads(out)["coverage_reason"] == "There are no synthetic items to measure against the reference data."
+
+
+def test_without_reference_data_coverage_is_null_and_says_why(capsys, tmp_path):
+    from synth.analysis.coverage import NO_REFERENCE
+
+    db = str(tmp_path / "plain.duckdb")
+    data = tmp_path / "plain.jsonl"
+    data.write_text('{"text": "a synthetic line"}\n{"text": "another synthetic line"}\n')
+    assert run(capsys, "import", str(data), "--db", db)[0] == 0
+    code, out, err = run(capsys, "metrics", "--db", db, "--json")
+    assert code == 0, err
+    result = json.loads(out)
+    assert result["coverage"] is None and result["coverage_reason"] == NO_REFERENCE
+    assert "--reference" in NO_REFERENCE
+    code, out, _ = run(capsys, "metrics", "--db", db)
+    assert out.endswith(f"coverage of the reference (real) data:\n  {NO_REFERENCE}\n")
+    code, out, _ = run(capsys, "map", "--db", db, "--json")
+    assert json.loads(out)["coverage"] is None and json.loads(out)["coverage_reason"] == NO_REFERENCE
+
+
+def test_map_and_metrics_help_says_what_coverage_holds(capsys):
+    for name in ("map", "metrics"):
+        with pytest.raises(SystemExit):
+            main([name, "--help"])
+        out = " ".join(capsys.readouterr().out.split())
+        assert '"coverage" is null and "coverage_reason" says why' in out and "worst" in out

@@ -1,3 +1,5 @@
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -118,3 +120,93 @@ def test_a_run_too_small_to_compare_raises_no_alarm_however_collapsed():
 def test_no_alarms_without_reference_data():
     items = _items(["synthetic"] * 4, [0] * 4)
     assert coverage.collapse_alarms(items, np.eye(4)).empty
+
+
+# -- the coverage summary (CLI, report, dataset card and the Explore page) ----------------------
+
+
+def test_coverage_summary_names_the_worst_covered_clusters_first():
+    reference = _ring(12)
+    vectors = np.vstack([reference, reference[:6]])
+    clusters = [0] * 6 + [1] * 6 + [0] * 6
+    items = _items(["reference"] * 12 + ["synthetic"] * 6, clusters)
+    summary = coverage.coverage_summary(items, vectors, k=1)
+    assert summary.measured and summary.reason is None
+    assert (summary.recall, summary.precision, summary.k) == (pytest.approx(8 / 12), 1.0, 1)
+    assert (summary.reference_items, summary.reference_reached, summary.synthetic_items, summary.synthetic_near) == \
+        (12, 8, 6, 6)
+    assert [(c["cluster"], c["cluster_name"], c["reference_items"], c["synthetic_items"]) for c in summary.worst] == \
+        [(1, "c1", 6, 0), (0, "c0", 6, 6)]
+    assert summary.worst[0]["recall"] == pytest.approx(2 / 6) and summary.worst[0]["precision"] is None
+    assert json.loads(json.dumps(summary.to_dict()))["worst"][1]["precision"] == 1.0  # plain JSON values
+    assert coverage.coverage_sentences(summary)[:2] == [
+        "Recall: 67 % of the real items have a synthetic item nearby (8 of 12).",
+        "Precision: 100 % of the synthetic items are near real items (6 of 6)."]
+    assert coverage.coverage_summary(items, vectors, k=1, worst=1).worst == summary.worst[:1]
+
+
+def test_coverage_summary_leaves_noise_out_of_the_worst_clusters_and_takes_chosen_synthetic_items():
+    reference = _ring(12)
+    vectors = np.vstack([reference, reference[:6], reference[6:7]])
+    clusters = [0] * 6 + [-1] * 6 + [0] * 6 + [-1]
+    items = _items(["reference"] * 12 + ["synthetic"] * 7, clusters)
+    summary = coverage.coverage_summary(items, vectors, k=1)
+    assert summary.recall == pytest.approx(9 / 12)  # item 18 sits on reference item 6: item 7 is reached too
+    assert [c["cluster"] for c in summary.clusters] == [-1, 0] and [c["cluster"] for c in summary.worst] == [0]
+    # only the synthetic items asked for (every reference item still counts)
+    chosen = coverage.coverage_summary(items, vectors, synthetic_ids=["i18"], k=1)
+    assert (chosen.synthetic_items, chosen.reference_items, chosen.recall) == (1, 12, pytest.approx(3 / 12))
+
+
+@pytest.mark.parametrize("roles, ids, reason", [
+    (["synthetic"] * 3, None, "no reference data"),
+    (["reference"] + ["synthetic"] * 2, None, "only one reference item"),
+    (["reference"] * 2 + ["synthetic"], [], "no synthetic items"),
+    (["reference"] * 3, None, "no synthetic items"),
+])
+def test_coverage_summary_says_why_nothing_was_measured(roles, ids, reason):
+    summary = coverage.coverage_summary(_items(roles, [0] * len(roles)), np.eye(3), synthetic_ids=ids)
+    assert not summary.measured and reason in summary.reason
+    assert summary.recall is None and summary.precision is None and summary.worst == [] == summary.clusters
+    assert coverage.coverage_sentences(summary) == [summary.reason]
+
+
+def test_percent_is_a_whole_percentage():
+    assert [coverage.percent(v) for v in (2 / 3, 1.0, 0.0, None)] == ["67 %", "100 %", "0 %", "—"]
+
+
+# -- a database whose coverage is known by construction -----------------------------------------
+
+# Three topics far apart in meaning (all-MiniLM-L6-v2), eight phrasings of each.
+TOPICS = {"soup": "Tomato soup recipe: simmer ripe tomatoes with garlic and basil, {}.",
+          "football": "The striker scored a late goal and the football team won the league match, {}.",
+          "stars": "Astronomers used a telescope to observe a distant galaxy and its stars, {}."}
+ENDINGS = ["then blend until smooth", "on a rainy Saturday", "in the second half", "after a long night",
+           "with great excitement", "according to the report", "as the crowd cheered", "for the first time"]
+COVERED = ("soup", "football")
+
+
+def topic_texts(topic: str) -> list[str]:
+    return [TOPICS[topic].format(ending) for ending in ENDINGS]
+
+
+def three_topic_store(store, folder) -> dict:
+    """Reference: 8 real items on each of three topics; synthetic (run "two topics"): copies of the
+    reference items of two of them. Each synthetic item sits on a reference item, and every topic's
+    neighbourhood radius (k = 5) is below its distance to the other topics (asserted here), so by
+    construction recall is 16/24 = 2/3, precision 1, and the third topic's cluster has recall 0."""
+    from synth.analysis.embedding import load_vectors, unit_rows
+    from synth.workflows.pipeline import import_run
+
+    real, synthetic = folder / "real.jsonl", folder / "synthetic.jsonl"
+    real.write_text("".join(json.dumps({"text": t}) + "\n" for topic in TOPICS for t in topic_texts(topic)))
+    synthetic.write_text("".join(json.dumps({"text": t}) + "\n" for topic in COVERED for t in topic_texts(topic)))
+    ref = import_run(store, real, reference=True, run_name="real data")
+    syn = import_run(store, synthetic, run_name="two topics")
+    vectors = load_vectors(store, [t for topic in TOPICS for t in topic_texts(topic)]).reshape(3, 8, -1)
+    for i in range(3):
+        radii = coverage.reference_radii(np.vstack(vectors), 5)[8 * i:8 * i + 8]
+        own = unit_rows(vectors[i])
+        others = unit_rows(np.vstack([vectors[j] for j in range(3) if j != i]))
+        assert radii.max() < (1 - own @ others.T).min()  # the premise of "known by construction"
+    return {"reference": ref.run_id, "synthetic": syn.run_id, "stars": topic_texts("stars")}

@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 import yaml
 from conftest import ROOT
+from test_coverage import three_topic_store
 
 from synth.analysis.metrics import measure_items
 from synth.generate.config import RunConfig
@@ -21,6 +22,7 @@ from synth.outputs.export import (
     export_dataset_zip,
     export_frame,
     export_items,
+    store_coverage,
 )
 from synth.workflows import review
 from synth.workflows.pipeline import generate_run
@@ -248,6 +250,7 @@ def test_dataset_card(mixed_store, tmp_path):
     assert _table_row(card, "`vendi_score`")[1] == f"{values['vendi_score']:.4g}"
     for column in export_frame(mixed_store).columns:
         assert _table_row(card, f"`{column}`", "Columns")[1] == re.sub(r"([_*|])", r"\\\1", COLUMN_HELP[column])
+    assert "Coverage" not in card and "recall" not in card.lower()  # no reference data: no coverage section
 
 
 @pytest.mark.slow
@@ -308,3 +311,56 @@ def test_dataset_refuses_no_items(demo_store, store, tmp_path):
     with pytest.raises(SynthError, match="no items to export"):
         export_dataset(demo_store, tmp_path / "ds", statuses=["accepted"])
     assert not (tmp_path / "ds").exists() and _siblings(tmp_path) == before
+
+
+# ---- coverage of reference data ---------------------------------------------------------------
+
+CLUSTER_NAME = "<b>star</b> *gazing* | [x](http://x.test)"
+
+
+@pytest.mark.slow
+def test_coverage_of_a_store_with_a_known_answer(store, tmp_path, monkeypatch):
+    monkeypatch.setenv("SYNTH_CLUSTER_K", "3")
+    built = three_topic_store(store, tmp_path)
+    summary = store_coverage(store)
+    assert (summary.recall, summary.precision, summary.k) == (pytest.approx(2 / 3), 1.0, 5)
+    assert (summary.reference_items, summary.synthetic_items, summary.reference_reached) == (24, 16, 16)
+    worst = summary.worst[0]
+    assert (worst["reference_items"], worst["synthetic_items"], worst["recall"], worst["precision"]) == \
+        (8, 0, 0.0, None)
+    assert [(c["reference_items"], c["synthetic_items"], c["recall"], c["precision"]) for c in summary.worst[1:]] \
+        == [(8, 8, 1.0, 1.0)] * 2
+    items = store.items()
+    stars = set(items.loc[items["text"].isin(built["stars"]), "item_id"])
+    from synth.analysis.clustering import current_clustering
+
+    assert {current_clustering(store).labels[i] for i in stars} == {worst["cluster"]}
+    assert store_coverage(store, run_ids=[built["reference"]]).reason == \
+        "There are no synthetic items to measure against the reference data."
+
+
+@pytest.mark.slow
+def test_the_dataset_card_shows_coverage_in_plain_words_with_names_literal(store, tmp_path, monkeypatch, make_server):
+    from synth.analysis.clustering import current_clustering, name_clusters_with_llm
+    from synth.kernel.text import literal_markdown
+
+    monkeypatch.setenv("SYNTH_CLUSTER_K", "3")
+    built = three_topic_store(store, tmp_path)
+    srv = make_server(reply=CLUSTER_NAME)  # every cluster gets this name, as a model might answer
+    name_clusters_with_llm(store, current_clustering(store), store.items(), "openai/test-model", api_base=srv.api_base)
+    export_dataset(store, tmp_path / "ds", run_ids=[built["synthetic"]])
+    card = (tmp_path / "ds" / "README.md").read_text(encoding="utf-8")
+    section = card[card.index("## Coverage of the real reference data"):card.index("## Columns")]
+    assert "against the 24 real (reference) items" in section
+    assert "- " + literal_markdown("Recall: 67 % of the real items have a synthetic item nearby (16 of 24).") in section
+    assert "- " + literal_markdown("Precision: 100 % of the synthetic items are near real items (16 of 16).") in section
+    assert "### The 3 worst-covered clusters (lowest recall first)" in section
+    rows = [line for line in section.splitlines() if line.startswith("| ") and "real items" not in line]
+    name = literal_markdown(CLUSTER_NAME)
+    assert rows == [f"| {name} | 8 | 0 | 0 % | — |", f"| {name} | 8 | 8 | 100 % | 100 % |",
+                    f"| {name} | 8 | 8 | 100 % | 100 % |"]
+    assert CLUSTER_NAME not in card and "<b>" not in card
+    # only the real data exported: coverage says in one sentence why there is none
+    export_dataset(store, tmp_path / "real", run_ids=[built["reference"]])
+    card = (tmp_path / "real" / "README.md").read_text(encoding="utf-8")
+    assert "## Coverage of the real reference data\n\nThere are no synthetic items to measure" in card

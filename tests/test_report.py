@@ -389,3 +389,64 @@ def test_adding_a_run_keeps_the_colours_of_the_runs_in_the_report(demo_store):
     some = [r for r in items.loc[items["run_role"] != "reference", "run_id"].unique()[1::2]]
     chosen = map_colours(build_report(demo_store, run_ids=some, examples_per_cluster=1))
     assert chosen and all(after[name] == colour for name, colour in chosen.items())
+
+
+# -- coverage of reference data and the map's cluster names -------------------------------------
+
+
+def map_figure_spec(document: str) -> tuple[list, dict]:
+    """The traces and the layout of the report's map, read from the figure in the HTML."""
+    start = document.index("[", document.index(f'"{report.MAP_DIV_ID}"', document.index("Plotly.newPlot(")))
+    decoder = json.JSONDecoder()
+    traces, end = decoder.raw_decode(document[start:])
+    layout, _ = decoder.raw_decode(document[start + end:].lstrip(", \n"))
+    return traces, layout
+
+
+def test_without_reference_data_the_report_says_so_in_one_sentence(demo_report):
+    from synth.analysis.coverage import NO_REFERENCE
+
+    section = re.search(r'<section id="coverage">(.*?)</section>', demo_report["html"], re.DOTALL).group(1)
+    assert section == f"<h2>Coverage of the real data</h2><p>{html.escape(NO_REFERENCE)}</p>"
+
+
+def test_the_map_names_its_largest_clusters(demo_report):
+    from synth.outputs.plots import label_positions
+
+    _, layout = map_figure_spec(demo_report["html"])
+    labels = [a for a in layout.get("annotations", []) if a.get("name") == "cluster label"]
+    names = set(demo_report["store"].frame("SELECT keywords FROM cluster_labels")["keywords"])
+    assert len(labels) >= 2 and {html.unescape(a["text"]) for a in labels} <= names
+    assert len(labels) == len(label_positions(report._choose(demo_report["store"], None, None).items))
+
+
+@pytest.mark.slow
+def test_the_report_shows_coverage_of_reference_data_with_names_escaped(store, tmp_path, monkeypatch, make_server):
+    from test_coverage import three_topic_store
+
+    from synth.analysis.clustering import current_clustering, name_clusters_with_llm
+    from synth.outputs.plots import LABEL_CHARS, plot_text
+
+    monkeypatch.setenv("SYNTH_CLUSTER_K", "3")
+    three_topic_store(store, tmp_path)
+    srv = make_server(reply=RUN_PAYLOAD)  # every cluster's name is markup, as a model might answer
+    with ThreadPoolExecutor(1) as pool:  # Playwright's sync API may already run an event loop in this thread
+        pool.submit(name_clusters_with_llm, store, current_clustering(store), store.items(), "openai/test-model",
+                    api_base=srv.api_base).result()
+    document = build_report(store, examples_per_cluster=0)
+    section = re.search(r'<section id="coverage">(.*?)</section>', document, re.DOTALL).group(1)
+    assert "Recall: 67 % of the real items have a synthetic item nearby (16 of 24)." in section
+    assert "Precision: 100 % of the synthetic items are near real items (16 of 16)." in section
+    rows = re.findall(r'<tr data-cluster="\d+">(.*?)</tr>', section)
+    name = html.escape(RUN_PAYLOAD)
+    missed = (f'<td>{name}</td><td class="num">8</td><td class="num">0</td><td class="num">0 %</td>'
+              '<td class="num">—</td>')
+    covered = (f'<td>{name}</td><td class="num">8</td><td class="num">8</td><td class="num">100 %</td>'
+               '<td class="num">100 %</td>')
+    assert rows == [missed, covered, covered]
+    assert RUN_PAYLOAD not in document and "<img" not in document
+    # the map's cluster names are plotly text, escaped, so no tag is drawn
+    _, layout = map_figure_spec(document)
+    shown = RUN_PAYLOAD if len(RUN_PAYLOAD) <= LABEL_CHARS else RUN_PAYLOAD[:LABEL_CHARS] + "…"
+    labels = [a["text"] for a in layout["annotations"] if a.get("name") == "cluster label"]
+    assert labels and set(labels) == {plot_text(shown)}

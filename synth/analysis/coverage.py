@@ -13,11 +13,12 @@ reference item.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import pandas as pd
 
+from synth.analysis.clustering import NOISE
 from synth.analysis.comparable import TOO_SMALL, Sample, compare_at_common_size
 from synth.analysis.embedding import unit_rows
 from synth.kernel import settings
@@ -28,6 +29,10 @@ BLOCK = 2048
 # wholly below the reference's).
 COLLAPSE_RATIO = 0.8
 COLLAPSE_METRICS = ("mean_pairwise_cosine_distance", "distinct_2")
+# The report, the dataset card and the CLI's text name this many worst-covered clusters.
+WORST_CLUSTERS = 5
+NO_REFERENCE = ("There is no reference data, so coverage is not measured. Import real items with: "
+                "python -m synth import FILE --reference")
 
 
 def reference_radii(reference: np.ndarray, k: int) -> np.ndarray:
@@ -91,6 +96,101 @@ def coverage_report(items: pd.DataFrame, vectors: np.ndarray, k: int | None = No
                      "synthetic_items": int(in_syn.sum()),
                      "precision": float(result.near_reference[in_syn].mean()) if in_syn.any() else None})
     return result, pd.DataFrame(rows)
+
+
+@dataclass
+class CoverageSummary:
+    """Coverage of synthetic items against the reference items, in plain values (``to_dict`` is
+    JSON-ready). When nothing could be measured, ``reason`` says why and every figure is None.
+
+    ``clusters``: one dict per cluster (cluster, cluster_name, reference_items, synthetic_items,
+    recall, precision), lowest recall first, clusters without reference items last.
+    ``worst``: the first clusters of that list that hold reference items, noise left out."""
+
+    recall: float | None = None  # share of reference items with a synthetic item in their ball
+    precision: float | None = None  # share of synthetic items inside some reference item's ball
+    k: int | None = None
+    reference_items: int = 0
+    synthetic_items: int = 0
+    reference_reached: int = 0
+    synthetic_near: int = 0
+    clusters: list[dict] = field(default_factory=list)
+    worst: list[dict] = field(default_factory=list)
+    reason: str | None = None
+
+    @property
+    def measured(self) -> bool:
+        return self.reason is None
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def coverage_summary(items: pd.DataFrame, vectors: np.ndarray, synthetic_ids=None, k: int | None = None,
+                     worst: int = WORST_CLUSTERS) -> CoverageSummary:
+    """How well the synthetic items cover the reference (real) items, overall and per cluster.
+
+    ``items`` (rows in the order of ``vectors``) needs item_id, run_role, cluster and cluster_name
+    columns, as ``pipeline.load_dataset`` gives them. Every reference item counts; of the others only
+    those in ``synthetic_ids`` when given (a run, a report's or an export's items). Never raises for
+    missing data: with no reference item, fewer than two, or no synthetic item, the summary's
+    ``reason`` says so and what to do."""
+    is_ref = (items["run_role"] == "reference").to_numpy()
+    is_syn = ~is_ref
+    if synthetic_ids is not None:
+        is_syn &= items["item_id"].isin(set(synthetic_ids)).to_numpy()
+    n_ref, n_syn = int(is_ref.sum()), int(is_syn.sum())
+    reason = _missing_reason(n_ref, n_syn)
+    if reason:
+        return CoverageSummary(reference_items=n_ref, synthetic_items=n_syn, reason=reason)
+    keep = is_ref | is_syn
+    overall, table = coverage_report(items[keep], vectors[keep], k)
+    rows = [{key: (None if pd.isna(value) else value) for key, value in row.items()}
+            for row in table.to_dict(orient="records")]
+    rows.sort(key=lambda r: (r["recall"] is None, r["recall"] or 0.0, -r["reference_items"], r["cluster"]))
+    return CoverageSummary(
+        recall=overall.recall, precision=overall.precision, k=overall.k, reference_items=n_ref,
+        synthetic_items=n_syn, reference_reached=int(overall.reached.sum()),
+        synthetic_near=int(overall.near_reference.sum()), clusters=rows,
+        worst=[r for r in rows if r["reference_items"] and r["cluster"] != NOISE][:worst])
+
+
+def _missing_reason(n_ref: int, n_syn: int) -> str | None:
+    if n_ref == 0:
+        return NO_REFERENCE
+    if n_ref == 1:
+        return ("There is only one reference item: coverage needs at least two. Import more real items "
+                "with: python -m synth import FILE --reference")
+    if n_syn == 0:
+        return "There are no synthetic items to measure against the reference data."
+    return None
+
+
+def percent(share: float | None) -> str:
+    """A share as a whole percentage, "85 %" ("—" when unknown)."""
+    return "—" if share is None else f"{share * 100:.0f} %"
+
+
+def coverage_sentences(summary: CoverageSummary) -> list[str]:
+    """Recall and precision in plain words, one sentence each (or the one reason nothing was measured)."""
+    if not summary.measured:
+        return [summary.reason]
+    recall = (f"Recall: {percent(summary.recall)} of the real items have a synthetic item nearby "
+              f"({summary.reference_reached:,} of {summary.reference_items:,}).")
+    precision = (f"Precision: {percent(summary.precision)} of the synthetic items are near real items "
+                 f"({summary.synthetic_near:,} of {summary.synthetic_items:,}).")
+    nearby = ("the real item's nearest real neighbour." if summary.k == 1 else
+              f"the farthest of the real item's {summary.k} nearest real neighbours.")
+    return [recall, precision, f"Nearby: no farther in meaning (embeddings) than {nearby}"]
+
+
+WORST_COLUMNS = ("cluster", "real items", "synthetic items", "recall", "precision")
+
+
+def worst_rows(summary: CoverageSummary) -> list[tuple[str, ...]]:
+    """The worst-covered clusters as text, one tuple per cluster in the order of WORST_COLUMNS."""
+    return [(str(c["cluster_name"]), f"{c['reference_items']:,}", f"{c['synthetic_items']:,}",
+             percent(c["recall"]), percent(c["precision"])) for c in summary.worst]
 
 
 def collapse_alarms(items: pd.DataFrame, vectors: np.ndarray, seed: int = 0,

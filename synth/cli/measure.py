@@ -11,8 +11,38 @@ from synth.kernel import settings
 from synth.kernel.errors import SynthError
 from synth.kernel.text import format_number
 
+COVERAGE_HELP = (
+    "With reference (real) data in the database (python -m synth import FILE --reference), the result "
+    "also has coverage: how much of the real data the synthetic items reach. With --json, key "
+    "\"coverage\" holds recall, precision, k (neighbours that set each real item's neighbourhood, "
+    "$SYNTH_COVERAGE_K), reference_items, synthetic_items, reference_reached, synthetic_near, clusters "
+    "(every cluster's figures, lowest recall first) and worst (the worst-covered clusters, noise left "
+    "out); key \"coverage_reason\" is null. Without reference data (or with too little), \"coverage\" "
+    "is null and \"coverage_reason\" says why.")
+
+
+def coverage_fields(summary) -> dict:
+    """The two keys --json output gives coverage: "coverage" (figures, or null) and "coverage_reason"."""
+    figures = {k: v for k, v in summary.to_dict().items() if k != "reason"}
+    return {"coverage": figures if summary.measured else None, "coverage_reason": summary.reason}
+
+
+def coverage_lines(summary) -> list[str]:
+    """Coverage as the terminal shows it: the plain sentences, then the worst-covered clusters."""
+    from synth.analysis.coverage import coverage_sentences, percent
+
+    lines = ["coverage of the reference (real) data:"] + [f"  {s}" for s in coverage_sentences(summary)]
+    if summary.worst:
+        lines += ["  worst-covered clusters (lowest recall first):",
+                  f"    {'cluster':>7}  {'real':>5}  {'synthetic':>9}  {'recall':>6}  {'precision':>9}  name"]
+        lines += [f"    {c['cluster']:>7}  {c['reference_items']:>5}  {c['synthetic_items']:>9}  "
+                  f"{percent(c['recall']):>6}  {percent(c['precision']):>9}  {c['cluster_name']}"
+                  for c in summary.worst]
+    return lines
+
 
 def metrics_options(m: argparse.ArgumentParser) -> None:
+    m.epilog = COVERAGE_HELP
     m.add_argument("--run", help="run id or name (default: every run)")
     m.add_argument("--threshold", type=float, default=None, help="near-duplicate cosine threshold")
     m.add_argument("--force", action="store_true", help="recompute even if inputs are unchanged")
@@ -28,6 +58,7 @@ def cmd_metrics(args: argparse.Namespace) -> int:
         too_small,
     )
     from synth.analysis.metrics import run_metrics
+    from synth.outputs.export import store_coverage
 
     store = open_db(args)
     run_ids = [store.resolve_run(args.run)] if args.run else None
@@ -47,14 +78,17 @@ def cmd_metrics(args: argparse.Namespace) -> int:
         if common is not None and common.m is not None and not common.is_too_small(r["run_id"]):
             lines.append(f"  at a common size of {common.m} items (mean [95 % interval]):")
             lines += [f"    {k:30s} {interval_text(common.value(r['run_id'], k))}" for k in common.metrics]
+    summary = store_coverage(store, run_ids=run_ids)
+    lines += [""] + coverage_lines(summary)
     payload = results[0] if args.run else {"runs": results, "common_n": common.to_dict() if common else None}
-    emit(args, payload, "\n".join(lines))
+    emit(args, {**payload, **coverage_fields(summary)}, "\n".join(lines))
     return 0
 
 
 def map_options(mp: argparse.ArgumentParser) -> None:
     from synth.analysis.clustering import CLUSTERERS
 
+    mp.epilog = COVERAGE_HELP
     mp.add_argument("--refit", action="store_true", help="a new layout of all items (points move)")
     mp.add_argument("--n-neighbors", type=int)
     mp.add_argument("--min-dist", type=float)
@@ -69,17 +103,22 @@ def map_options(mp: argparse.ArgumentParser) -> None:
 @command("map", "compute or refresh the map layout and clusters", map_options)
 def cmd_map(args: argparse.Namespace) -> int:
     from synth.analysis.projection import umap_params
+    from synth.outputs.export import store_coverage
     from synth.workflows.pipeline import refresh_map
 
     params = umap_params(args.n_neighbors, args.min_dist, args.seed)
-    report = refresh_map(open_db(args), params, args.refit, args.cluster_method, args.k, args.min_cluster_size,
+    store = open_db(args)
+    report = refresh_map(store, params, args.refit, args.cluster_method, args.k, args.min_cluster_size,
                          args.name_with, args.api_base)
+    summary = store_coverage(store, cluster_method=args.cluster_method, cluster_k=args.k,
+                             min_cluster_size=args.min_cluster_size)
     trust = "unknown" if report["trustworthiness"] is None else f"{report['trustworthiness']:.3f}"
     lines = [f"layout {report['layout_id']} ({report['method']}, {report['params']}): {report['n_items']} items, "
              f"{report['placed_now']} placed now, trustworthiness {trust}",
              f"clustering {report['clustering_id']} ({report['cluster_method']}, {report['cluster_params']}):"]
     lines += [f"  {c['cluster_id']:>3}  {c['size']:>5}  {c['label']}" for c in report["clusters"]]
-    emit(args, report, "\n".join(lines))
+    lines += [""] + coverage_lines(summary)
+    emit(args, {**report, **coverage_fields(summary)}, "\n".join(lines))
     return 0
 
 

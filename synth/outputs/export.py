@@ -18,7 +18,7 @@ import tempfile
 import zipfile
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import pandas as pd
 import yaml
@@ -29,6 +29,9 @@ from synth.kernel.text import format_number, is_missing, literal_markdown
 from synth.llm import licences
 from synth.outputs.formats import EXPORT_FORMATS, FORMATS, JSON_COLUMNS
 from synth.store import DuckStore
+
+if TYPE_CHECKING:
+    from synth.analysis.coverage import CoverageSummary
 
 
 def export_frame(store: DuckStore, run_ids: list[str] | None = None, statuses: list[str] | None = None,
@@ -61,6 +64,27 @@ def _api_base(run_params) -> str | None:
     return run_params.get("api_base") if isinstance(run_params, dict) else None
 
 
+
+
+def store_coverage(store: DuckStore, run_ids: list[str] | None = None, item_ids=None,
+                   cluster_method: str | None = None, cluster_k: int | None = None,
+                   min_cluster_size: int | None = None) -> CoverageSummary:
+    """Coverage of the database's synthetic items (only those of ``run_ids`` and in ``item_ids``
+    when given) against every reference item in it, per cluster of the given clustering (default:
+    the dataset's current one). What the CLI, the report and the dataset card show."""
+    from synth.analysis.coverage import NO_REFERENCE, CoverageSummary, coverage_summary
+    from synth.workflows.pipeline import load_dataset
+
+    if not (store.runs()["role"] == "reference").any():
+        return CoverageSummary(reason=NO_REFERENCE)  # nothing to load or embed
+    dataset = load_dataset(store, cluster_method, cluster_k, min_cluster_size)
+    items = dataset.items
+    chosen = items["run_role"] != "reference"
+    if run_ids is not None:
+        chosen &= items["run_id"].isin(set(run_ids))
+    if item_ids is not None:
+        chosen &= items["item_id"].isin(set(item_ids))
+    return coverage_summary(items, dataset.vectors, synthetic_ids=items.loc[chosen, "item_id"])
 
 
 def _require_parent(out: Path) -> None:
@@ -183,7 +207,8 @@ def export_dataset(store: DuckStore, out_dir: str | Path, run_ids: list[str] | N
     out = Path(out_dir)
     _require_empty_target(out)
     frame = _frame_to_export(store, run_ids, statuses, min_score, item_ids)
-    card = dataset_card(frame, _runs_of(store, frame), measure_items(store, frame), title)
+    card = dataset_card(frame, _runs_of(store, frame), measure_items(store, frame), title,
+                        store_coverage(store, item_ids=frame["item_id"]))
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
     try:
         os.chmod(tmp, _umask_mode(0o777))  # an export is an ordinary folder
@@ -223,13 +248,15 @@ def _runs_of(store: DuckStore, frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def dataset_card(frame: pd.DataFrame, runs: pd.DataFrame, measured: tuple[dict, dict],
-                 title: str | None = None) -> str:
+                 title: str | None = None, coverage: CoverageSummary | None = None) -> str:
     """The README.md of a dataset folder: YAML front matter for the Hub and ``datasets``, then what
-    the data is, how it was made, the licence notes of its models and its intrinsic metrics."""
+    the data is, how it was made, the licence notes of its models, its intrinsic metrics and, when
+    the database holds reference data, its coverage of that data (``store_coverage``)."""
     title = (title or "").strip() or DEFAULT_TITLE
     sections = [_card_summary(frame, runs, title), _card_counts(frame), _card_licences(frame),
-                _card_prompts(frame), _card_params(runs), _card_metrics(*measured), _card_columns(frame)]
-    return _front_matter(len(frame), title) + "\n\n".join(sections) + "\n"
+                _card_prompts(frame), _card_params(runs), _card_metrics(*measured), _card_coverage(coverage),
+                _card_columns(frame)]
+    return _front_matter(len(frame), title) + "\n\n".join(s for s in sections if s) + "\n"
 
 
 def _front_matter(n: int, title: str) -> str:
@@ -335,6 +362,25 @@ def _card_metrics(values: dict, params: dict) -> str:
     return ("## Metrics of the exported set\n\n"
             + _table(["metric", "value", "what it measures"], rows, literal=("metric",))
             + f"\n\n{how}")
+
+
+def _card_coverage(summary: CoverageSummary | None) -> str:
+    """Recall and precision against the reference data, overall and for the worst-covered clusters;
+    nothing when there is no reference data at all."""
+    from synth.analysis.coverage import WORST_COLUMNS, coverage_sentences, worst_rows
+
+    if summary is None or not summary.reference_items:
+        return ""
+    head = "## Coverage of the real reference data\n\n"
+    if not summary.measured:
+        return head + literal_markdown(summary.reason)
+    return (head + f"The exported synthetic items against the {summary.reference_items:,} real (reference) "
+            "items of the database they come from, on the same embeddings (recall as coverage, Naeem et al. "
+            "2020; precision, Kynkäänniemi et al. 2019):\n\n"
+            + "\n".join(f"- {literal_markdown(s)}" for s in coverage_sentences(summary))
+            + (f"\n\n### The {len(summary.worst)} worst-covered clusters (lowest recall first)\n\n"
+               + _table(list(WORST_COLUMNS), pd.DataFrame(worst_rows(summary), dtype=object))
+               if summary.worst else ""))
 
 
 def _card_columns(frame: pd.DataFrame) -> str:

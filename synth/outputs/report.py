@@ -1,8 +1,9 @@
 """A standalone stakeholder report: one HTML file with the map, the metrics and example items.
 
 Reads: items with their map coordinates (``pipeline.map_points``), the dataset's clustering,
-per-run metrics, the prompts and run settings (``export.export_frame``) and the licence notes of
-the models. Writes: one ``.html`` file, atomically (a temporary file renamed into place).
+per-run metrics, coverage of reference data (``export.store_coverage``), the prompts and run
+settings (``export.export_frame``) and the licence notes of the models. Writes: one ``.html``
+file, atomically (a temporary file renamed into place).
 
 The file opens offline: plotly.js is inlined, the CSS is inline and nothing refers to a URL that
 a browser would fetch (the licence table's source links are plain links). The map is SVG, so it
@@ -35,6 +36,7 @@ from synth.analysis.comparable import (
     at_common_size,
     interval_text,
 )
+from synth.analysis.coverage import WORST_COLUMNS, coverage_sentences, worst_rows
 from synth.analysis.embedding import load_vectors
 from synth.analysis.metrics import (
     METRIC_NAMES,
@@ -48,7 +50,7 @@ from synth.kernel.errors import SynthError
 from synth.kernel.records import from_json, now
 from synth.kernel.text import format_number, is_missing
 from synth.llm.licences import DISCLAIMER
-from synth.outputs import plots
+from synth.outputs import export, plots
 from synth.outputs.export import export_frame, model_notes, write_atomically
 from synth.store import DuckStore, in_session
 from synth.workflows.pipeline import map_points
@@ -109,8 +111,6 @@ footer { margin-top: 2.5em; padding-top: 1em; border-top: 2px solid #e3e6eb; col
 def _e(value) -> str:
     """Any value as escaped HTML text (quotes too, so it is safe inside attributes)."""
     return html.escape("" if value is None else str(value), quote=True)
-
-
 
 
 def format_value(value) -> str:
@@ -191,7 +191,7 @@ def _map(facts: _Facts) -> str:
     is_reference = shown["run_role"] == "reference"
     fig = plots.map_figure(shown[~is_reference], "run", reference=shown[is_reference], svg=True,
                            run_order=facts.run_order)
-    fig.update_layout(dragmode="zoom")  # the app's lasso selects items; a report has nothing to act on
+    plots.add_cluster_labels(fig, shown).update_layout(dragmode="zoom")  # a report has nothing to lasso
     figure = fig.to_html(full_html=False, include_plotlyjs=True, div_id=MAP_DIV_ID,
                          config={"displaylogo": False, "responsive": True, "scrollZoom": False})
     layout = facts.layout
@@ -211,7 +211,8 @@ def _map(facts: _Facts) -> str:
                  if is_reference.any() else "")
     return (f'<section id="map"><h2>The map</h2>'
             f"<p>Each point is one item. Items with similar meaning sit close together; the colours are the "
-            f"runs.{reference} Hover over a point to read it; drag to zoom, double-click to zoom out, click a "
+            f"runs; the names are those of the largest clusters.{reference} Hover over a point to read it; drag to "
+            "zoom, double-click to zoom out, click a "
             f"run in the legend to hide it.</p>{figure}{sample}"
             f'<p class="note">Layout: {_e(how)}. Embeddings: {_e(settings.get("embed_model"))}.</p></section>')
 
@@ -308,6 +309,20 @@ def _common_table(common: CommonSize, runs: pd.DataFrame) -> str:
     return (f'<h3 id="common-size">At a common size: {common.m} items</h3><p>{intro}</p>'
             f'<div class="scroll"><table class="common"><thead><tr><th>metric</th>{head}</tr></thead>'
             f"<tbody>{''.join(rows)}</tbody></table></div>")
+
+
+def _coverage(store: DuckStore, facts: _Facts) -> str:
+    """Recall and precision of the report's synthetic items against the database's reference data,
+    overall and for the worst-covered clusters (one sentence when there is no reference data)."""
+    summary = export.store_coverage(store, item_ids=facts.items.loc[facts.items["run_role"] != "reference", "item_id"])
+    said = "<br>".join(_e(s) for s in coverage_sentences(summary))
+    if not summary.worst:
+        return f'<section id="coverage"><h2>Coverage of the real data</h2><p>{said}</p></section>'
+    rows = [f'<tr data-cluster="{_e(c["cluster"])}"><td>{_e(name)}</td>'
+            + "".join(f'<td class="num">{_e(v)}</td>' for v in figures) + "</tr>"
+            for c, (name, *figures) in zip(summary.worst, worst_rows(summary))]
+    return _table_section("coverage", "Coverage of the real data", f"{said}<br>The {len(rows)} clusters where "
+                          "the least of the real data is reached:", "".join(f"<th>{_e(h)}</th>" for h in WORST_COLUMNS), rows)
 
 
 def _table_section(section_id: str, heading: str, intro: str, header: str, rows: list[str], after: str = "") -> str:
@@ -448,7 +463,8 @@ def _build(store: DuckStore, run_ids: list[str] | None = None, item_ids: list[st
     parts = [f"<header><h1>{_e(title)}</h1>"
              f'<p class="date">{_e(made)} · {len(facts.items):,} items from {len(facts.runs):,} runs</p>'
              f'<p class="lede">{_e(INTRINSIC)}</p></header>',
-             _headline(facts), _map(facts), _metrics(store, facts, subset=item_ids is not None)]
+             _headline(facts), _map(facts), _metrics(store, facts, subset=item_ids is not None),
+             _coverage(store, facts)]
     if examples_per_cluster:
         parts.append(_examples(store, facts, examples_per_cluster))
     parts += [_prompts(facts, provenance), _licences(provenance), _footer(store, facts, made)]
@@ -463,7 +479,7 @@ def build_report(store: DuckStore, run_ids: list[str] | None = None, item_ids: l
                  title: str | None = None, examples_per_cluster: int = 3) -> str:
     """A complete, self-contained HTML document about the chosen items (every item by default;
     ``run_ids`` takes run ids or names, ``item_ids`` narrows further): headline numbers, the map,
-    per-run metrics, typical items per cluster, the prompts, the models' licence notes."""
+    per-run metrics, coverage of reference data, typical items per cluster, the prompts, licences."""
     return _build(store, run_ids, item_ids, title, examples_per_cluster)[0]
 
 
