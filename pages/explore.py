@@ -25,7 +25,7 @@ from synth.analysis.clustering import (
     name_clusters_with_llm,
     typical_items,
 )
-from synth.analysis.coverage import collapse_alarms, coverage_report
+from synth.analysis.coverage import collapse_alarms, coverage_sentences, coverage_summary, percent
 from synth.analysis.metrics import METRICS, nearest_neighbour_similarity
 from synth.analysis.projection import pending_layouts, umap_params
 from synth.kernel import settings
@@ -169,23 +169,24 @@ def run_ui(cfg) -> None:
                 "appear on the map when it is done, placed without moving the others.")
 
 
-def coverage_ui(dataset) -> None:
-    """Reference (real) data against the synthetic set: recall, precision, and collapse alarms."""
+def coverage_ui(dataset, kept_ids: set) -> None:
+    """Reference (real) data against the synthetic items in view: recall, precision, the clusters
+    least covered, and collapse alarms."""
     if not (dataset.items["run_role"] == "reference").any():
         st.caption("Import real reference data (Generate page, or `python -m synth import FILE "
                    "--reference`) to see what the synthetic set covers and misses.")
         return
-    try:
-        overall, per_cluster = coverage_report(dataset.items, dataset.vectors)
-    except SynthError as exc:
-        st.info(literal_markdown(str(exc)))
+    summary = coverage_summary(dataset.items, dataset.vectors, synthetic_ids=kept_ids)
+    if not summary.measured:
+        st.info(literal_markdown(summary.reason))
         return
+    recall, precision, nearby = coverage_sentences(summary)
     left, right = st.columns(2)
-    left.metric("Recall: reference items reached", f"{overall.recall:.0%}",
-                help=f"Share of real items whose {overall.k}-nearest-neighbour ball holds a synthetic item.")
-    right.metric("Precision: synthetic items near real data", f"{overall.precision:.0%}",
-                 help="Share of synthetic items inside some real item's neighbourhood.")
-    st.dataframe(per_cluster, hide_index=True, width="stretch")
+    left.metric("Recall: reference items reached", percent(summary.recall), help=f"{recall} {nearby}")
+    right.metric("Precision: synthetic items near real data", percent(summary.precision), help=precision)
+    st.caption("Clusters, least covered first:")
+    st.dataframe(pd.DataFrame(summary.clusters), hide_index=True, width="stretch",
+                 column_config={c: st.column_config.NumberColumn(c, format="percent") for c in ("recall", "precision")})
     alarms = collapse_alarms(dataset.items, dataset.vectors)
     for row in alarms[alarms["alarm"]].itertuples() if len(alarms) else []:
         st.warning(f"Run **{literal_markdown(row.run_name)}**: {row.metric} is {format_number(row.run, 3)} "
@@ -365,4 +366,4 @@ with st.expander("Clusters: sizes, shares per run, and gaps"):
         run_ui(actions.fill_gap(dataset.items, cluster=int(gaps["cluster"].iloc[0]), n=5,
                                 model=settings.get("default_model")))
 with st.expander("Coverage against reference data", expanded=bool((dataset.items["run_role"] == "reference").any())):
-    coverage_ui(dataset)
+    coverage_ui(dataset, kept_ids)
