@@ -92,3 +92,20 @@ def test_landing_says_which_clusters_a_batch_joined_what_is_new_and_how_recall_m
     assert "50% of them open a new region (farther from every earlier item than 95%" in out.sentence() and "33% → 67%" in out.sentence()
     with pytest.raises(SynthError, match="No items of run"):
         neighbours.landing(items, vectors, "missing")
+
+
+def test_past_the_sample_size_a_new_region_is_judged_on_one_sample_of_the_earlier_items(monkeypatch):
+    rng = np.random.default_rng(1)
+    centres = rng.normal(size=(5, 32))
+    earlier = centres[rng.integers(0, 5, 600)] + rng.normal(scale=0.3, size=(600, 32))
+    near = centres[rng.integers(0, 5, 30)] + rng.normal(scale=0.3, size=(30, 32))
+    far = rng.normal(size=(10, 32)) * 3
+    near, far = (neighbours.unit_rows(v.astype(np.float32)) for v in (near, far))
+    base = neighbours.unit_rows(earlier.astype(np.float32))
+    shares = [(neighbours._new_region_share(near, base), neighbours._new_region_share(far, base))]
+    monkeypatch.setattr(neighbours, "NEW_REGION_SAMPLE", 300)
+    shares.append((neighbours._new_region_share(near, base), neighbours._new_region_share(far, base)))
+    # Items drawn like the earlier ones open a new region about as often as the quantile says (5 %);
+    # items far from every topic always do, exactly or on a sample.
+    for near_share, far_share in shares:
+        assert near_share <= 0.1 and far_share == 1.0

@@ -136,15 +136,17 @@ def _max_similarity(queries: np.ndarray, base: np.ndarray) -> np.ndarray:
     return best
 
 
-def _new_region_similarity(earlier: np.ndarray, seed: int = 0) -> float:
-    """The similarity under which a new item counts as far from the earlier ones: the
-    NEW_REGION_QUANTILE of the earlier items' own nearest-neighbour similarities (on a sample)."""
+def _new_region_share(new: np.ndarray, earlier: np.ndarray, seed: int = 0) -> float:
+    """The share of ``new`` rows that open a new region: whose nearest earlier row is less similar
+    than all but NEW_REGION_QUANTILE of the earlier rows are to their own nearest. Past
+    NEW_REGION_SAMPLE earlier rows both sides are measured against one random sample of them, so
+    the scale is the same."""
     from synth.analysis.metrics import nearest_neighbour_similarity
 
-    sample = None
     if len(earlier) > NEW_REGION_SAMPLE:
-        sample = np.sort(np.random.default_rng(seed).choice(len(earlier), NEW_REGION_SAMPLE, replace=False))
-    return float(np.quantile(nearest_neighbour_similarity(earlier, sample), NEW_REGION_QUANTILE))
+        earlier = earlier[np.sort(np.random.default_rng(seed).choice(len(earlier), NEW_REGION_SAMPLE, replace=False))]
+    threshold = float(np.quantile(nearest_neighbour_similarity(earlier), NEW_REGION_QUANTILE))
+    return float((_max_similarity(new, earlier) < threshold).mean())
 
 
 def landing(items: pd.DataFrame, vectors: np.ndarray, run_id: str, k: int | None = None) -> Landing:
@@ -163,8 +165,7 @@ def landing(items: pd.DataFrame, vectors: np.ndarray, run_id: str, k: int | None
     shares = items.loc[is_new, "cluster_name"].astype(str).value_counts(normalize=True)
     out = Landing(run_id, str(items.loc[is_new, "run_name"].iloc[0]), int(is_new.sum()),
                   [(str(n), float(s)) for n, s in shares.items()])
-    out.new_region = 1.0 if earlier.sum() < 2 else float(
-        (_max_similarity(x[is_new], x[earlier]) < _new_region_similarity(x[earlier])).mean())
+    out.new_region = 1.0 if earlier.sum() < 2 else _new_region_share(x[is_new], x[earlier])
     if is_reference.sum() >= 2:
         synthetic_before = ~is_reference & ~is_new
         out.recall_after = coverage(x[is_reference], x[~is_reference], k).recall
