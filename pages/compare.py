@@ -57,6 +57,10 @@ def show(result) -> None:
                  .format({"A": lambda v: format_number(v, missing="—"), "B": lambda v: format_number(v, missing="—"),
                           "B − A": lambda v: format_number(v, missing="—", signed=True)}),
                  hide_index=True, width="stretch", height=36 * (len(table) + 1))
+    if result.pair_clustering:
+        st.caption("cluster_entropy is measured over the clusters of every item in the database, so it moves "
+                   "when other runs are added; cluster_entropy_pair is each side's entropy "
+                   f"{literal_markdown(result.pair_clustering['label'])}.")
     common_size_ui(result)
     if result.points is not None and len(result.points):
         st.subheader("Both on one map")

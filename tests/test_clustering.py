@@ -22,8 +22,38 @@ def test_kmeans_recovers_planted_clusters():
     assert adjusted_rand_score(truth, labels) >= 0.95
 
 
-def test_default_k_grows_slowly():
-    assert [clustering.default_k(n) for n in (2, 50, 290, 5000, 50000)] == [2, 5, 12, 40, 40]
+def test_k_range_is_bounded_by_the_items():
+    assert [clustering.k_range(n) for n in (2, 3, 10, 41, 50000)] == [(2, 2), (2, 2), (2, 9), (2, 40), (2, 40)]
+
+
+def test_chosen_k_is_recorded_and_a_given_k_wins():
+    auto = clustering.KMeansClusterer(seed=0).params(500)
+    assert auto == {"k_chosen_by": "ward_gap", "k_fallback": clustering.K_FALLBACK,
+                    "k_range": [2, 40], "k_tree": "ward", "k_sample": 500, "seed": 0, "algorithm": "full"}
+    assert clustering.KMeansClusterer(seed=0).params(50_000)["k_sample"] == clustering.K_SAMPLE
+    assert clustering.KMeansClusterer(k=7, seed=0).params(500) == {"k": 7, "k_chosen_by": "given", "seed": 0,
+                                                                    "algorithm": "full"}
+    x, _ = _blobs(k=3)
+    assert len(set(clustering.KMeansClusterer(k=5).fit(x))) == 5
+
+
+def test_k_is_chosen_from_planted_blobs_and_deterministically():
+    """Five planted blobs give k = 5, the same on every call; a sample stands for a large set."""
+    x, truth = _blobs(k=5, per=60)
+    assert clustering.choose_k(x, seed=0) == 5
+    labels = clustering.KMeansClusterer().fit(x)
+    assert adjusted_rand_score(truth, labels) >= 0.95
+    assert (clustering.KMeansClusterer().fit(x) == labels).all()
+    many, _ = _blobs(k=5, per=700, seed=1)  # 3,500 items: k is chosen on K_SAMPLE of them
+    assert clustering.choose_k(many, seed=0) == 5
+
+
+def test_k_choice_handles_tiny_and_degenerate_sets():
+    """Two or three items, and identical items, still get a valid k and a label each."""
+    assert clustering.choose_k(np.eye(3, 4), seed=0) == 2
+    assert list(clustering.KMeansClusterer().fit(np.eye(2, 4))) in ([0, 1], [1, 0])
+    assert clustering.choose_k(np.ones((30, 4)), seed=0) == 2
+    assert len(clustering.KMeansClusterer().fit(np.ones((30, 4)))) == 30
 
 
 def test_k_is_validated():
@@ -94,6 +124,115 @@ def test_kmeans_recovers_planted_topics_in_real_embeddings(planted):
     assert adjusted_rand_score(truth, labels) >= 0.9
 
 
+# Six topics, each written five ways (templates) with three slots and a shared opener: generated
+# text is like that, and each template is a tight sub-group that silhouette would call a cluster.
+OPENERS = ["", "Honestly, ", "Quick question: ", "In my experience, ", "According to a friend, ",
+           "Yesterday I read that "]
+SIX_TOPICS = {
+    "cooking": (["to make the {a} soup, simmer the {b} with {c} and season it before serving.",
+                 "my grandmother roasted {a} with {b} and a pinch of {c} every Sunday.",
+                 "chop the {a} finely, fry it in {c}, then stir in the {b} and cook for ten minutes.",
+                 "is it better to bake {a} or steam it when you serve it alongside {b}?",
+                 "the recipe calls for {c}, but {a} and {b} taste just as good together."],
+                ["tomato", "lentil", "onion", "pumpkin", "carrot", "mushroom", "aubergine", "potato"],
+                ["stock", "beans", "cream", "leeks", "rice", "noodles"],
+                ["garlic", "butter", "olive oil", "thyme", "cumin", "chilli"]),
+    "astronomy": (["the telescope showed the {a} orbiting a distant star beyond the {b}.",
+                   "astronomers measured how light from the {a} bends as it passes the {b} near {c}.",
+                   "last night I watched the {a} rise over the hills, faint against the {b}.",
+                   "a new survey maps every {a} it can find within the {b} using {c}.",
+                   "the {c} data suggest the {a} formed early in the history of the {b}."],
+                  ["moon", "comet", "exoplanet", "asteroid", "gas giant", "red dwarf", "pulsar", "meteor"],
+                  ["nebula", "galaxy", "dust cloud", "binary pair", "star cluster", "solar system"],
+                  ["infrared", "radio dishes", "spectroscopy", "the orbiting observatory", "gravitational lensing",
+                   "X-rays"]),
+    "football": (["the {a} scored in the final minute after a pass from the {b}.",
+                  "fans booed when the {a} missed a penalty in the {c} that the {b} had won.",
+                  "after the {c} the {a} told reporters the {b} had changed the game.",
+                  "our club signed a new {a} to strengthen the {b} before the {c}.",
+                  "the referee sent off the {a} for a foul on the {b} during the {c}."],
+                 ["striker", "captain", "winger", "substitute", "defender", "playmaker", "centre forward",
+                  "full back"],
+                 ["midfield", "goalkeeper", "left back", "coach's plan", "back four", "youth academy"],
+                 ["derby", "cup final", "league match", "transfer window", "second half", "away game"]),
+    "tax": (["file the {a} form before April and attach the {b} receipt for your {c}.",
+             "can I claim {b} expenses against my {a} bill as a {c}?",
+             "the accountant warned that {a} rates rise next year, so keep every {b} invoice.",
+             "late {a} returns are fined, even when the {b} credit would have covered them.",
+             "as a {c} you may owe {a} on the {b} allowance you received."],
+            ["income tax", "property tax", "VAT", "payroll tax", "capital gains tax", "inheritance tax",
+             "council tax", "sales tax"],
+            ["donation", "pension", "medical", "tuition", "mileage", "childcare"],
+            ["deduction", "freelancer", "landlord", "small business", "self-employed worker", "retiree"]),
+    "gardening": (["plant the {a} bulbs in autumn and cover them with {b} before the frost.",
+                   "aphids destroyed my {a} this summer, so next year I will mulch with {b} and {c}.",
+                   "prune the {a} hedge lightly in spring and water the {c} bed every evening.",
+                   "which compost suits {a} seedlings grown in a greenhouse next to {c}?",
+                   "the {a} in the border flowered twice after I spread {b} around the roots."],
+                  ["tulip", "rose", "lavender", "daffodil", "clematis", "hydrangea", "peony", "dahlia"],
+                  ["mulch", "bark chips", "straw", "leaf mould", "manure", "grass clippings"],
+                  ["tomato plants", "the vegetable patch", "fruit trees", "the herb garden", "ferns", "the lawn"]),
+    "software": (["the {a} crashed in production because the {b} returned an empty response.",
+                  "refactor the {a} so its unit tests no longer depend on the {b} or {c}.",
+                  "our team rewrote the {a} in {c} after the {b} kept leaking memory.",
+                  "deploying the {a} failed twice until we pinned the version of the {b}.",
+                  "a bug in the {b} made the {a} time out whenever {c} was under load."],
+                 ["web server", "payment service", "mobile app", "database driver", "build script", "login page",
+                  "search backend", "scheduler"],
+                 ["cache layer", "message queue", "auth library", "API gateway", "ORM", "load balancer"],
+                 ["Rust", "Go", "the CI pipeline", "Kubernetes", "the staging cluster", "Postgres"]),
+}
+PER_TOPIC = 96
+
+
+def _six_topic_texts(seed=0):
+    """576 distinct sentences, 96 per topic, drawn with a seed."""
+    rng = np.random.default_rng(seed)
+    texts, truth = [], []
+    for k, (templates, a, b, c) in enumerate(SIX_TOPICS.values()):
+        seen = set()
+        while len(seen) < PER_TOPIC:
+            body = templates[rng.integers(len(templates))].format(
+                a=a[rng.integers(len(a))], b=b[rng.integers(len(b))], c=c[rng.integers(len(c))])
+            opener = OPENERS[rng.integers(len(OPENERS))]
+            text = opener + body if opener else body[0].upper() + body[1:]
+            if text not in seen:
+                seen.add(text)
+                texts.append(text)
+                truth.append(k)
+    return texts, np.array(truth)
+
+
+@pytest.fixture(scope="module")
+def six_topics():
+    from synth.analysis.embedding import get_embedder
+
+    texts, truth = _six_topic_texts()
+    return texts, get_embedder().embed(texts), truth
+
+
+def test_default_clustering_finds_six_planted_topics_in_real_embeddings(six_topics):
+    """What the app uses (make_clusterer() with no arguments) reaches adjusted Rand index >= 0.9
+    against six planted topics; the old default, k = sqrt(n/2) = 17, reached about 0.54."""
+    _, vectors, truth = six_topics
+    default = clustering.make_clusterer()
+    labels = default.fit(vectors)
+    new = adjusted_rand_score(truth, labels)
+    old_k = round((len(vectors) / 2) ** 0.5)
+    old = adjusted_rand_score(truth, clustering.KMeansClusterer(k=old_k).fit(vectors))
+    print(f"six topics, {len(vectors)} items: chosen k = {len(set(labels))}, ARI {new:.3f}; "
+          f"sqrt rule k = {old_k}, ARI {old:.3f}")
+    assert default.params(len(vectors))["k_chosen_by"] == "ward_gap"
+    assert len(set(labels)) == 6 and new >= 0.9
+    assert old < 0.7  # the bar is not met by the old rule: the test can fail
+
+
+def test_default_clustering_finds_the_four_planted_topics(planted):
+    _, vectors, truth = planted
+    labels = clustering.make_clusterer().fit(vectors)
+    assert len(set(labels)) == 4 and adjusted_rand_score(truth, labels) >= 0.9
+
+
 def test_hdbscan_recovers_planted_topics_in_real_embeddings(planted):
     """HDBSCAN finds the topics itself: adjusted Rand index >= 0.8 (noise counted as a cluster),
     and it finds at least three clusters."""
@@ -112,6 +251,17 @@ def test_ctfidf_keywords_name_the_planted_topics(planted):
         vocabulary = " ".join(t for t, label in zip(texts, truth) if label == k).lower()
         others = " ".join(t for t, label in zip(texts, truth) if label != k).lower()
         assert all(word in vocabulary and word not in others.split() for word in keywords[k]), keywords[k]
+
+
+def test_a_stored_default_clustering_records_the_chosen_k(store):
+    run = Run(name="r", technique="sampling")
+    texts = [f"cats and dogs {i}" for i in range(12)] + [f"tax law and courts {i}" for i in range(12)]
+    store.save_run(run, [Item(text=t, idx=i) for i, t in enumerate(texts)])
+    found = clustering.current_clustering(store, method="kmeans")
+    assert found.params["k"] == found.k and found.params["k_chosen_by"] == "ward_gap"
+    assert found.params["k_range"] == [2, 23]
+    again = clustering.current_clustering(store, method="kmeans")
+    assert again.clustering_id == found.clustering_id and again.params == found.params
 
 
 def test_hdbscan_calls_too_few_items_noise():

@@ -190,7 +190,10 @@ def test_an_8_item_run_is_too_small_and_no_longer_called_better(same_source):
     assert judged["rouge_l_max_mean"] == ""  # size-dependent, not measured at a common size: not judged
     assert set(result.common["verdict"]) == {TOO_SMALL}
     payload = json.loads(json.dumps(result.to_dict()))
-    assert payload["common_n"]["too_small"] == ["A"] and len(payload["common_n"]["metrics"]) == len(COMPARABLE_METRICS)
+    # every comparable metric, and cluster_entropy over one clustering of the pair alone
+    assert payload["common_n"]["too_small"] == ["A"]
+    assert [r["metric"] for r in payload["common_n"]["metrics"]] == [*COMPARABLE_METRICS, "cluster_entropy_pair"]
+    assert judged["cluster_entropy_pair"] == TOO_SMALL
     # the report labels it and never puts it in bold
     document = build_report(store, run_ids=[ids["small"], ids["big"], ids["mid"]], examples_per_cluster=0)
     head = re.search(rf'<th data-run="{ids["small"]}">(.*?)</th>', document).group(1)

@@ -156,3 +156,45 @@ def test_side_model_names_the_server_for_licence_notes(store, server, tmp_path):
     assert side_model(store, resolve_side(store, "names v1")) == ("openai/test-model", server.api_base)
     assert note_for(*side_model(store, resolve_side(store, run.run_id))).key == "unknown"  # not OpenAI
     assert side_model(store, resolve_side(store, imported)) == (None, None)
+
+
+UNRELATED = [f"Invoice {i}: {w} shipped to the {p} warehouse on time." for i, (w, p) in
+             enumerate(zip(["bolts", "cables", "valves", "pumps", "gears"] * 6, ["north", "south", "east"] * 10))]
+
+
+@pytest.mark.slow
+def test_cluster_entropy_pair_is_measured_on_a_clustering_of_the_two_runs_alone(store, tmp_path, monkeypatch):
+    """cluster_entropy_pair: each side over one clustering of A and B together, the same before and
+    after an unrelated run joins the database; it sits after cluster_entropy in both tables."""
+    from synth.analysis.clustering import current_clustering, entropy_bits
+
+    monkeypatch.setenv("SYNTH_COMPARE_MIN_ITEMS", "8")
+    a = _import(store, tmp_path, "diverse", DIVERSE)
+    b = _import(store, tmp_path, "repetitive", REPETITIVE)
+    first = compare_runs(store, a, b, with_map=False)
+    rows = first.metrics.set_index("metric")
+    assert list(first.metrics["metric"]).index("cluster_entropy_pair") == \
+        list(first.metrics["metric"]).index("cluster_entropy") + 1
+    pair = current_clustering(store, items=store.items([a, b]))
+    for run_id, letter in ((a, "a"), (b, "b")):
+        own = store.items([run_id])["item_id"]
+        assert rows.loc["cluster_entropy_pair", letter] == pytest.approx(entropy_bits([pair.labels[i] for i in own]))
+    assert first.pair_clustering["clustering_id"] == pair.clustering_id and first.pair_clustering["n_items"] == 16
+    assert f"k={pair.k}" in first.pair_clustering["label"] and "A and B together" in first.pair_clustering["label"]
+    common = first.common.set_index("metric")
+    assert common.loc["cluster_entropy_pair", "m"] == 4 and 0 <= common.loc["cluster_entropy_pair", "a"] <= 2
+    assert rows.loc["cluster_entropy_pair", "change"] == common.loc["cluster_entropy_pair", "change"]
+    _import(store, tmp_path, "unrelated", UNRELATED)
+    second = compare_runs(store, a, b, with_map=False)
+    again = second.metrics.set_index("metric")
+    assert second.pair_clustering["clustering_id"] == pair.clustering_id
+    for letter in ("a", "b"):
+        assert again.loc["cluster_entropy_pair", letter] == pytest.approx(rows.loc["cluster_entropy_pair", letter])
+    # the dataset's clustering, which cluster_entropy uses, now holds the unrelated run too
+    compute_run_metrics(store, a)
+    stored = store.metrics([a]).set_index("name")
+    assert '"measured_over": "the clusters of every item in the dataset (46 items' in stored.loc["cluster_entropy",
+                                                                                                  "params"]
+    payload = json.loads(json.dumps(second.to_dict()))
+    assert payload["pair_clustering"]["k"] == pair.k
+    assert "cluster_entropy_pair" in {r["metric"] for r in payload["metrics"]}

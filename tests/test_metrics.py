@@ -170,3 +170,16 @@ def test_truncated_rate_is_a_stored_per_run_metric(store):
     table = metrics.compute_all_metrics(store).set_index("run")
     assert table.loc["cut", "truncated_rate"] == pytest.approx(0.75)
     assert pd.isna(table.loc["imported", "truncated_rate"])
+
+
+def test_cluster_entropy_says_it_is_measured_over_the_whole_datasets_clusters(store):
+    """Its help and its parameters say the clusters are the dataset's, so other runs move it."""
+    assert "whole dataset" in metrics.METRICS["cluster_entropy"].help
+    assert "changes when other runs are added" in metrics.METRICS["cluster_entropy"].help
+    run_id = _save(store, ["cats and dogs", "dogs and cats", "tax law", "law of tax"])
+    _save(store, ["an unrelated item", "another one"], "other")
+    metrics.compute_run_metrics(store, run_id)
+    params = metrics.from_json(store.metrics([run_id]).set_index("name").loc["cluster_entropy", "params"], {})
+    assert params["measured_over"].startswith("the clusters of every item in the dataset (6 items, clustering cl")
+    assert params["clustered_items"] == 4 and params["base"] == 2 and params["k_chosen_by"] == "ward_gap"
+    assert params["k"] >= 2

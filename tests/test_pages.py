@@ -396,7 +396,8 @@ def test_compare_page_two_runs_side_by_side(demo_store):
     metrics = at.dataframe[0].value
     metrics = metrics.data if hasattr(metrics, "data") else metrics
     assert set(metrics["change"]) <= {"", "better", "worse", "same", "no clear difference"}
-    assert len(metrics) == len(METRIC_NAMES)
+    assert len(metrics) == len(METRIC_NAMES) + 1  # and cluster_entropy on a clustering of the pair alone
+    assert "cluster_entropy_pair" in set(metrics["metric"])
     # the size-dependent metrics are judged at a common size, shown with their intervals
     common = at.dataframe[1].value
     common = common.data if hasattr(common, "data") else common

@@ -314,7 +314,8 @@ def compare_at_common_size(a: Sample, b: Sample, metrics: tuple[str, ...] = COMP
 
 
 def run_samples(store: DuckStore, run_ids: list[str], clustering=None) -> dict[str, Sample]:
-    """Each run's items as a Sample (texts, cached embeddings, the dataset's cluster labels)."""
+    """Each run's items as a Sample (texts, cached embeddings, and cluster labels from ``clustering``:
+    by default the dataset's; a comparison also passes one fitted on its two runs alone)."""
     from synth.analysis.clustering import current_clustering
     from synth.analysis.embedding import load_vectors
 

@@ -64,8 +64,11 @@ for _name, _info in [
                                   "kernel's eigenvalues): 1 if all items are the same, n if all differ.")),
     ("near_duplicate_rate", MetricInfo(-1, "share of items whose closest other item is above the cosine "
                                            "threshold.")),
-    ("cluster_entropy", MetricInfo(1, "entropy (bits) of how the items spread over the dataset's topic "
-                                      "clusters: 0 when they all sit in one.")),
+    ("cluster_entropy", MetricInfo(1, "entropy (bits) of how the items spread over the topic clusters of "
+                                      "the whole dataset (every run in view, clustered together): 0 when they "
+                                      "all sit in one. The clusters come from all items, so a run's value "
+                                      "changes when other runs are added; a comparison of two runs also gives "
+                                      "it over a clustering of those two runs alone (cluster_entropy_pair).")),
     ("length_mean", MetricInfo(0, "mean length in words.")),
     ("length_p50", MetricInfo(0, "median length in words.")),
     ("length_p95", MetricInfo(0, "95th percentile of length in words.")),
@@ -264,8 +267,14 @@ def measure_items(store: DuckStore, items: pd.DataFrame, threshold: float | None
     labels = [clustering.labels.get(i) for i in items["item_id"]]
     values, params = compute_metrics(items, vectors, threshold, labels, settings.get("seed"))
     params["cluster_entropy"].update(clustering_id=clustering.clustering_id, method=clustering.method,
-                                     **clustering.params)
+                                     **clustering.params, measured_over=measured_over(clustering))
     return values, params
+
+
+def measured_over(clustering) -> str:
+    """What cluster_entropy's clusters were fitted on, as its parameters say it."""
+    return (f"the clusters of every item in the dataset ({len(clustering.labels)} items, clustering "
+            f"{clustering.clustering_id}), not of this set alone: other runs move them")
 
 
 @in_session

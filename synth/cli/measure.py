@@ -143,6 +143,8 @@ def comparison_text(result) -> str:
              f"{'metric':32s} {'A':>10s} {'B':>10s} {'B - A':>10s}  change"]
     lines += [f"{r.metric:32s} {fmt(r.a):>10s} {fmt(r.b):>10s} {fmt(r.delta):>10s}  {r.change}"
               for r in result.metrics.itertuples()]
+    if result.pair_clustering:
+        lines.append(f"cluster_entropy_pair: {result.pair_clustering['label']}")
     lines += ["", common_size_text(result)]
     lines += ["", "cluster share, A -> B (largest changes):"]
     lines += [f"  {r.cluster_name[:40]:40s} {r.share_a:6.1%} -> {r.share_b:6.1%}  ({r.difference:+.1%})"

@@ -2,11 +2,16 @@
 
 Reads: runs, prompt versions, items, their metrics, clusters and map coordinates. Writes: the runs
 a comparison needs when a side is a prompt version: both versions run on the same variable samples,
-with the same seeds and the same n, so that differences come from the prompt, not from the draw.
+with the same seeds and the same n, so that differences come from the prompt, not from the draw;
+and one clustering of the two runs' items alone, stored like the dataset's.
 
 The size-dependent metrics are judged at a common sample size with bootstrap intervals
 (:mod:`synth.analysis.comparable`): better or worse only when the intervals do not overlap, and
 not at all when a side is under the stated minimum size.
+
+``cluster_entropy`` is measured over the whole dataset's clusters, so it moves when unrelated runs
+are added; ``cluster_entropy_pair`` is each side's entropy over one clustering of A and B together,
+which depends on the two runs only.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ from typing import Callable
 
 import pandas as pd
 
-from synth.analysis.clustering import current_clustering
+from synth.analysis.clustering import Clustering, current_clustering, entropy_bits
 from synth.analysis.comparable import (
     UNJUDGED_METRICS,
     compare_at_common_size,
@@ -31,6 +36,9 @@ from synth.store import DuckStore, in_session
 from synth.workflows.versions import Version, config_for, resolve_version
 
 SAMPLE_PAIRS = 10
+# cluster_entropy of each side over one clustering of A's and B's items alone, so that it does not
+# move when unrelated runs are added to the database (cluster_entropy's clusters are the dataset's).
+PAIR_METRIC = "cluster_entropy_pair"
 
 
 @dataclass
@@ -172,6 +180,9 @@ class Comparison:
     # verdict (B's value against A's), change
     common: pd.DataFrame | None = None
     common_n: dict = field(default_factory=dict)  # m, min_items, too_small (the letters of small sides)
+    # the clustering of A and B together that cluster_entropy_pair is measured over: clustering_id,
+    # method, k, n_items, params, label
+    pair_clustering: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         def records(frame: pd.DataFrame) -> list[dict]:
@@ -180,6 +191,7 @@ class Comparison:
         return {"a": self.a, "b": self.b, "pairing": self.pairing, "metrics": records(self.metrics),
                 "common_n": {**self.common_n,
                              "metrics": [] if self.common is None else records(self.common)},
+                "pair_clustering": self.pair_clustering,
                 "clusters": records(self.clusters), "samples": records(self.samples),
                 "runs_made": self.made, "map_points": 0 if self.points is None else len(self.points)}
 
@@ -241,6 +253,8 @@ def compare_runs(store: DuckStore, run_a: str, run_b: str, side_a: Side | None =
     clustering = current_clustering(store)
     samples_by_run = run_samples(store, [run_a, run_b], clustering)
     common, common_table = compare_at_common_size(samples_by_run[run_a], samples_by_run[run_b])
+    pair = current_clustering(store, items=items)
+    metrics, common_table = with_pair_entropy(store, run_a, run_b, pair, metrics, common_table)
     metrics = judge_by_common_size(metrics, common_table)
     common_n = {"m": common.m, "min_items": common.minimum,
                 "too_small": [letter for key, letter in (("a", "A"), ("b", "B")) if common.is_too_small(key)]}
@@ -255,7 +269,35 @@ def compare_runs(store: DuckStore, run_a: str, run_b: str, side_a: Side | None =
         points["side"] = points["run_id"].map({run_a: info_a["label"], run_b: info_b["label"]})
         points["cluster_name"] = points["item_id"].map(clustering.labels).map(clustering.names)
     return Comparison(info_a, info_b, pairing(store, run_a, run_b), metrics, clusters, samples, points,
-                      common=common_table, common_n=common_n)
+                      common=common_table, common_n=common_n, pair_clustering=pair_clustering_info(pair))
+
+
+def pair_clustering_info(pair: Clustering) -> dict:
+    """What cluster_entropy_pair is measured over, with a label for tables."""
+    label = (f"over one clustering of A and B together ({pair.method}, k={pair.k}, {len(pair.labels)} items), "
+             "not the whole dataset's")
+    return {"clustering_id": pair.clustering_id, "method": pair.method, "k": pair.k,
+            "n_items": len(pair.labels), "params": pair.params, "label": label}
+
+
+def with_pair_entropy(store: DuckStore, run_a: str, run_b: str, pair: Clustering, metrics: pd.DataFrame,
+                      common: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The metric table and the common-size table, each with a cluster_entropy_pair row after its
+    cluster_entropy row: each side's cluster entropy over ``pair``, the clustering of A and B alone
+    (whole runs, and at the common size with intervals)."""
+    samples = run_samples(store, [run_a, run_b], pair)
+    a, b = (entropy_bits([c for c in samples[r].labels if c is not None]) for r in (run_a, run_b))
+    row = {"metric": PAIR_METRIC, "a": a, "b": b, "delta": None if a is None or b is None else b - a, "change": ""}
+    _, at_size = compare_at_common_size(samples[run_a], samples[run_b], metrics=("cluster_entropy",))
+    return (_insert_after(metrics, "cluster_entropy", pd.DataFrame([row])),
+            _insert_after(common, "cluster_entropy", at_size.assign(metric=PAIR_METRIC)))
+
+
+def _insert_after(frame: pd.DataFrame, metric: str, rows: pd.DataFrame) -> pd.DataFrame:
+    """``rows`` placed after the row of ``metric`` (at the end if there is none)."""
+    at = frame.index[frame["metric"] == metric]
+    cut = (frame.index.get_loc(at[0]) + 1) if len(at) else len(frame)
+    return pd.concat([frame.iloc[:cut], rows, frame.iloc[cut:]], ignore_index=True)
 
 
 def judge_by_common_size(metrics: pd.DataFrame, common: pd.DataFrame) -> pd.DataFrame:
