@@ -316,7 +316,8 @@ if chart_col is not None:
 trust = "" if layout.trustworthiness is None else f" · trustworthiness {layout.trustworthiness:.3f}"
 desc = layout.describe() + (trust if layout.stored else "")
 caption_slot.caption(f"{len(shown)} of {len(points)} items shown ({len(reference)} reference) · "
-                     f"{shown['run_name'].nunique()} runs · layout: {desc}"
+                     f"{shown['run_name'].nunique()} runs · {dataset.clustering.describe()}, over which "
+                     f"cluster_entropy is measured · layout: {desc}"
                      + (f" · {layout.n_placed} new items placed with transform"
                         if layout.n_placed and layout.status == "stored" else ""))
 if layout.status in ("preview", "placing"):

@@ -301,3 +301,11 @@ def test_clusters_are_named_by_an_llm_once_and_cached(store, make_server):
     assert asked == 2
     clustering.name_clusters_with_llm(store, named, store.items(), "openai/test-model", api_base=srv.api_base)
     assert len(srv.config.requests) == asked  # the response cache answered
+
+
+def test_a_clustering_says_how_it_was_made():
+    made = clustering.Clustering("cl_1", "kmeans", {"k": 3, "k_chosen_by": clustering.K_RULE},
+                                 {"a": 0, "b": 1, "c": 2, "d": 2})
+    assert made.describe() == "3 clusters of 4 items (k-means, k chosen from the data)"
+    noisy = clustering.Clustering("cl_2", "hdbscan", {"min_cluster_size": 5}, {"a": -1, "b": 0, "c": 0})
+    assert noisy.describe() == "1 cluster of 3 items (HDBSCAN)"

@@ -170,6 +170,14 @@ class Clustering:
     def k(self) -> int:
         return len(set(self.labels.values()))
 
+    def describe(self) -> str:
+        """How the clusters were made, in words: "12 clusters of 290 items (k-means, k chosen from the data)"."""
+        entry = CLUSTERERS[self.method] if self.method in CLUSTERERS else None
+        how = {"given": "k given", K_RULE: "k chosen from the data"}.get(self.params.get("k_chosen_by"), "")
+        found = len(set(self.labels.values()) - {NOISE})
+        detail = ", ".join(x for x in ((entry.title if entry else self.method), how) if x)
+        return f"{found} cluster{'s' if found != 1 else ''} of {len(self.labels)} items ({detail})"
+
 
 def items_signature(items: pd.DataFrame) -> str:
     return content_hash(sorted(f"{i}:{h}" for i, h in zip(items["item_id"], items["text_hash"])))
