@@ -42,7 +42,9 @@ APP_IDLE_JS = """() => {
 MAP_DRAWN_JS = """(minHeight) => {
   const gd = document.querySelector(".js-plotly-plot");
   if (!gd || !gd.calcdata || !gd._fullLayout || gd._fullLayout.height < minHeight) return false;
-  const expected = gd.calcdata.reduce((n, trace) => n + trace.length, 0);
+  // points only: density contours are traces too, drawn as lines, not points
+  const expected = gd.calcdata.filter((t) => t[0] && t[0].trace && t[0].trace.type === "scatter")
+    .reduce((n, trace) => n + trace.length, 0);
   const drawn = gd.querySelectorAll(".scatterlayer .point").length;
   return expected > 0 && drawn === expected ? drawn : false;
 }"""
