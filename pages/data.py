@@ -49,8 +49,14 @@ def _dataset(db_path: str, data_version: tuple, clustering: tuple = ()):
 
 
 def clustering_choice() -> tuple:
-    """The clustering chosen on the Explore page (method, k, min_cluster_size), for every page."""
-    return tuple(sorted(st.session_state.get("map_clustering", {}).items()))
+    """The clustering chosen on the Explore page (method, k, min_cluster_size), for every page.
+
+    The default method counts as no choice: the first run of Explore, before its clustering panel
+    is drawn, and every later run ask for the same cached dataset (else it was loaded twice)."""
+    choice = dict(st.session_state.get("map_clustering", {}))
+    if choice.get("method") == settings.get("cluster_method"):
+        del choice["method"]
+    return tuple(sorted(choice.items()))
 
 
 def dataset_ui():

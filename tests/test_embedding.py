@@ -62,6 +62,48 @@ def test_load_vectors_keeps_order_and_matches_direct_embedding(store):
     assert np.array_equal(vectors[0], vectors[2])
 
 
+
+def _seed_vectors(store, texts, seed=0):
+    """Vectors put straight into the cache (no model): what the read path is tested on."""
+    vectors = np.random.default_rng(seed).normal(size=(len(texts), 384)).astype(np.float32)
+    store.put_embeddings(settings.get("embed_model"), [text_hash(t) for t in texts], vectors)
+    return vectors
+
+
+def test_vectors_are_read_from_the_database_once_per_state(store, monkeypatch):
+    texts = [f"text {i}" for i in range(50)]
+    seeded = _seed_vectors(store, texts)
+    reads = []
+    real = type(store)._read_vectors
+    monkeypatch.setattr(type(store), "_read_vectors", lambda self, m, h: reads.append(len(h)) or real(self, m, h))
+    first = load_vectors(store, texts)
+    again = load_vectors(store, texts)
+    subset = load_vectors(store, [texts[7], texts[3], texts[7]])
+    assert reads == [50]  # the dataset, the map and the metrics share one read
+    assert again is first and np.array_equal(first, seeded)
+    assert np.array_equal(subset, seeded[[7, 3, 7]])
+    _seed_vectors(store, ["a new text"], seed=1)  # a new state of the vectors: read again
+    assert np.array_equal(load_vectors(store, texts), seeded) and len(reads) == 2
+
+
+def test_vectors_kept_in_memory_follow_a_removed_vector(store):
+    texts = ["kept", "removed"]
+    _seed_vectors(store, texts)
+    load_vectors(store, texts)
+    with store.transaction() as con:
+        con.execute("DELETE FROM embeddings WHERE text_hash = ?", [text_hash("removed")])
+    assert store.stored_vectors(settings.get("embed_model"), [text_hash(t) for t in texts]) is None
+    assert store.missing_embeddings(settings.get("embed_model"), [text_hash(t) for t in texts]) == \
+        [text_hash("removed")]
+
+
+def test_finding_what_to_embed_reads_no_vector(store, monkeypatch):
+    _seed_vectors(store, ["one", "two"])
+    monkeypatch.setattr(type(store), "_read_vectors", lambda *a: pytest.fail("a vector was read"))
+    assert ensure_embeddings(store, ["two", "one", "two"]) == 0
+    assert store.missing_embeddings(settings.get("embed_model"), [text_hash(t) for t in ["x", "one", "y", "x"]]) \
+        == [text_hash("x"), text_hash("y")]
+
 # -- the ONNX backend --
 
 MODEL = settings.DEFAULT_EMBED_MODEL

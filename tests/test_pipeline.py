@@ -143,3 +143,49 @@ def test_preload_loads_the_embedder_the_embedded_model_and_litellm_once(monkeypa
     assert not loader.is_alive()
     assert embedding._EMBEDDERS and "smollm2-135m" in providers._POOLS
     assert providers._LITELLM is not None  # imported, so the first click does not pay for it
+
+
+def test_the_dataset_the_map_and_the_metrics_read_the_vectors_once(demo_store, monkeypatch):
+    from synth.analysis.filters import FilterSpec
+    from synth.analysis.metrics import measure_items
+    from synth.store import DuckStore
+    from synth.workflows.pipeline import filtered_view, load_dataset
+
+    reads = []
+    real = DuckStore._read_vectors
+    monkeypatch.setattr(DuckStore, "_read_vectors", lambda self, m, h: reads.append(len(h)) or real(self, m, h))
+    dataset = load_dataset(demo_store)
+    points, layout = map_points(demo_store, dataset=dataset)
+    before = measure_items(demo_store, dataset.items, None, dataset.clustering)
+    median_words = int(dataset.items["text"].str.count(r"\w+").median())
+    view = filtered_view(demo_store, FilterSpec(min_words=median_words), dataset=dataset, before=before)
+    assert layout.status == "stored" and len(points) == len(dataset.items)
+    assert 0 < len(view.result.kept) < len(dataset.items)
+    assert reads == [dataset.items["text_hash"].nunique()]
+
+
+def test_map_points_from_the_loaded_dataset_equal_a_fresh_read(demo_store):
+    import pandas as pd
+
+    from synth.workflows.pipeline import load_dataset
+
+    fresh, _ = map_points(demo_store)
+    reused, _ = map_points(demo_store, dataset=load_dataset(demo_store))
+    columns = list(fresh.columns)
+    assert "prompt_label" in columns
+    pd.testing.assert_frame_equal(fresh[columns].reset_index(drop=True), reused[columns].reset_index(drop=True))
+
+
+def test_prompt_labels_name_each_version_and_each_import():
+    import numpy as np
+    import pandas as pd
+
+    from synth.workflows.pipeline import prompt_label
+
+    frame = pd.DataFrame({"prompt_name": ["reviews", "reviews", None, "reviews"],
+                          "prompt_version": [2, 1, np.nan, 2], "version_label": ["shorter", None, np.nan, "shorter"],
+                          "technique": ["template", "template", "import", "template"]}, index=[5, 6, 7, 8])
+    labels = prompt_label(frame)
+    assert labels.tolist() == ["reviews v2 (shorter)", "reviews v1", "(import)", "reviews v2 (shorter)"]
+    assert labels.index.tolist() == [5, 6, 7, 8]
+    assert prompt_label(frame.drop(columns="version_label")).tolist()[:2] == ["reviews v2", "reviews v1"]

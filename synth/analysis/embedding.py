@@ -442,11 +442,11 @@ def get_embedder(name: str | None = None) -> Embedder:
 
 
 def ensure_embeddings(store: DuckStore, texts: list[str], model: str | None = None) -> int:
-    """Embed the texts not yet cached for ``model``; return how many were computed."""
+    """Embed the texts not yet cached for ``model``; return how many were computed. Finding what
+    is missing reads hashes only, never the vectors."""
     model = model or settings.get("embed_model")
     wanted = {text_hash(t): t for t in texts}
-    have = store.get_embeddings(model, list(wanted))
-    missing = [h for h in wanted if h not in have]
+    missing = store.missing_embeddings(model, list(wanted))
     if not missing:
         return 0
     vectors = get_embedder(model).embed([wanted[h] for h in missing])
@@ -455,13 +455,15 @@ def ensure_embeddings(store: DuckStore, texts: list[str], model: str | None = No
 
 
 def load_vectors(store: DuckStore, texts: list[str], model: str | None = None) -> np.ndarray:
-    """The cached vectors of ``texts`` in order, embedding any that are missing first."""
+    """The cached vectors of ``texts`` in order, embedding any that are missing first. Read from the
+    database once per state of its vectors (see ``DuckStore.stored_vectors``): the same texts in
+    the same order give the same array, which callers must not modify."""
     model = model or settings.get("embed_model")
-    hashes = [text_hash(t) for t in texts]
-    have = store.get_embeddings(model, hashes)
-    if len(have) < len(set(hashes)):
-        ensure_embeddings(store, texts, model)
-        have = store.get_embeddings(model, hashes)
-    if not hashes:
+    if not texts:
         return np.zeros((0, 0), dtype=np.float32)
-    return np.stack([have[h] for h in hashes])
+    hashes = [text_hash(t) for t in texts]
+    vectors = store.stored_vectors(model, hashes)
+    if vectors is None:
+        ensure_embeddings(store, texts, model)
+        vectors = store.stored_vectors(model, hashes)
+    return vectors

@@ -232,22 +232,39 @@ def version_name(name: str, version: int, label: str | None = None) -> str:
 
 def prompt_label(frame: pd.DataFrame) -> pd.Series:
     """A readable prompt version per row, e.g. ``reviews v2``; imports have none."""
-    return frame.apply(lambda r: version_name(r["prompt_name"], r["prompt_version"], r.get("version_label"))
-                       if pd.notna(r["prompt_version"]) else f"({r['technique']})", axis=1)
+    versions = frame["prompt_version"].astype(object).where(frame["prompt_version"].notna(), None)
+    # NaN is not equal to itself: missing names and labels become None, so equal keys meet.
+    labels = [v if isinstance(v, str) else None for v in frame["version_label"].tolist()] \
+        if "version_label" in frame else [None] * len(frame)
+    names = [v if isinstance(v, str) else None for v in frame["prompt_name"].tolist()]
+    made: dict[tuple, str] = {}  # a run's rows share one label: made once, not once per row
+
+    def label(key: tuple) -> str:
+        if key not in made:
+            name, version, version_label, technique = key
+            made[key] = version_name(name, version, version_label) if version is not None else f"({technique})"
+        return made[key]
+
+    keys = zip(names, versions.tolist(), labels, frame["technique"].tolist())
+    return pd.Series([label(k) for k in keys], index=frame.index, dtype=object)
 
 
 @in_session
-def map_points(store: DuckStore, background: bool = True, params: dict | None = None
-               ) -> tuple[pd.DataFrame, MapLayout]:
+def map_points(store: DuckStore, background: bool = True, params: dict | None = None,
+               dataset: "Dataset | None" = None) -> tuple[pd.DataFrame, MapLayout]:
     """Every item with its map coordinates, and how the layout was obtained; items new to the
-    stored layout are placed with its model, so the others do not move."""
-    items = store.items()
+    stored layout are placed with its model, so the others do not move.
+
+    ``dataset``: the already loaded dataset of the database's current state, whose items (and
+    prompt labels) are used instead of being read again."""
+    items = store.items() if dataset is None else dataset.items.drop(columns=["cluster", "cluster_name"])
     if items.empty:
         return items.assign(x=[], y=[], prompt_label=[]), current_layout(store, items)
-    ensure_embeddings(store, items["text"].tolist())
+    ensure_embeddings(store, items["text"].tolist())  # hashes only: the vectors are read when needed
     layout = current_layout(store, items, background=background, params=params)
     points = items.merge(layout.coords, on="item_id", how="inner")
-    points["prompt_label"] = prompt_label(points)
+    if "prompt_label" not in points:
+        points["prompt_label"] = prompt_label(points)
     return points, layout
 
 
@@ -291,11 +308,11 @@ def load_dataset(store: DuckStore, method: str | None = None, k: int | None = No
     return Dataset(items, vectors, clustering)
 
 
-@in_session
 def filtered_view(store: DuckStore, spec: FilterSpec, threshold: float | None = None,
                   dataset: Dataset | None = None, before: tuple[dict, dict] | None = None,
                   result: FilterResult | None = None) -> View:
     """Apply ``spec`` and measure the dataset before and after it; no re-embedding, no projection.
+    Not one session: the database is not held while the items are measured (seconds at scale).
 
     ``before`` may pass in already computed (values, params) of the whole dataset, ``result`` the
     already applied filter."""
