@@ -7,10 +7,11 @@ import pandas as pd
 import streamlit as st
 
 from pages import maptools
-from pages.data import clustering_choice, dataset_ui, filtered_ui, get_store, view_ui
+from pages.data import clustering_choice, dataset_ui, filtered_ui, get_store
 from pages.shell import leave_presentation_ui, presentation_ui, require_app
 from pages.widgets import (
     call_ui,
+    error_text,
     current_filters,
     dropped_ui,
     filters_ui,
@@ -46,12 +47,17 @@ PLAIN_LABELS = {"count": "Items", "distinct_2": "Word-pair variety", "vendi_scor
 NN_SIMILARITY_MAX = 20_000  # past this, the per-item nearest-neighbour colour is not offered
 
 
-@st.cache_data(max_entries=8, show_spinner="Placing items on the map…")
-def load_points(db_path: str, data_version: tuple, params_key: tuple):
-    """Points and layout for one state of the database and one set of layout parameters
-    (colour, size and filter changes reuse them: nothing is re-embedded or re-projected)."""
-    points, layout = map_points(get_store(), params=dict(params_key))
-    return points, layout
+@st.cache_resource(max_entries=4, show_spinner="Placing items on the map…")
+def load_points(db_path: str, data_version: tuple, params_key: tuple, clustering: tuple, _dataset):
+    """Points and layout for one state of the database, one clustering and one set of layout
+    parameters, with the columns the map colours and sizes by (colour, size and filter changes reuse
+    them: nothing is re-embedded, re-projected or counted again). Shared, not copied: never change
+    the frame in place."""
+    points, layout = map_points(get_store(), params=dict(params_key), dataset=_dataset)
+    extra = _dataset.items[["item_id", "cluster", "cluster_name"]].copy()
+    extra["length_words"] = _dataset.items["text"].str.count(r"\w+")
+    extra["valid_num"] = _dataset.items["valid"].astype("float")
+    return points.merge(extra, on="item_id", how="left"), layout
 
 
 @st.cache_data(max_entries=4)
@@ -219,6 +225,33 @@ def presentation_examples_ui(dataset, kept_ids: set, clusters: int = 6, per_clus
         licence_ui(model)
 
 
+def summary_ui(dataset, filtered, spec, presenting: bool) -> None:
+    """The headline figures of the view, before -> after the filters; measured on a thread, so
+    the map is drawn (and can be used) first."""
+    try:
+        view = maptools.measured_view(dataset, filtered, spec)
+    except Exception as exc:  # shown, and the rest of the page goes on
+        summary_slot.error(error_text(exc, "measuring the items in view"))
+        return
+    if view is None:
+        with summary_slot:
+            maptools.measuring_ui(lambda: _measured(dataset, filtered, spec))
+        return
+    compact = view.comparison().set_index("metric").loc[SUMMARY]
+    for col, (name, row) in zip(summary_slot.columns(len(SUMMARY)), compact.iterrows()):
+        after = format_number(row["after"], digits=3, missing="—")
+        delta = None if pd.isna(row["delta"]) or spec.is_empty() else format_number(row["delta"], digits=3, signed=True)
+        col.metric(PLAIN_LABELS[name] if presenting else name, after, delta, help=METRICS[name].help,
+                   delta_color={1: "normal", -1: "inverse", 0: "off"}[METRICS[name].direction])
+
+
+def _measured(dataset, filtered, spec) -> bool:
+    try:
+        return maptools.measured_view(dataset, filtered, spec, wait_s=0) is not None
+    except Exception:  # the next run shows it
+        return True
+
+
 st.title("Diversity map")
 presenting = presentation_ui()
 intrinsic_note()
@@ -256,15 +289,13 @@ if st.session_state.pop("explore_name_request", False):
                 st.session_state.get("explore_namer_model", ""))
     dataset = dataset_ui()
 with stop_on_error():
-    points, layout = load_points(store.path, store.data_version(), tuple(sorted(params.items())))
+    points, layout = load_points(store.path, store.data_version(), tuple(sorted(params.items())),
+                                 clustering_choice(), dataset)
 filtered = filtered_ui(spec)
-
-extra = dataset.items[["item_id", "cluster", "cluster_name"]].copy()
-extra["length_words"] = dataset.items["text"].str.count(r"\w+")
-extra["valid_num"] = dataset.items["valid"].astype("float")
 if color_by == "nearest-neighbour similarity":
-    extra["nn_similarity"] = nn_similarity(store.path, store.data_version(), dataset.vectors)
-points = points.merge(extra, on="item_id", how="left")
+    similarity = pd.DataFrame({"item_id": dataset.items["item_id"],
+                               "nn_similarity": nn_similarity(store.path, store.data_version(), dataset.vectors)})
+    points = points.merge(similarity, on="item_id", how="left")
 kept_ids = set(filtered.kept_ids)
 is_reference = points["run_role"] == "reference"
 in_view = points[points["item_id"].isin(kept_ids) & ~is_reference]
@@ -281,7 +312,7 @@ with search_slot:
                else pd.DataFrame({"item_id": [], "similarity": []}))
 # Colours from every run of the dataset, oldest first: a run keeps its colour whatever is filtered or added.
 fig = plots.map_figure(shown, color_by, dropped=dropped, reference=reference, size_by=size_by,
-                       run_order=points.loc[~is_reference, "run_id"].unique())
+                       run_order=points.loc[~is_reference, "run_id"].unique(), hover_total=len(points))
 # An audience sees the reference data's density when there is some: where the synthetic data does not go.
 decorate(fig, shown, reference, st.session_state.get("explore_density", "none") if not presenting
          else "reference and synthetic" if len(reference) else "none",
@@ -336,13 +367,7 @@ if layout.status in ("preview", "placing"):
         _poll_layout()
 elif layout.status.startswith("failed"):
     summary_slot.warning(f"The UMAP layout could not be computed ({layout.status}); showing PCA instead.")
-view = view_ui(spec)
-compact = view.comparison().set_index("metric").loc[SUMMARY]
-for col, (name, row) in zip(summary_slot.columns(len(SUMMARY)), compact.iterrows()):
-    after = format_number(row["after"], digits=3, missing="—")
-    delta = None if pd.isna(row["delta"]) or spec.is_empty() else format_number(row["delta"], digits=3, signed=True)
-    col.metric(PLAIN_LABELS[name] if presenting else name, after, delta, help=METRICS[name].help,
-               delta_color={1: "normal", -1: "inverse", 0: "off"}[METRICS[name].direction])
+summary_ui(dataset, filtered, spec, presenting)
 if presenting:
     presentation_examples_ui(dataset, kept_ids)
     leave_presentation_ui()

@@ -4,13 +4,18 @@ synth.outputs.plots."""
 
 from __future__ import annotations
 
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FuturesTimeout
+
 import numpy as np
 import pandas as pd
 import streamlit as st
 
-from pages.data import get_store
+from pages.data import clustering_choice, get_store
 from pages.widgets import call_ui
 from synth.analysis import neighbours
+from synth.kernel import settings
 from synth.kernel.text import literal_markdown
 from synth.outputs import plots
 
@@ -164,3 +169,59 @@ def landing_ui(dataset, clustering: tuple):
     if ring.toggle("Ring it", key="explore_ring_newest", help="Circle the newest batch's items on the map."):
         return dataset.items.loc[dataset.items["run_id"] == run_id, "item_id"]
     return None
+
+
+# The view's metrics before and after the filters take seconds past 10,000 items (near-duplicates
+# and Vendi are quadratic): Explore measures them on a thread and draws the map meanwhile, so a
+# filter or a colour change is not held up by the last run's measuring. A view measured within
+# MEASURE_WAIT_S is shown in the same run.
+MEASURE_WAIT_S = 2.0
+_MEASURING: dict[tuple, Future] = {}
+_POOL = ThreadPoolExecutor(1, thread_name_prefix="synth-measure")
+_LOCK = threading.Lock()
+KEEP = 16
+
+
+def _later(key: tuple, work) -> Future:
+    with _LOCK:
+        future = _MEASURING.get(key)
+        if future is None or (future.done() and future.exception() is not None):
+            future = _MEASURING[key] = _POOL.submit(work)
+            while len(_MEASURING) > KEEP:
+                _MEASURING.pop(next(iter(_MEASURING)))
+        return future
+
+
+def measured_view(dataset, filtered, spec, wait_s: float | None = None):
+    """The filtered view with its metrics before and after (``pipeline.filtered_view``), measured
+    on a thread once per database state, clustering, filter and threshold; None while it is still
+    being measured after ``wait_s`` (default MEASURE_WAIT_S). A failure is raised here, in the
+    page's run."""
+    from synth.analysis.metrics import measure_items
+    from synth.workflows.pipeline import filtered_view
+
+    store = get_store()
+    threshold = float(settings.get("near_dup_threshold"))
+    state = (store.path, store.data_version(), clustering_choice(), threshold)
+    before = _later(("before",) + state,
+                    lambda: measure_items(store, dataset.items, threshold, dataset.clustering))
+    view = _later(("view", tuple(sorted(spec.to_query().items()))) + state,
+                  lambda: filtered_view(store, spec, threshold, dataset, before.result(), filtered))
+    try:
+        return view.result(timeout=MEASURE_WAIT_S if wait_s is None else wait_s)
+    except FuturesTimeout:
+        return None
+
+
+def measuring_ui(view_ready) -> None:
+    """A line while the figures are measured, and a check every second that reruns the page when
+    they are ready."""
+    st.caption("Measuring the items in view (near-duplicates, Vendi, topic spread)… the figures appear here "
+               "when they are ready; the map can be used meanwhile.")
+
+    @st.fragment(run_every=1.0)
+    def _poll():
+        if view_ready():
+            st.rerun(scope="app")
+
+    _poll()

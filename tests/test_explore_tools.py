@@ -152,3 +152,23 @@ def test_a_new_batch_lands_with_a_ring_and_a_note(demo_store, tmp_path):
     assert "space batch" in note and "12 items" in note and "open a new region" in note
     assert at.toggle(key="explore_ring_newest").value is True
     assert len(ids_of(trace(at, "newest batch"))) == 12
+
+
+def test_the_figures_are_measured_on_a_thread_while_the_map_is_drawn(demo_store, monkeypatch):
+    import time
+
+    import pages.maptools
+
+    monkeypatch.setattr(pages.maptools, "MEASURE_WAIT_S", 0.0)
+    at = open_app()
+    assert no_bug(at) and figure(at)["data"]
+    if not at.metric:  # the map came first; the figures follow on a later run
+        assert any("Measuring the items in view" in c.value for c in at.caption)
+    for _ in range(60):
+        if at.metric:
+            break
+        time.sleep(1)
+        at.run()
+    assert [m.label for m in at.metric][:5] == ["count", "distinct_2", "vendi_score", "near_duplicate_rate",
+                                                "cluster_entropy"]
+    assert at.metric[0].value == str(demo_store.count_items())

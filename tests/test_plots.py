@@ -187,3 +187,11 @@ def test_large_maps_send_compact_coordinates_and_short_or_no_hover_text():
     assert len(fig.data[0].hovertext[0]) < plots.HOVER_SHORT_CHARS + 40
     big = plots.map_figure(_points(plots.HOVER_NONE_FROM), "run")
     assert big.data[0].hovertext is None and "click" in big.data[0].hovertemplate
+
+
+def test_a_filtered_view_of_a_large_map_keeps_its_short_hover_labels():
+    points = _points(4, ["word " * 100] * 4)
+    full = plots.map_figure(points, "run")
+    filtered = plots.map_figure(points, "run", hover_total=plots.HOVER_NONE_FROM)
+    assert len(full.data[0].hovertext[0]) > plots.HOVER_SHORT_CHARS * 3
+    assert filtered.data[0].hovertext is None

@@ -25,7 +25,7 @@ from synth.kernel import settings
 from synth.kernel.errors import SynthError
 from synth.kernel.records import content_hash, from_json
 from synth.kernel.registry import Registry
-from synth.store import DuckStore, in_session
+from synth.store import DuckStore
 
 # Bump when a metric's definition changes, so stored values are recomputed.
 METRICS_VERSION = 4
@@ -277,26 +277,27 @@ def measured_over(clustering) -> str:
             f"{clustering.clustering_id}), not of this set alone: other runs move them")
 
 
-@in_session
 def compute_run_metrics(store: DuckStore, run_id: str, threshold: float | None = None,
                         force: bool = False) -> dict[str, float | None]:
     """Metrics of one run, from the ``metrics`` table unless its inputs changed since. A run with
     no items (the store never saves one, but an old database may hold one) gets count 0 and no
-    other value, so it never stops the metrics of the other runs."""
+    other value, so it never stops the metrics of the other runs. The database is held for the
+    look-ups only, not while the run is measured (seconds for a large run): pages go on meanwhile."""
     from synth.analysis.clustering import current_clustering
 
     threshold = settings.get("near_dup_threshold") if threshold is None else threshold
-    items = store.items([run_id])
-    if items.empty:
-        return measure_items(store, items)[0]
-    clustering = current_clustering(store)
-    inputs = content_hash({"v": METRICS_VERSION, "items": sorted(set_signature(items)),
-                           "threshold": threshold, "embed_model": settings.get("embed_model"),
-                           "clustering": clustering.clustering_id, "seed": settings.get("seed")})
-    if not force and store.metrics_inputs_hash(run_id) == inputs:
-        stored = store.metrics([run_id])
-        by_name = dict(zip(stored["name"], stored["value"].astype(object).where(stored["value"].notna(), None)))
-        return {name: by_name.get(name) for name in METRIC_NAMES}
+    with store.session():
+        items = store.items([run_id])
+        if items.empty:
+            return measure_items(store, items)[0]
+        clustering = current_clustering(store)
+        inputs = content_hash({"v": METRICS_VERSION, "items": sorted(set_signature(items)),
+                               "threshold": threshold, "embed_model": settings.get("embed_model"),
+                               "clustering": clustering.clustering_id, "seed": settings.get("seed")})
+        if not force and store.metrics_inputs_hash(run_id) == inputs:
+            stored = store.metrics([run_id])
+            by_name = dict(zip(stored["name"], stored["value"].astype(object).where(stored["value"].notna(), None)))
+            return {name: by_name.get(name) for name in METRIC_NAMES}
     values, params = measure_items(store, items, threshold, clustering)
     store.put_metrics(run_id, values, params, inputs)
     return values

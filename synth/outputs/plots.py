@@ -163,18 +163,22 @@ def _background(fig: go.Figure, scatter, frame: pd.DataFrame | None, name: str, 
 def map_figure(points: pd.DataFrame, color_by: str = "run", title: str = "",
                dropped: pd.DataFrame | None = None, reference: pd.DataFrame | None = None,
                size_by: str = "none", svg: bool = False,
-               run_order: Iterable[str] | None = None) -> go.Figure:
+               run_order: Iterable[str] | None = None, hover_total: int | None = None) -> go.Figure:
     """A scatter of items at (x, y) with the item id in ``customdata``: one trace per colour
     group, or one trace on a colour scale for a numeric column. ``reference`` (real data) and
     ``dropped`` (filtered out) items are drawn underneath in grey. ``svg`` always draws SVG
     ``scatter`` (for pages that may have no WebGL, such as a standalone report). Runs are coloured
     by ``run_colours`` over ``run_order`` (every run id of the dataset, oldest first, so the colours
     do not depend on which runs are shown), then any other run in ``points`` in order of appearance.
+    Hover labels are shortened by the size of the map, or of ``hover_total`` when larger.
 
     ``points`` needs columns item_id, x, y, text, run_name, prompt_label and the colour column.
     """
     total = len(points) + sum(0 if f is None else len(f) for f in (dropped, reference))
     scatter = go.Scattergl if total >= WEBGL_FROM and not svg else go.Scatter
+    # The hover text's length goes by the whole dataset's size (``hover_total``), so that a
+    # filter never makes the figure larger than the unfiltered map.
+    total = max(total, hover_total or 0)
     fig = go.Figure()
     _background(fig, scatter, dropped, "filtered out", DROPPED_COLOR, total=total)
     _background(fig, scatter, reference, "reference (real)", REFERENCE_COLOR, "diamond", total=total)
