@@ -217,8 +217,13 @@ def dropped_ui(result) -> None:
         if dropped.empty:
             st.caption("Nothing: no filter is set, or every item passes.")
         else:
-            st.dataframe(dropped[["text", "reason", "run_name", "status", "duplicate_of", "item_id"]],
+            if len(dropped) > DROPPED_SHOWN:  # every row would travel to the browser with its text
+                st.caption(f"The first {DROPPED_SHOWN:,} of {len(dropped):,}; export or query the view for the rest.")
+            st.dataframe(dropped[["text", "reason", "run_name", "status", "duplicate_of", "item_id"]].head(DROPPED_SHOWN),
                          hide_index=True, width="stretch")
+
+
+DROPPED_SHOWN = 1000
 
 
 def form_defaults(form: str, defaults: dict) -> None:

@@ -172,3 +172,15 @@ def test_the_figures_are_measured_on_a_thread_while_the_map_is_drawn(demo_store,
     assert [m.label for m in at.metric][:5] == ["count", "distinct_2", "vendi_score", "near_duplicate_rate",
                                                 "cluster_entropy"]
     assert at.metric[0].value == str(demo_store.count_items())
+
+
+def test_a_long_list_of_dropped_items_is_cut_and_says_so(demo_store, monkeypatch):
+    import pages.widgets
+
+    monkeypatch.setattr(pages.widgets, "DROPPED_SHOWN", 5)
+    at = open_app()
+    at.text_input(key="filters_include").set_value("zzzz-nothing-matches").run()
+    assert no_bug(at)
+    n = demo_store.count_items()
+    assert any(c.value == f"The first 5 of {n:,}; export or query the view for the rest." for c in at.caption)
+    assert any(len(d.value) == 5 and "reason" in d.value.columns for d in at.dataframe)
