@@ -233,9 +233,10 @@ def summary_ui(dataset, filtered, spec, presenting: bool) -> None:
     except Exception as exc:  # shown, and the rest of the page goes on
         summary_slot.error(error_text(exc, "measuring the items in view"))
         return
-    if view is None:
-        with summary_slot:
-            maptools.measuring_ui(lambda: _measured(dataset, filtered, spec))
+    if view is None:  # the same row of figures, still empty: nothing above the map moves when they come
+        for col, name in zip(summary_slot.columns(len(SUMMARY)), SUMMARY):
+            col.metric(PLAIN_LABELS[name] if presenting else name, "…", help=METRICS[name].help)
+        maptools.measuring_ui(lambda: _measured(dataset, filtered, spec))  # below the map
         return
     compact = view.comparison().set_index("metric").loc[SUMMARY]
     for col, (name, row) in zip(summary_slot.columns(len(SUMMARY)), compact.iterrows()):
