@@ -90,7 +90,7 @@ def linked_charts_ui(view: pd.DataFrame, selected: pd.DataFrame, ranges: dict) -
         if pd.to_numeric(values, errors="coerce").notna().sum() == 0:
             st.caption(f"{title}: none of the items in view has one.")
             continue
-        picked = value(view).loc[view["item_id"].isin(selected["item_id"])] if len(selected) else None
+        picked = values.loc[view["item_id"].isin(selected["item_id"])] if len(selected) else None
         fig = plots.histogram_figure(values, title, picked, chosen=ranges.get(name))
         st.plotly_chart(fig, on_select="rerun", selection_mode=("box", "points"), key=keys[name], width="stretch")
     if ranges:

@@ -108,13 +108,18 @@ def _planted_texts():
     return texts, np.array(truth)
 
 
+def _embedded(texts_and_truth):
+    """(texts, their real all-MiniLM-L6-v2 embeddings, the planted topic of each)."""
+    from synth.analysis.embedding import get_embedder
+
+    texts, truth = texts_and_truth
+    return texts, get_embedder().embed(texts), truth
+
+
 @pytest.fixture(scope="module")
 def planted():
     """80 sentences on four planted topics, embedded with the real all-MiniLM-L6-v2."""
-    from synth.analysis.embedding import get_embedder
-
-    texts, truth = _planted_texts()
-    return texts, get_embedder().embed(texts), truth
+    return _embedded(_planted_texts())
 
 
 def test_kmeans_recovers_planted_topics_in_real_embeddings(planted):
@@ -205,10 +210,7 @@ def _six_topic_texts(seed=0):
 
 @pytest.fixture(scope="module")
 def six_topics():
-    from synth.analysis.embedding import get_embedder
-
-    texts, truth = _six_topic_texts()
-    return texts, get_embedder().embed(texts), truth
+    return _embedded(_six_topic_texts())
 
 
 def test_default_clustering_finds_six_planted_topics_in_real_embeddings(six_topics):
