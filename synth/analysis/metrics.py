@@ -43,55 +43,84 @@ ROUGE_CANDIDATES = 32
 class MetricInfo:
     direction: int  # +1: higher is better (more diverse, more valid); -1: lower is better; 0: neither
     help: str
+    label: str = ""  # what a person reads; the metric id (the name) is what SQL and the CLI use
+    unit: str = ""  # "share" (a fraction, shown as a percentage), "bits", "words", "items", "tokens", "ms", "USD"
 
 
 # The metrics, in the order tables show them: a registry, so no name is defined twice.
 METRICS: Registry = Registry("metric")
 for _name, _info in [
-    ("count", MetricInfo(0, "number of items.")),
-    ("distinct_1", MetricInfo(1, "unique words / all words over the set.")),
-    ("distinct_2", MetricInfo(1, "unique word pairs / all word pairs over the set.")),
-    ("distinct_3", MetricInfo(1, "unique word triples / all word triples over the set.")),
+    ("count", MetricInfo(0, "number of items.", label="Items", unit="items")),
+    ("distinct_1", MetricInfo(1, "unique words / all words over the set.", label="Word variety", unit="share")),
+    ("distinct_2", MetricInfo(1, "unique word pairs / all word pairs over the set.", label="Word-pair variety", unit="share")),
+    ("distinct_3", MetricInfo(1, "unique word triples / all word triples over the set.", label="Word-triple variety", unit="share")),
     ("compression_ratio", MetricInfo(-1, "raw size / gzip size of all texts joined: higher means more "
-                                         "repetition across the set.")),
+                                         "repetition across the set.", label="Compressibility", unit="")),
     ("self_bleu", MetricInfo(-1, "mean sentence BLEU of each item against all the others: higher means "
-                                 "items reuse each other's phrasing.")),
+                                 "items reuse each other's phrasing.", label="Phrasing reuse", unit="")),
     ("rouge_l_max_mean", MetricInfo(-1, "mean over items of the highest ROUGE-L F with any other item "
-                                        "(the Self-Instruct filter's measure).")),
+                                        "(the Self-Instruct filter's measure).", label="Closest overlap", unit="")),
     ("mean_pairwise_cosine_distance", MetricInfo(1, "mean of 1 - cosine similarity over all pairs of "
-                                                    "embeddings: how far apart items are in meaning.")),
+                                                    "embeddings: how far apart items are in meaning.", label="Spread in meaning", unit="")),
     ("vendi_score", MetricInfo(1, "effective number of distinct items (exp of the entropy of the cosine "
-                                  "kernel's eigenvalues): 1 if all items are the same, n if all differ.")),
+                                  "kernel's eigenvalues): 1 if all items are the same, n if all differ.", label="Distinct items", unit="items")),
     ("near_duplicate_rate", MetricInfo(-1, "share of items whose closest other item is above the cosine "
-                                           "threshold.")),
+                                           "threshold.", label="Near-duplicates", unit="share")),
     ("cluster_entropy", MetricInfo(1, "entropy (bits) of how the items spread over the topic clusters of "
                                       "the whole dataset (every run in view, clustered together): 0 when they "
                                       "all sit in one. The clusters come from all items, so a run's value "
                                       "changes when other runs are added; a comparison of two runs also gives "
-                                      "it over a clustering of those two runs alone (cluster_entropy_pair).")),
-    ("length_mean", MetricInfo(0, "mean length in words.")),
-    ("length_p50", MetricInfo(0, "median length in words.")),
-    ("length_p95", MetricInfo(0, "95th percentile of length in words.")),
-    ("length_min", MetricInfo(0, "shortest item in words.")),
-    ("length_max", MetricInfo(0, "longest item in words.")),
+                                      "it over a clustering of those two runs alone (cluster_entropy_pair).", label="Topic spread", unit="bits")),
+    ("length_mean", MetricInfo(0, "mean length in words.", label="Mean length", unit="words")),
+    ("length_p50", MetricInfo(0, "median length in words.", label="Median length", unit="words")),
+    ("length_p95", MetricInfo(0, "95th percentile of length in words.", label="Long items (95th percentile)", unit="words")),
+    ("length_min", MetricInfo(0, "shortest item in words.", label="Shortest", unit="words")),
+    ("length_max", MetricInfo(0, "longest item in words.", label="Longest", unit="words")),
     ("validity_rate", MetricInfo(1, "share of items whose structured output parsed and matched the declared "
-                                    "fields (empty when none were declared).")),
-    ("judge_score_mean", MetricInfo(1, "mean of the latest LLM-judge score (1-5) of the judged items.")),
+                                    "fields (empty when none were declared).", label="Valid structured output", unit="share")),
+    ("judge_score_mean", MetricInfo(1, "mean of the latest LLM-judge score (1-5) of the judged items.", label="Judge score", unit="")),
     ("truncated_rate", MetricInfo(-1, "share of the model's items cut off at max tokens (finish reason "
                                       "'length'); empty when no item has a finish reason (imported, "
-                                      "grammar).")),
-    ("tokens_in", MetricInfo(0, "prompt tokens.")),
-    ("tokens_out", MetricInfo(0, "completion tokens.")),
-    ("tokens_total", MetricInfo(0, "prompt + completion tokens.")),
-    ("latency_mean_ms", MetricInfo(0, "mean time per call.")),
+                                      "grammar).", label="Cut off at max tokens", unit="share")),
+    ("tokens_in", MetricInfo(0, "prompt tokens.", label="Prompt tokens", unit="tokens")),
+    ("tokens_out", MetricInfo(0, "completion tokens.", label="Completion tokens", unit="tokens")),
+    ("tokens_total", MetricInfo(0, "prompt + completion tokens.", label="Tokens", unit="tokens")),
+    ("latency_mean_ms", MetricInfo(0, "mean time per call.", label="Time per call", unit="ms")),
     ("cost_usd", MetricInfo(-1, "litellm's cost estimate; 0 for the embedded model and cached responses; "
-                                "empty when a price is unknown.")),
+                                "empty when a price is unknown.", label="Cost", unit="USD")),
     ("cost_per_effective_sample", MetricInfo(-1, "cost_usd / vendi_score: what one effectively distinct "
-                                                 "item cost.")),
+                                                 "item cost.", label="Cost per distinct item", unit="USD")),
 ]:
     METRICS.register(_name, _info)
 METRIC_NAMES = list(METRICS)
 METRIC_HELP = {name: info.help for name, info in METRICS.items()}
+
+
+def metric_label(name: str, with_id: bool = True) -> str:
+    """A metric as a person reads it, with its id beside it for SQL users: "Near-duplicates
+    (near_duplicate_rate)"; the id alone for a name the registry does not hold."""
+    info = METRICS[name] if name in METRICS else None
+    if info is None or not info.label:
+        return name
+    return f"{info.label} ({name})" if with_id else info.label
+
+
+def format_metric(name: str, value, missing: str = "—", signed: bool = False) -> str:
+    """A metric's value in its unit: shares as percentages ("4.5 %"), bits, words, items, ms and
+    USD with their unit; ``missing`` when there is no value."""
+    from synth.kernel.text import format_number, is_missing
+
+    if is_missing(value):
+        return missing
+    unit = METRICS[name].unit if name in METRICS else ""
+    if unit == "share":
+        number = float(value) * 100
+        digits = ".0f" if abs(number) >= 10 or number == 0 else ".1f"
+        return f"{'+' if signed and number > 0 else ''}{number:{digits}} %"
+    if unit == "USD":
+        return f"{'+' if signed and value > 0 else ''}${float(value):.4g}"
+    text = format_number(value, digits=3, grouping=unit in ("items", "tokens"), signed=signed)
+    return f"{text} {unit}" if unit in ("bits", "words", "ms") else text
 
 
 def mean_pairwise_cosine_distance(vectors: np.ndarray) -> float | None:
