@@ -4,6 +4,6 @@ from pages.shell import app_run, configure_page, navigation, startup_ui
 
 configure_page()
 page = navigation()
-with app_run():
+with app_run(page):
     startup_ui()
     page.run()

@@ -37,8 +37,13 @@ def start_deferred_work(db_path: str) -> bool:
     """Once per process, after the first page is drawn: the work that must not delay it."""
     release_background()  # UMAP's warm-up compile and any background layout fit
     measure_in_background(_store(db_path))  # the per-run metrics table, for SQL and the CLI
-    preload_models()  # the embedder and the embedded model, before the first click needs them
     return True
+
+
+def start_preload() -> bool:
+    """The embedder and the embedded model, loaded once per process on a thread, before the first
+    click that needs them (False if already started)."""
+    return preload_models()
 
 
 @st.cache_resource(max_entries=4, show_spinner="Loading items, embeddings and clusters…")
@@ -63,7 +68,7 @@ def dataset_ui():
     """The whole dataset, loaded once per state of the database (shared by the pages)."""
     store = get_store()
     with stop_on_error():
-        return _dataset(store.path, store.data_version(), clustering_choice())
+        return _dataset(store.path, store.data_version(metrics=False), clustering_choice())
 
 
 @st.cache_resource(max_entries=8, show_spinner="Measuring the whole dataset…")
@@ -79,7 +84,9 @@ def _filtered(db_path: str, data_version: tuple, spec_key: tuple, clustering: tu
     from synth.analysis.filters import FilterSpec, apply_filters
 
     dataset = _dataset(db_path, data_version, clustering)
-    return apply_filters(dataset.items, dataset.vectors, FilterSpec.from_query(dict(spec_key)))
+    spec = FilterSpec.from_query(dict(spec_key))
+    # The vectors only for the near-duplicate filter: the other filters, and the map, need none.
+    return apply_filters(dataset.items, dataset.vectors if spec.dedup_threshold is not None else None, spec)
 
 
 @st.cache_resource(max_entries=16, show_spinner="Measuring the filtered items…")
@@ -97,7 +104,7 @@ def filtered_ui(spec):
     """What the filters keep and drop, without measuring it (cheap: for drawing the map first)."""
     store = get_store()
     with stop_on_error():
-        return _filtered(store.path, store.data_version(), tuple(sorted(spec.to_query().items())),
+        return _filtered(store.path, store.data_version(metrics=False), tuple(sorted(spec.to_query().items())),
                          clustering_choice())
 
 
@@ -106,5 +113,5 @@ def view_ui(spec, threshold: float | None = None):
     store = get_store()
     threshold = float(settings.get("near_dup_threshold")) if threshold is None else threshold
     with stop_on_error():
-        return _view(store.path, store.data_version(), tuple(sorted(spec.to_query().items())), threshold,
+        return _view(store.path, store.data_version(metrics=False), tuple(sorted(spec.to_query().items())), threshold,
                      clustering_choice())

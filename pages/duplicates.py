@@ -43,7 +43,7 @@ if dataset.items.empty:
     st.info("No items yet. Generate a batch on the Generate page first.")
     st.stop()
 store = get_store()
-pairs = load_pairs(store.path, store.data_version(), threshold, dataset)
+pairs = load_pairs(store.path, store.data_version(metrics=False), threshold, dataset)
 if hide_reviewed:
     decided = {"accepted", "rejected"}
     pairs = pairs[~(pairs["status_a"].isin(decided) & pairs["status_b"].isin(decided))]

@@ -27,7 +27,7 @@ from synth.analysis.clustering import (
     typical_items,
 )
 from synth.analysis.coverage import collapse_alarms, coverage_sentences, coverage_summary, percent
-from synth.analysis.metrics import METRICS, nearest_neighbour_similarity
+from synth.analysis.metrics import METRICS, format_metric, metric_label, nearest_neighbour_similarity
 from synth.analysis.projection import pending_layouts, umap_params
 from synth.kernel import settings
 from synth.kernel.errors import SynthError
@@ -40,10 +40,6 @@ from synth.workflows.pipeline import map_points
 require_app()
 
 LIST_COLUMNS = ["text", "run_name", "prompt_label", "cluster_name", "model", "status", "judge_score", "item_id"]
-SUMMARY = ["count", "distinct_2", "vendi_score", "near_duplicate_rate", "cluster_entropy"]
-# The same figures in words, for presentation mode's audience.
-PLAIN_LABELS = {"count": "Items", "distinct_2": "Word-pair variety", "vendi_score": "Distinct items",
-                "near_duplicate_rate": "Near-duplicates", "cluster_entropy": "Topic spread"}
 NN_SIMILARITY_MAX = 20_000  # past this, the per-item nearest-neighbour colour is not offered
 
 
@@ -63,6 +59,14 @@ def load_points(db_path: str, data_version: tuple, params_key: tuple, clustering
 @st.cache_data(max_entries=4)
 def nn_similarity(db_path: str, data_version: tuple, _vectors: np.ndarray) -> np.ndarray:
     return nearest_neighbour_similarity(_vectors)
+
+
+@st.cache_data(max_entries=4, show_spinner=False)
+def cluster_tables(db_path: str, data_version: tuple, clustering: tuple, _dataset) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Each cluster's share of each run, and the gap table (computed once per state: about 0.5 s at 50k)."""
+    shares = cluster_shares(_dataset.items).pivot_table(index="cluster_name", columns="run_name",
+                                                        values="share_of_run", fill_value=0.0)
+    return shares, actions.gap_table(_dataset.items)
 
 
 def map_options_ui(n_items: int) -> tuple[str, str, bool]:
@@ -227,30 +231,68 @@ def presentation_examples_ui(dataset, kept_ids: set, clusters: int = 6, per_clus
 
 def summary_ui(dataset, filtered, spec, presenting: bool) -> None:
     """The headline figures of the view, before -> after the filters; measured on a thread, so
-    the map is drawn (and can be used) first."""
+    the map is drawn (and can be used) first. While they are measured the same row holds "…" (so
+    nothing above the map moves when they come), and only this row is redrawn when they do."""
     try:
         view = maptools.measured_view(dataset, filtered, spec)
     except Exception as exc:  # shown, and the rest of the page goes on
         summary_slot.error(error_text(exc, "measuring the items in view"))
         return
-    if view is None:  # the same row of figures, still empty: nothing above the map moves when they come
-        for col, name in zip(summary_slot.columns(len(SUMMARY)), SUMMARY):
-            col.metric(PLAIN_LABELS[name] if presenting else name, "…", help=METRICS[name].help)
-        maptools.measuring_ui(lambda: _measured(dataset, filtered, spec))  # below the map
+    if view is not None:
+        with summary_slot:
+            figures_ui(view, spec, presenting)
         return
-    compact = view.comparison().set_index("metric").loc[SUMMARY]
-    for col, (name, row) in zip(summary_slot.columns(len(SUMMARY)), compact.iterrows()):
-        after = format_number(row["after"], digits=3, missing="—")
-        delta = None if pd.isna(row["delta"]) or spec.is_empty() else format_number(row["delta"], digits=3, signed=True)
-        col.metric(PLAIN_LABELS[name] if presenting else name, after, delta, help=METRICS[name].help,
+
+    @st.fragment(run_every=1.0)
+    def pending():
+        try:
+            figures_ui(maptools.measured_view(dataset, filtered, spec, wait_s=0), spec, presenting)
+        except Exception as exc:
+            st.error(error_text(exc, "measuring the items in view"))
+
+    with summary_slot:
+        pending()
+
+
+def presented(name: str, value, n_clusters: int) -> str:
+    """A headline figure in plain words and units, for an audience."""
+    if name == "cluster_entropy":  # 2^entropy: how many equally used topics would spread as evenly
+        return "—" if value is None else f"about {2 ** value:.0f} of {n_clusters}"
+    if name == "vendi_score":
+        return "—" if value is None else f"about {value:,.0f}"
+    return format_metric(name, value)
+
+
+PRESENTED = {"count": "Items", "distinct_2": "Word-pair variety", "vendi_score": "Effectively distinct items",
+             "near_duplicate_rate": "Near-duplicates", "cluster_entropy": "Topics used (effectively)"}
+
+
+def figures_ui(view, spec, presenting: bool) -> None:
+    """The row of headline figures ("…" while ``view`` is None), and what they were measured on."""
+    columns = st.columns(len(maptools.HEADLINE))
+    if view is None:
+        for col, name in zip(columns, maptools.HEADLINE):
+            col.metric(PRESENTED[name] if presenting else metric_label(name), "…", help=METRICS[name].help)
+        if not presenting:
+            st.caption("Measuring the items in view (near-duplicates, distinct items, topic spread)… the figures "
+                       "appear here when they are ready; the map can be used meanwhile.")
+        return
+    compact = view.comparison().set_index("metric").loc[maptools.HEADLINE]
+    n_clusters = len(view.dataset.clustering.names)
+    for col, (name, row) in zip(columns, compact.iterrows()):
+        if presenting:
+            col.metric(PRESENTED[name], presented(name, row["after"], n_clusters), help=METRICS[name].help)
+            continue
+        delta = (None if pd.isna(row["delta"]) or spec.is_empty()
+                 else format_metric(name, row["delta"], signed=True))
+        col.metric(metric_label(name), format_metric(name, row["after"]), delta, help=METRICS[name].help,
                    delta_color={1: "normal", -1: "inverse", 0: "off"}[METRICS[name].direction])
-
-
-def _measured(dataset, filtered, spec) -> bool:
-    try:
-        return maptools.measured_view(dataset, filtered, spec, wait_s=0) is not None
-    except Exception:  # the next run shows it
-        return True
+    sampled = view.after_params.get("near_duplicate_rate", {}).get("sample_of") or \
+        view.before_params.get("near_duplicate_rate", {}).get("sample_of")
+    if sampled and not presenting:
+        st.caption(f"Measured on a seeded random {int(settings.get('headline_sample')):,} of the items when there "
+                   "are more (before and after the filters alike, so the two compare); the Metrics page "
+                   "measures every item.")
 
 
 st.title("Diversity map")
@@ -290,24 +332,22 @@ if st.session_state.pop("explore_name_request", False):
                 st.session_state.get("explore_namer_model", ""))
     dataset = dataset_ui()
 with stop_on_error():
-    points, layout = load_points(store.path, store.data_version(), tuple(sorted(params.items())),
+    points, layout = load_points(store.path, store.data_version(metrics=False), tuple(sorted(params.items())),
                                  clustering_choice(), dataset)
 filtered = filtered_ui(spec)
 if color_by == "nearest-neighbour similarity":
     similarity = pd.DataFrame({"item_id": dataset.items["item_id"],
-                               "nn_similarity": nn_similarity(store.path, store.data_version(), dataset.vectors)})
+                               "nn_similarity": nn_similarity(store.path, store.data_version(metrics=False), dataset.vectors)})
     points = points.merge(similarity, on="item_id", how="left")
 kept_ids = set(filtered.kept_ids)
 is_reference = points["run_role"] == "reference"
-in_view = points[points["item_id"].isin(kept_ids) & ~is_reference]
+kept = points["item_id"].isin(filtered.kept["item_id"])
+in_view = points[kept & ~is_reference]
 ranges = {} if presenting else maptools.chart_ranges()
 shown = in_view[maptools.in_ranges(in_view, ranges)] if ranges else in_view
-reference = points[points["item_id"].isin(kept_ids) & is_reference]
-dropped = points[~points["item_id"].isin(kept_ids)] if show_dropped else None
-newest = None
-if not presenting:  # the note comes with a switch: a setting, hidden from an audience
-    with landing_slot:
-        newest = maptools.landing_ui(dataset, clustering_choice())
+reference = points[kept & is_reference]
+dropped = points[~kept] if show_dropped else None
+newest = None if presenting else maptools.newest_ring(dataset)  # the note and its switch: after the map
 with search_slot:
     matches = (maptools.search_ui(dataset, clustering_choice()) if not presenting
                else pd.DataFrame({"item_id": [], "similarity": []}))
@@ -369,6 +409,9 @@ if layout.status in ("preview", "placing"):
 elif layout.status.startswith("failed"):
     summary_slot.warning(f"The UMAP layout could not be computed ({layout.status}); showing PCA instead.")
 summary_ui(dataset, filtered, spec, presenting)
+if not presenting:  # the note comes with a switch: a setting, hidden from an audience
+    with landing_slot:
+        maptools.landing_ui(dataset, clustering_choice())
 if presenting:
     presentation_examples_ui(dataset, kept_ids)
     leave_presentation_ui()
@@ -384,10 +427,8 @@ else:
                "and draw on the map to list the selected items and act on them.")
 
 with st.expander("Clusters: sizes, shares per run, and gaps"):
-    shares = cluster_shares(dataset.items)
-    st.dataframe(shares.pivot_table(index="cluster_name", columns="run_name", values="share_of_run",
-                                    fill_value=0.0), width="stretch")
-    gaps = actions.gap_table(dataset.items)
+    shares, gaps = cluster_tables(store.path, store.data_version(metrics=False), clustering_choice(), dataset)
+    st.dataframe(shares, width="stretch")
     st.dataframe(gaps, hide_index=True, width="stretch")
     if len(gaps) and st.button(f"Fill the biggest gap: {literal_markdown(gaps['cluster_name'].iloc[0])}", key="explore_fill_gap"):
         run_ui(actions.fill_gap(dataset.items, cluster=int(gaps["cluster"].iloc[0]), n=5,

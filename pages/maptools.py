@@ -29,7 +29,8 @@ CHARTS = {
 PICKED = "explore_picked"  # ids chosen from a list (neighbours, matches), standing in for a map selection
 
 
-@st.cache_data(max_entries=16, show_spinner="Searching…")
+@st.cache_data(max_entries=16, show_spinner="Searching… (the first search by meaning loads the embedding model: "
+                                             "about 10 s)")
 def _search(db_path: str, data_version: tuple, clustering: tuple, query: str, mode: str, _dataset):
     from synth.analysis.embedding import get_embedder
 
@@ -50,7 +51,7 @@ def search_ui(dataset, clustering: tuple) -> pd.DataFrame:
     if not query.strip():
         return empty
     store = get_store()
-    found = call_ui(_search, store.path, store.data_version(), clustering, query, mode, dataset)
+    found = call_ui(_search, store.path, store.data_version(metrics=False), clustering, query, mode, dataset)
     if found is None:
         return empty
     ids, sims = found
@@ -149,26 +150,34 @@ def newest_run(items: pd.DataFrame) -> str | None:
     return None if synthetic.empty or synthetic["run_id"].nunique() < 2 else str(synthetic["run_id"].iloc[-1])
 
 
-def landing_ui(dataset, clustering: tuple):
-    """A line on where the newest batch landed; its items, to ring on the map when it arrived since
-    this session last drew the map (or the user asks)."""
+def newest_ring(dataset) -> pd.Series | None:
+    """The newest batch's items, to ring on the map: when it arrived since this session last drew
+    the map, or the user asks (the "Ring it" switch of ``landing_ui``). Cheap: drawn before the map."""
     run_id = newest_run(dataset.items)
     seen = st.session_state.get("explore_seen_runs")
     st.session_state["explore_seen_runs"] = set(dataset.items["run_id"].unique())
     if run_id is None:
         return None
-    store = get_store()
-    landed = call_ui(_landing, store.path, store.data_version(), clustering, run_id, dataset)
-    if landed is None:
-        return None
-    arrived = seen is not None and run_id not in seen
-    if arrived:
+    if seen is not None and run_id not in seen:
         st.session_state["explore_ring_newest"] = True
-    text, ring = st.columns([5, 1])
-    text.info(f"Newest batch **{literal_markdown(landed.run_name)}**: {literal_markdown(landed.sentence())}")
-    if ring.toggle("Ring it", key="explore_ring_newest", help="Circle the newest batch's items on the map."):
+    if st.session_state.get("explore_ring_newest"):
         return dataset.items.loc[dataset.items["run_id"] == run_id, "item_id"]
     return None
+
+
+def landing_ui(dataset, clustering: tuple) -> None:
+    """A line on where the newest batch landed (clusters joined, a new region, coverage), with the
+    switch that rings it (measured after the map is drawn)."""
+    run_id = newest_run(dataset.items)
+    if run_id is None:
+        return
+    store = get_store()
+    landed = call_ui(_landing, store.path, store.data_version(metrics=False), clustering, run_id, dataset)
+    if landed is None:
+        return
+    text, ring = st.columns([5, 1])
+    text.info(f"Newest batch **{literal_markdown(landed.run_name)}**: {literal_markdown(landed.sentence())}")
+    ring.toggle("Ring it", key="explore_ring_newest", help="Circle the newest batch's items on the map.")
 
 
 # The view's metrics before and after the filters take seconds past 10,000 items (near-duplicates
@@ -192,36 +201,29 @@ def _later(key: tuple, work) -> Future:
         return future
 
 
+# The figures above the map, and past how many items they are measured on a sample.
+HEADLINE = ["count", "distinct_2", "vendi_score", "near_duplicate_rate", "cluster_entropy"]
+
+
 def measured_view(dataset, filtered, spec, wait_s: float | None = None):
-    """The filtered view with its metrics before and after (``pipeline.filtered_view``), measured
-    on a thread once per database state, clustering, filter and threshold; None while it is still
-    being measured after ``wait_s`` (default MEASURE_WAIT_S). A failure is raised here, in the
-    page's run."""
+    """The filtered view with its headline metrics before and after (``pipeline.filtered_view``,
+    past ``headline_sample`` items on a seeded sample of that many), measured on a thread once per
+    database state, clustering, filter and threshold; None while it is still being measured after
+    ``wait_s`` (default MEASURE_WAIT_S). A failure is raised here, in the page's run."""
     from synth.analysis.metrics import measure_items
     from synth.workflows.pipeline import filtered_view
 
     store = get_store()
     threshold = float(settings.get("near_dup_threshold"))
-    state = (store.path, store.data_version(), clustering_choice(), threshold)
+    sample = int(settings.get("headline_sample"))
+    state = (store.path, store.data_version(metrics=False), clustering_choice(), threshold, sample)
     before = _later(("before",) + state,
-                    lambda: measure_items(store, dataset.items, threshold, dataset.clustering))
+                    lambda: measure_items(store, dataset.items, threshold, dataset.clustering, names=HEADLINE,
+                                          sample=sample, vectors=dataset.vectors))
     view = _later(("view", tuple(sorted(spec.to_query().items()))) + state,
-                  lambda: filtered_view(store, spec, threshold, dataset, before.result(), filtered))
+                  lambda: filtered_view(store, spec, threshold, dataset, before.result(), filtered,
+                                        names=HEADLINE, sample=sample))
     try:
         return view.result(timeout=MEASURE_WAIT_S if wait_s is None else wait_s)
     except FuturesTimeout:
         return None
-
-
-def measuring_ui(view_ready) -> None:
-    """A line while the figures are measured, and a check every second that reruns the page when
-    they are ready."""
-    st.caption("Measuring the items in view (near-duplicates, Vendi, topic spread)… the figures appear here "
-               "when they are ready; the map can be used meanwhile.")
-
-    @st.fragment(run_every=1.0)
-    def _poll():
-        if view_ready():
-            st.rerun(scope="app")
-
-    _poll()

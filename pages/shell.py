@@ -9,7 +9,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from pages.data import get_store, prepare_database, start_deferred_work
+from pages.data import get_store, prepare_database, start_deferred_work, start_preload
 from pages.widgets import call_ui, error_text, stop_on_error
 from synth.kernel import settings
 from synth.kernel.errors import SynthError
@@ -69,7 +69,7 @@ def navigation():
 
 
 @contextmanager
-def app_run():
+def app_run(page=None):
     """Marks a script run that went through app.py (its navigation and start-up); when the page is
     drawn, starts the background work held back for it (see ``after_page``). An exception no page
     caught is shown as ``st.error`` (its traceback goes to the server log, never to the page)."""
@@ -80,7 +80,7 @@ def app_run():
         st.error(error_text(exc, "drawing this page"))
     finally:
         _RUN.active = False
-        after_page()  # also when the page stopped early (st.stop) or failed
+        after_page(page)  # also when the page stopped early (st.stop) or failed
 
 
 def require_app() -> None:
@@ -96,7 +96,7 @@ def require_app() -> None:
         return
     configure_page()
     page = navigation()
-    with app_run():
+    with app_run(page):
         startup_ui()
         page.run()
     st.stop()
@@ -155,9 +155,17 @@ def _live_jobs_ui() -> None:
         st.rerun()  # the whole page: its map and tables now hold what the job made
 
 
-def after_page() -> None:
-    """Background work that must not delay the first screen, started once it is drawn."""
+# The pages whose first click needs the embedder and the embedded model (about 1 GB in memory
+# together): they are loaded in the background when one of these is opened, not for every page.
+MODEL_PAGES = {"studio", "generate", "review"}
+
+
+def after_page(page=None) -> None:
+    """Background work that must not delay the first screen, started once it is drawn; the models
+    too when the page generates or judges (see MODEL_PAGES)."""
     start_deferred_work(settings.get("db_path"))
+    if page is None or getattr(page, "url_path", "") in MODEL_PAGES:
+        start_preload()
 
 
 def presentation_ui() -> bool:

@@ -218,7 +218,7 @@ def layout_poll_ui() -> None:
 
 
 def map_ui(store, comparison: studio.VersionMetrics | None) -> None:
-    points, layout_text, status = load_points(store.path, store.data_version())
+    points, layout_text, status = load_points(store.path, store.data_version(metrics=False))
     if points.empty:
         st.info("No items yet: write a prompt on the left and press Run; its items appear here.")
         return

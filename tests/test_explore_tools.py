@@ -169,9 +169,12 @@ def test_the_figures_are_measured_on_a_thread_while_the_map_is_drawn(demo_store,
             break
         time.sleep(1)
         at.run()
-    assert [m.label for m in at.metric][:5] == ["count", "distinct_2", "vendi_score", "near_duplicate_rate",
-                                                "cluster_entropy"]
-    assert at.metric[0].value == str(demo_store.count_items())
+    from synth.analysis.metrics import metric_label
+
+    assert [m.label for m in at.metric][:5] == [metric_label(n) for n in pages.maptools.HEADLINE]
+    assert at.metric[0].label == "Items (count)" and at.metric[3].label == "Near-duplicates (near_duplicate_rate)"
+    assert at.metric[0].value == f"{demo_store.count_items():,}"
+    assert at.metric[3].value.endswith(" %")  # a share, as a percentage
 
 
 def test_a_long_list_of_dropped_items_is_cut_and_says_so(demo_store, monkeypatch):

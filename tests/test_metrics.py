@@ -183,3 +183,29 @@ def test_cluster_entropy_says_it_is_measured_over_the_whole_datasets_clusters(st
     assert params["measured_over"].startswith("the clusters of every item in the dataset (6 items, clustering cl")
     assert params["clustered_items"] == 4 and params["base"] == 2 and params["k_chosen_by"] == "ward_gap"
     assert params["k"] >= 2
+
+
+def test_only_the_named_metrics_are_measured_and_a_sample_says_so(demo_store):
+    from synth.workflows.pipeline import load_dataset
+
+    dataset = load_dataset(demo_store)
+    items = dataset.items
+    names = ["count", "distinct_2", "vendi_score", "near_duplicate_rate", "cluster_entropy"]
+    values, params = metrics.measure_items(demo_store, items, 0.9, dataset.clustering, names=names)
+    assert list(values) == names and set(params) <= set(names)
+    full, _ = metrics.measure_items(demo_store, items, 0.9, dataset.clustering)
+    for name in names:  # the same figures as when every metric is measured
+        assert values[name] == pytest.approx(full[name], abs=1e-12)
+    sampled, sampled_params = metrics.measure_items(demo_store, items, 0.9, dataset.clustering, names=names,
+                                                    sample=100, vectors=dataset.vectors)
+    assert sampled["count"] == len(items)  # the count is never estimated
+    assert sampled_params["vendi_score"]["sample_of"] == len(items)
+    assert sampled_params["vendi_score"]["sample_size"] == 100
+    rows = np.sort(np.random.default_rng(0).choice(len(items), 100, replace=False))
+    expected, _ = metrics.vendi_score(dataset.vectors[rows])
+    assert sampled["vendi_score"] == pytest.approx(expected, abs=1e-10)
+    assert sampled["vendi_score"] < values["vendi_score"]  # fewer items, fewer effectively distinct ones
+    with pytest.raises(SynthError, match="totals over every item"):
+        metrics.measure_items(demo_store, items, 0.9, dataset.clustering, names=["tokens_out"], sample=100)
+    with pytest.raises(SynthError, match="Unknown metric"):
+        metrics.compute_metrics(items, dataset.vectors, 0.9, names=["distinct_9"])

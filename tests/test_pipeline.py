@@ -1,5 +1,6 @@
 """End to end with real parts: the embedded model, real embeddings, UMAP, and a DuckDB file."""
 
+import numpy as np
 import pytest
 
 from synth.generate.config import RunConfig
@@ -189,3 +190,15 @@ def test_prompt_labels_name_each_version_and_each_import():
     assert labels.tolist() == ["reviews v2 (shorter)", "reviews v1", "(import)", "reviews v2 (shorter)"]
     assert labels.index.tolist() == [5, 6, 7, 8]
     assert prompt_label(frame.drop(columns="version_label")).tolist()[:2] == ["reviews v2", "reviews v1"]
+
+
+def test_a_loaded_dataset_reads_its_vectors_on_first_use_only(demo_store):
+    from synth.analysis.embedding import load_vectors
+    from synth.workflows.pipeline import load_dataset
+
+    dataset = load_dataset(demo_store)
+    assert callable(dataset._vectors)  # not read yet: the map of a stored layout needs none
+    vectors = dataset.vectors
+    assert vectors.shape == (len(dataset.items), 384)
+    assert np.array_equal(vectors, load_vectors(demo_store, dataset.items["text"].tolist()))
+    assert dataset.vectors is vectors  # read once

@@ -199,3 +199,19 @@ def test_only_the_store_writes_sql():
         offenders += [f"{relative}:{line}: {text.strip()[:60]!r}" for line, text in _sql_strings(path.read_text())]
     assert offenders == [], "SQL outside synth/store/ (add a store method instead):\n" + "\n".join(offenders)
     assert _sql_strings((ROOT / "synth/outputs/sqlconsole.py").read_text()), "the allowance is stale"
+
+
+def test_data_version_sees_a_write_through_another_store_at_once_and_can_leave_metrics_out(tmp_path):
+    path = tmp_path / "v.duckdb"
+    reader, writer = DuckStore(path), DuckStore(path)
+    before = reader.data_version()
+    assert reader.data_version() == before  # reused within VERSION_REUSE_S
+    run = Run(name="r", technique="sampling", model="m")
+    writer.save_run(run, [Item(text="one", idx=0), Item(text="two", idx=1)])
+    after = reader.data_version()
+    assert after != before and after[0] == 2
+    items_only = reader.data_version(metrics=False)
+    writer.put_metrics(run.run_id, {"count": 2.0}, {"count": {}}, "inputs")
+    assert reader.data_version() != after  # the metrics table changed
+    assert reader.data_version(metrics=False) == items_only  # the items, layouts and clusters did not
+    assert reader.items()["item_id"].dtype == object  # plain strings: isin on them is fast

@@ -148,8 +148,9 @@ def dedup(items: pd.DataFrame, vectors: np.ndarray, threshold: float) -> tuple[n
     return kept, duplicate_of
 
 
-def apply_filters(items: pd.DataFrame, vectors: np.ndarray, spec: FilterSpec) -> FilterResult:
-    """Apply ``spec`` to ``items`` (rows aligned with ``vectors``); say why each dropped item went.
+def apply_filters(items: pd.DataFrame, vectors: np.ndarray | None, spec: FilterSpec) -> FilterResult:
+    """Apply ``spec`` to ``items`` (rows aligned with ``vectors``, which only the near-duplicate
+    filter reads: None will do without it); say why each dropped item went.
 
     ``items`` needs item_id, text, status, judge_score, run_id, prompt_label and cluster columns."""
     spec.validate()

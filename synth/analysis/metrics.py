@@ -93,6 +93,8 @@ for _name, _info in [
 ]:
     METRICS.register(_name, _info)
 METRIC_NAMES = list(METRICS)
+# Sums over every item: never estimated on a sample.
+TOTALS = {"tokens_in", "tokens_out", "tokens_total", "cost_usd", "cost_per_effective_sample"}
 METRIC_HELP = {name: info.help for name, info in METRICS.items()}
 
 
@@ -201,45 +203,60 @@ def truncated_rate(items: pd.DataFrame) -> tuple[float | None, dict]:
 
 
 def compute_metrics(items: pd.DataFrame, vectors: np.ndarray, threshold: float,
-                    clusters: list[int | None] | None = None, seed: int = 0
-                    ) -> tuple[dict[str, float | None], dict[str, dict]]:
-    """Every metric of one set of items: (name -> value, name -> parameters used)."""
+                    clusters: list[int | None] | None = None, seed: int = 0,
+                    names: list[str] | None = None) -> tuple[dict[str, float | None], dict[str, dict]]:
+    """The metrics of one set of items: (name -> value, name -> parameters used). Every metric, or
+    only ``names`` (the others are not computed, and not in the result)."""
+    want = set(METRIC_NAMES if names is None else names)
+    unknown = want - set(METRIC_NAMES)
+    if unknown:
+        raise SynthError(f"Unknown metric(s) {sorted(unknown)}; the metrics are {', '.join(METRIC_NAMES)}.")
     texts = items["text"].tolist()
     n = len(texts)
-    # gzip and the matrix products release the GIL: they run beside the Python-bound text metrics.
-    pool = ThreadPoolExecutor(max_workers=2)
-    compressed = pool.submit(lexical.compression_ratio, texts)
-    near = pool.submit(near_duplicate_rate, vectors, threshold, seed)
-    tokens = [lexical.words(t) for t in texts]
-    lengths = np.array([len(t) for t in tokens], dtype=float)
-    grams = lexical.ngram_ids(tokens, 4)  # shared by distinct-1..3 and self-BLEU
     values: dict[str, float | None] = {"count": float(n)}
     params: dict[str, dict] = {"count": {}}
+    # gzip and the matrix products release the GIL: they run beside the Python-bound text metrics.
+    pool = ThreadPoolExecutor(max_workers=2)
+    compressed = pool.submit(lexical.compression_ratio, texts) if "compression_ratio" in want else None
+    near = pool.submit(near_duplicate_rate, vectors, threshold, seed) if "near_duplicate_rate" in want else None
+    lexical_wanted = want & {"distinct_1", "distinct_2", "distinct_3", "self_bleu", "length_mean", "length_p50",
+                             "length_p95", "length_min", "length_max"}
+    tokens = [lexical.words(t) for t in texts] if lexical_wanted else []
+    lengths = np.array([len(t) for t in tokens], dtype=float)
+    grams = lexical.ngram_ids(tokens, 4 if "self_bleu" in want else 3) if lexical_wanted else []
     ngram = {"tokenizer": lexical.WORD_TOKENIZER, "sample_size": n}
     for k in (1, 2, 3):
-        values[f"distinct_{k}"] = lexical.distinct_n(texts, k, tokens, grams)
-        params[f"distinct_{k}"] = {**ngram, "n": k}
+        if f"distinct_{k}" in want:
+            values[f"distinct_{k}"] = lexical.distinct_n(texts, k, tokens, grams)
+            params[f"distinct_{k}"] = {**ngram, "n": k}
     params["compression_ratio"] = {"compressor": "gzip level 9", "joined_with": "newline", "sample_size": n}
-    values["self_bleu"], params["self_bleu"] = lexical.self_bleu(texts, max_hypotheses=SELF_BLEU_HYPOTHESES,
-                                                                  seed=seed, tokens=tokens, grams=grams)
-    values["rouge_l_max_mean"], params["rouge_l_max_mean"] = lexical.rouge_l_max_mean(
-        texts, max_hypotheses=ROUGE_HYPOTHESES, candidates=ROUGE_CANDIDATES, seed=seed)
+    if "self_bleu" in want:
+        values["self_bleu"], params["self_bleu"] = lexical.self_bleu(
+            texts, max_hypotheses=SELF_BLEU_HYPOTHESES, seed=seed, tokens=tokens, grams=grams)
+    if "rouge_l_max_mean" in want:
+        values["rouge_l_max_mean"], params["rouge_l_max_mean"] = lexical.rouge_l_max_mean(
+            texts, max_hypotheses=ROUGE_HYPOTHESES, candidates=ROUGE_CANDIDATES, seed=seed)
     vec = {"embed_model": settings.get("embed_model"), "sample_size": n}
-    values["mean_pairwise_cosine_distance"] = mean_pairwise_cosine_distance(vectors)
-    params["mean_pairwise_cosine_distance"] = vec
-    values["vendi_score"], params["vendi_score"] = vendi_score(vectors)
-    values["near_duplicate_rate"], near_params = near.result()
-    params["near_duplicate_rate"] = {**vec, **near_params}
-    values["compression_ratio"] = compressed.result()
+    if "mean_pairwise_cosine_distance" in want:
+        values["mean_pairwise_cosine_distance"] = mean_pairwise_cosine_distance(vectors)
+        params["mean_pairwise_cosine_distance"] = vec
+    if want & {"vendi_score", "cost_per_effective_sample"}:
+        values["vendi_score"], params["vendi_score"] = vendi_score(vectors)
+    if near is not None:
+        values["near_duplicate_rate"], near_params = near.result()
+        params["near_duplicate_rate"] = {**vec, **near_params}
+    if compressed is not None:
+        values["compression_ratio"] = compressed.result()
     pool.shutdown()
     from synth.analysis.clustering import entropy_bits
 
     labelled = [c for c in (clusters or []) if c is not None]
     values["cluster_entropy"] = entropy_bits(labelled) if clusters is not None else None
     params["cluster_entropy"] = {"base": 2, "clustered_items": len(labelled)}
-    _length_metrics(lengths, values, params)
+    if lexical_wanted:
+        _length_metrics(lengths, values, params)
     _quality_and_spend_metrics(items, values, params)
-    return {k: values[k] for k in METRIC_NAMES}, params
+    return {k: values[k] for k in METRIC_NAMES if k in want}, {k: v for k, v in params.items() if k in want}
 
 
 def _length_metrics(lengths: np.ndarray, values: dict, params: dict) -> None:
@@ -284,17 +301,40 @@ def set_signature(items: pd.DataFrame) -> list[str]:
 
 
 def measure_items(store: DuckStore, items: pd.DataFrame, threshold: float | None = None,
-                  clustering=None) -> tuple[dict[str, float | None], dict[str, dict]]:
-    """Metrics of any set of items (a run, a filtered view), with the dataset's clusters."""
+                  clustering=None, names: list[str] | None = None, sample: int | None = None,
+                  vectors: np.ndarray | None = None) -> tuple[dict[str, float | None], dict[str, dict]]:
+    """Metrics of any set of items (a run, a filtered view), with the dataset's clusters: every
+    metric, or only ``names``. Past ``sample`` items, every metric but ``count`` is measured on a
+    seeded sample of that many, and each metric's parameters say so (``sample_of``). ``vectors``:
+    the items' vectors in order, if already at hand."""
     from synth.analysis.clustering import current_clustering
 
     threshold = settings.get("near_dup_threshold") if threshold is None else threshold
+    wanted = METRIC_NAMES if names is None else [m for m in METRIC_NAMES if m in set(names)]
     if items.empty:
-        return {name: (0.0 if name == "count" else None) for name in METRIC_NAMES}, {}
+        return {name: (0.0 if name == "count" else None) for name in wanted}, {}
     clustering = clustering or current_clustering(store)
-    vectors = load_vectors(store, items["text"].tolist())
+    population = len(items)
+    rows = None
+    if sample is not None and set(wanted) & TOTALS:
+        raise SynthError(f"{sorted(set(wanted) & TOTALS)} are totals over every item: they cannot be "
+                         "measured on a sample. Leave them out of names, or measure without a sample.")
+    if sample is not None and population > sample:
+        rows = np.sort(np.random.default_rng(settings.get("seed")).choice(population, sample, replace=False))
+        items = items.iloc[rows]
+    if vectors is None:
+        vectors = load_vectors(store, items["text"].tolist())
+    elif rows is not None:
+        vectors = vectors[rows]
     labels = [clustering.labels.get(i) for i in items["item_id"]]
-    values, params = compute_metrics(items, vectors, threshold, labels, settings.get("seed"))
+    values, params = compute_metrics(items, vectors, threshold, labels, settings.get("seed"), names=names)
+    if rows is not None:
+        values["count"] = float(population)
+        for name in params:
+            if name != "count":
+                params[name] = {**params[name], "sample_of": population, "sample_seed": settings.get("seed")}
+    if "cluster_entropy" not in params:
+        return values, params
     params["cluster_entropy"].update(clustering_id=clustering.clustering_id, method=clustering.method,
                                      **clustering.params, measured_over=measured_over(clustering))
     return values, params

@@ -110,6 +110,9 @@ SETTINGS: dict[str, Setting] = {
         Setting("compare_min_items", "SYNTH_COMPARE_MIN_ITEMS", 20,
                 "Items a run needs before its size-dependent metrics are compared with another's; "
                 "smaller runs are labelled 'too small to compare'.", int),
+        Setting("headline_sample", "SYNTH_HEADLINE_SAMPLE", 10_000,
+                "Past this many items, the map's headline figures (before and after the filters alike) "
+                "are measured on a seeded random sample of this many, and say so.", int),
     ]
 }
 

@@ -23,6 +23,12 @@ from synth.kernel.records import now
 # How long to wait for another process (the app, a CLI command) to release the file.
 LOCK_WAIT_S = 10.0
 
+# data_version() is asked many times per page run, and at 50,000 items each query takes ~0.1 s: an
+# answer is reused for this long, per file. A transaction through any store of the file forgets
+# it, so this process's own writes are seen at once; another process's (the CLI) within this long.
+VERSION_REUSE_S = 1.0
+_VERSIONS: dict[str, tuple[float, tuple]] = {}
+
 _PATH_LOCKS: dict[str, threading.RLock] = {}
 _PATH_LOCKS_GUARD = threading.Lock()
 
@@ -122,7 +128,10 @@ class Database:
             except BaseException:
                 con.execute("ROLLBACK")
                 raise
+            finally:
+                _VERSIONS.pop(self.path, None)
             con.execute("COMMIT")
+            _VERSIONS.pop(self.path, None)
 
     def migrate(self) -> list[str]:
         """Apply migrations not yet recorded in ``_migrations``; return their names."""
@@ -159,8 +168,20 @@ class Database:
                 con.register(name, table)
             return con.execute(sql, params).df()
 
-    def data_version(self) -> tuple:
-        """Changes whenever items, layouts or metrics change: a cache key for readers."""
+    def data_version(self, metrics: bool = True) -> tuple:
+        """Changes whenever items, layouts, clusterings, judgements or (with ``metrics``) the stored
+        per-run metrics change: a cache key for readers. Readers of items, vectors and layouts pass
+        ``metrics=False``, so the background per-run metrics pass does not make them load again."""
+        with self._lock:  # a write (under the same lock) cannot land between the query and the memo
+            held = _VERSIONS.get(self.path)
+            if held is not None and time.monotonic() - held[0] < VERSION_REUSE_S:
+                version = held[1]
+            else:
+                version = self._query_version()
+                _VERSIONS[self.path] = (time.monotonic(), version)
+        return version if metrics else version[:4] + version[5:]
+
+    def _query_version(self) -> tuple:
         with self.connect() as con:
             return con.execute("""
                 SELECT (SELECT count(*) FROM items), (SELECT max(created_at) FROM items),
