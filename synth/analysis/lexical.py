@@ -16,7 +16,6 @@ from bisect import bisect_left, bisect_right
 from itertools import chain
 
 import numpy as np
-from scipy import sparse
 
 from synth.kernel.errors import SynthError
 
@@ -241,13 +240,15 @@ def rouge_l_f(a: list[str], b: list[str]) -> float:
     return _rouge_f(_lcs_lengths(a, [b])[0], len(a), len(b)) if a and b else 0.0
 
 
-def _tfidf(token_lists: list[list[str]]) -> sparse.csr_matrix:
+def _tfidf(token_lists: list[list[str]]) -> "sparse.csr_matrix":
     """The rows of scikit-learn's ``TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True)``.
 
     Unigrams and bigrams, tf 1 + ln(count), idf ln((1 + n) / (1 + df)) + 1, rows of unit length;
     the columns come in another order. Built with numpy: sklearn's Python vocabulary of every
     distinct bigram takes tens of seconds on 50,000 texts.
     """
+    from scipy import sparse  # here, not at import: 0.2 s that a page's first draw need not pay
+
     rows, columns, width = [], [], 0
     for _, text, gram in _ngrams(token_lists, 2):
         rows.append(text)

@@ -13,11 +13,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-import referencing.exceptions
 import yaml
-from jsonschema import Draft202012Validator
-from jsonschema.exceptions import SchemaError, best_match
-from jsonschema.validators import validator_for
 
 from synth.kernel.errors import SynthError
 
@@ -141,6 +137,9 @@ class ParsedOutput:
 def parse_output(text: str, spec: OutputSpec) -> ParsedOutput:
     """The first JSON object in ``text`` (a fenced block first), checked against ``spec``.
     Never raises; malformed JSON is reported, not repaired."""
+    import referencing.exceptions
+    from jsonschema.exceptions import best_match
+
     text = text if isinstance(text, str) else ""
     data, reason = _find_object(text)
     if data is None:
@@ -307,6 +306,10 @@ def _plain_json(schema: Any) -> dict:
 
 
 def _validator(schema: dict):
+    # jsonschema is imported when a schema is first used (0.3 s that no page's first draw should pay)
+    from jsonschema import Draft202012Validator
+    from jsonschema.validators import validator_for
+
     return validator_for(schema, default=Draft202012Validator)(schema)
 
 
@@ -314,6 +317,10 @@ def _check_schema(schema: dict) -> None:
     if not isinstance(schema.get("$schema", ""), str):
         raise SynthError("The output schema's \"$schema\" must be a URI string; remove it to use "
                          "Draft 2020-12.")
+    from jsonschema import Draft202012Validator
+    from jsonschema.exceptions import SchemaError
+    from jsonschema.validators import validator_for
+
     cls = validator_for(schema, default=Draft202012Validator)
     try:
         cls.check_schema(schema)
@@ -332,6 +339,8 @@ def _check_schema(schema: dict) -> None:
 
 def _check_refs(spec: OutputSpec) -> None:
     """Refuse a schema whose field definitions point somewhere that cannot be loaded."""
+    import referencing.exceptions
+
     try:
         list(_validator(spec.schema).iter_errors(json.loads(spec.example())))
     except referencing.exceptions.Unresolvable as exc:
