@@ -387,11 +387,18 @@ if chart_col is not None:
 # Below the map's first draw: what needs measuring.
 trust = "" if layout.trustworthiness is None else f" · trustworthiness {layout.trustworthiness:.3f}"
 desc = layout.describe() + (trust if layout.stored else "")
-caption_slot.caption(f"{len(shown)} of {len(points)} items shown ({len(reference)} reference) · "
-                     f"{shown['run_name'].nunique()} runs · {dataset.clustering.describe()}, over which "
-                     f"cluster_entropy is measured · layout: {desc}"
-                     + (f" · {layout.n_placed} new items placed with transform"
-                        if layout.n_placed and layout.status == "stored" else ""))
+if presenting:  # plain words for an audience: what a dot is, and no layout parameters
+    runs = shown["run_name"].nunique()
+    caption_slot.caption(f"{len(shown):,} generated items from {runs} run{'s' if runs != 1 else ''}"
+                         + (f", with {len(reference):,} real reference items in grey" if len(reference) else "")
+                         + ". Each dot is one item; similar texts sit close together, and the names mark "
+                         "the main topics.")
+else:
+    caption_slot.caption(f"{len(shown)} of {len(points)} items shown ({len(reference)} reference) · "
+                         f"{shown['run_name'].nunique()} runs · {dataset.clustering.describe()}, over which "
+                         f"cluster_entropy is measured · layout: {desc}"
+                         + (f" · {layout.n_placed} new items placed with transform"
+                            if layout.n_placed and layout.status == "stored" else ""))
 if layout.status in ("preview", "placing"):
     summary_slot.info(
         "Showing a PCA preview while the UMAP layout is computed in the background; the map switches "

@@ -181,7 +181,11 @@ def presentation_ui() -> bool:
     return False
 
 
+def _leave_presentation() -> None:
+    st.query_params.pop(PRESENT_PARAM, None)
+
+
 def leave_presentation_ui() -> None:
-    if st.button("Leave presentation mode", key="common_unpresent", type="tertiary"):
-        del st.query_params[PRESENT_PARAM]
-        st.rerun()
+    # A callback: it runs before the next run, so leaving is that one run (not the presentation
+    # drawn once more, then the page).
+    st.button("Leave presentation mode", key="common_unpresent", type="tertiary", on_click=_leave_presentation)

@@ -464,6 +464,14 @@ def test_presentation_mode_hides_the_settings(demo_store):
         time.sleep(1)
         at.run()
     assert len(at.metric) >= 4
+    # plain words and units for an audience: no layout parameters, shares as percentages
+    shown = " ".join(c.value for c in at.caption) + " ".join(f"{m.label} {m.value}" for m in at.metric)
+    for jargon in ("UMAP", "min_dist", "n_neighbors", "trustworthiness", "cluster_entropy", "vendi", "None", "nan"):
+        assert jargon not in shown
+    figures = {m.label: m.value for m in at.metric}
+    assert figures["Near-duplicates"].endswith(" %")
+    assert figures["Topics used (effectively)"].startswith("about ")
+    assert "Each dot is one item" in shown
     assert any("Leave presentation mode" == b.label for b in at.button)
     at.button(key="common_unpresent").click().run()
     assert "present" not in at.query_params
