@@ -143,8 +143,51 @@ def current_filters() -> "FilterSpec":
     return st.session_state["filters_spec"]
 
 
+THRESHOLD_KEY = "filters_threshold"  # in the session, not a widget's key: it outlives the panel
+THRESHOLD_QUERY = "near"  # in the URL when it differs from the setting and the filter is off
+THRESHOLD_MIN = 0.50
+THRESHOLD_HELP = ("Two items whose embeddings have at least this cosine similarity are near-duplicates. "
+                  "One threshold for the whole app: the near-duplicate rate on every page counts at it, and "
+                  "\"Drop near-duplicates\" drops at it. It starts at the near_dup_threshold setting "
+                  "(SYNTH_NEAR_DUP_THRESHOLD).")
+
+
+def _threshold_or_none(raw: Any) -> float | None:
+    """A threshold from a link or a filter, or None when it is not one the panel can show."""
+    try:
+        value = float(raw[-1] if isinstance(raw, list) else raw)
+    except (TypeError, ValueError):
+        return None
+    return round(value, 2) if THRESHOLD_MIN <= value <= 1.0 else None
+
+
+def _setting_threshold() -> float:
+    """The ``near_dup_threshold`` setting, brought into the panel's range."""
+    return round(min(1.0, max(THRESHOLD_MIN, float(settings.get("near_dup_threshold")))), 2)
+
+
+def near_dup_threshold() -> float:
+    """The app's one near-duplicate threshold: the filter panel's, as the user left it in this
+    session, else the link's (``?dedup=`` or ``?near=``), else the ``near_dup_threshold`` setting.
+    Every page that counts or drops near-duplicates reads it here, without drawing the panel."""
+    state = st.session_state
+    if THRESHOLD_KEY not in state:
+        spec = current_filters()
+        state[THRESHOLD_KEY] = (_threshold_or_none(spec.dedup_threshold)
+                                or _threshold_or_none(st.query_params.get(THRESHOLD_QUERY))
+                                or _setting_threshold())
+    return float(state[THRESHOLD_KEY])
+
+
+def threshold_note(threshold: float) -> str:
+    """Where the near-duplicate threshold comes from, for the pages that count at it."""
+    return (f"Near-duplicates are counted at cosine similarity {threshold:.2f} or more: the near-duplicate "
+            "threshold in the sidebar's filter panel, the one threshold of the whole app.")
+
+
 def filters_ui(dataset) -> "FilterSpec":
-    """The filter panel shared by Explore, Metrics and Export.
+    """The filter panel shared by Explore, Metrics and Export, with the app's one near-duplicate
+    threshold (see ``near_dup_threshold``).
 
     Its state lives in the URL (st.query_params), so a filtered view can be shared as a link,
     and in the session, so it follows the user from page to page."""
@@ -154,12 +197,13 @@ def filters_ui(dataset) -> "FilterSpec":
     items = dataset.items
     side = st.sidebar
     side.subheader("Filters")
+    threshold = side.slider("Near-duplicate threshold (cosine similarity)", THRESHOLD_MIN, 1.00,
+                            near_dup_threshold(), 0.01, key="filters_dedup", help=THRESHOLD_HELP)
+    st.session_state[THRESHOLD_KEY] = float(threshold)
     dedup_on = side.checkbox("Drop near-duplicates", value=spec.dedup_threshold is not None,
                              key="filters_dedup_on", help="Diversity first: keep one item per group "
-                             "of near-duplicates (the reviewed, best judged, oldest one).")
-    dedup = side.slider("Cosine similarity counted as duplicate", 0.70, 1.00,
-                        spec.dedup_threshold or float(settings.get("near_dup_threshold")), 0.01,
-                        key="filters_dedup", disabled=not dedup_on)
+                             "of near-duplicates at the threshold above (the reviewed, best judged, "
+                             "oldest one).")
     longest = int(items["text"].str.count(r"\w+").max()) if len(items) else 1
     low, high = side.slider("Length (words)", 0, max(longest, 1),
                             (spec.min_words or 0, min(spec.max_words or longest, max(longest, 1))),
@@ -179,14 +223,17 @@ def filters_ui(dataset) -> "FilterSpec":
     versions = sorted(items["prompt_label"].unique()) if len(items) else []
     chosen_versions = side.multiselect("Prompt versions", versions,
                                        [v for v in spec.prompt_versions if v in versions], key="filters_versions")
-    new = FilterSpec(dedup_threshold=float(dedup) if dedup_on else None,
+    new = FilterSpec(dedup_threshold=float(threshold) if dedup_on else None,
                      min_words=low or None, max_words=high if high < longest else None,
                      include=include.strip(), exclude=exclude.strip(), min_judge_score=judge or None,
                      statuses=statuses, clusters=[int(c) for c in clusters], runs=chosen_runs,
                      prompt_versions=chosen_versions)
     st.session_state["filters_spec"] = new
-    if new.to_query() != {k: v for k, v in st.query_params.to_dict().items()}:
-        st.query_params.from_dict(new.to_query())
+    query = new.to_query()
+    if not dedup_on and round(float(threshold), 2) != _setting_threshold():
+        query[THRESHOLD_QUERY] = f"{float(threshold):.2f}"  # a shared link measures at the same threshold
+    if query != {k: v for k, v in st.query_params.to_dict().items()}:
+        st.query_params.from_dict(query)
     if side.button("Clear filters", key="filters_clear"):
         st.session_state["filters_spec"] = FilterSpec()
         for key in [k for k in st.session_state if k.startswith("filters_") and k != "filters_spec"]:
@@ -197,15 +244,17 @@ def filters_ui(dataset) -> "FilterSpec":
 
 
 def sampled_notes(params: dict) -> list[str]:
-    """One line per metric that was estimated on a sample, saying how."""
+    """One line per metric that was estimated on a sample, saying how (the metric by its label and id)."""
+    from synth.analysis.metrics import metric_label
+
     notes = []
     for name, p in params.items():
         if isinstance(p, dict) and p.get("sampled"):
             how = p.get("how") or (f"{p.get('hypotheses')} of {p.get('population')} items sampled "
                                    f"(seed {p.get('seed')})")
-            notes.append(f"{name}: estimated, {how}")
+            notes.append(f"{metric_label(name)}: estimated, {how}")
         if isinstance(p, dict) and p.get("candidate_selection") == "tf-idf cosine top-k":
-            notes.append(f"{name}: each item compared with its {p.get('candidates')} most similar items "
+            notes.append(f"{metric_label(name)}: each item compared with its {p.get('candidates')} most similar items "
                          "by TF-IDF")
     return notes
 
