@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from pages.widgets import stop_on_error
+from pages.widgets import near_dup_threshold, stop_on_error
 from synth.analysis.metrics import measure_in_background
 from synth.analysis.projection import defer_background, release_background, start_warmup
 from synth.kernel import settings
@@ -111,7 +111,7 @@ def filtered_ui(spec):
 def view_ui(spec, threshold: float | None = None):
     """The filtered view and its metrics before -> after (cached per database state and filter)."""
     store = get_store()
-    threshold = float(settings.get("near_dup_threshold")) if threshold is None else threshold
+    threshold = near_dup_threshold() if threshold is None else threshold
     with stop_on_error():
         return _view(store.path, store.data_version(metrics=False), tuple(sorted(spec.to_query().items())), threshold,
                      clustering_choice())

@@ -6,9 +6,8 @@ import streamlit as st
 
 from pages.data import dataset_ui, get_store
 from pages.shell import require_app
-from pages.widgets import error_text
+from pages.widgets import THRESHOLD_HELP, THRESHOLD_KEY, THRESHOLD_MIN, error_text, near_dup_threshold
 from synth.analysis.filters import near_duplicate_pairs
-from synth.kernel import settings
 from synth.workflows import review
 
 require_app()
@@ -32,11 +31,16 @@ def decide(keep: list[str], drop: list[str]) -> None:
         st.session_state["duplicates_error"] = error_text(exc, "saving the decision")
 
 
+def _share_threshold() -> None:
+    """The slider here moves the app's one threshold (the filter panel's), not one of its own."""
+    st.session_state[THRESHOLD_KEY] = st.session_state["duplicates_threshold"]
+
+
 st.title("Near-duplicates")
 st.caption("Pairs of items whose embeddings are at least this similar (cosine). Keep one and drop the "
            "other: the kept item is accepted, the dropped one rejected.")
-threshold = st.slider("Similarity threshold", 0.70, 1.00, float(settings.get("near_dup_threshold")), 0.01,
-                      key="duplicates_threshold")
+threshold = st.slider("Near-duplicate threshold (cosine similarity)", THRESHOLD_MIN, 1.00, near_dup_threshold(), 0.01,
+                      key="duplicates_threshold", help=THRESHOLD_HELP, on_change=_share_threshold)
 hide_reviewed = st.checkbox("Hide pairs already decided", value=True, key="duplicates_hide_reviewed")
 dataset = dataset_ui()
 if dataset.items.empty:

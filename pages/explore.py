@@ -435,8 +435,20 @@ else:
 
 with st.expander("Clusters: sizes, shares per run, and gaps"):
     shares, gaps = cluster_tables(store.path, store.data_version(metrics=False), clustering_choice(), dataset)
-    st.dataframe(shares, width="stretch")
-    st.dataframe(gaps, hide_index=True, width="stretch")
+    st.caption("Each run's items by cluster (a column adds up to 100 %):")
+    st.dataframe(shares, width="stretch",
+                 column_config={c: st.column_config.NumberColumn(str(c), format="percent") for c in shares.columns})
+    if "gap" in gaps:
+        st.caption("Gaps: each cluster's share of the real reference items against its share of the "
+                   "synthetic ones; the widest gap (what the synthetic data misses) first.")
+    else:
+        st.caption("No reference data, so no gap can be measured: the smallest clusters come first. Import "
+                   "real data (`python -m synth import FILE --reference`) to see what the synthetic data misses.")
+    share = {c: st.column_config.NumberColumn(label, format="percent") for c, label in
+             (("synthetic_share", "share of synthetic items"), ("reference_share", "share of real items"),
+              ("gap", "gap (real − synthetic)"))}
+    st.dataframe(gaps.drop(columns=["cluster"]), hide_index=True, width="stretch",
+                 column_config={"cluster_name": st.column_config.TextColumn("cluster"), **share})
     if len(gaps) and st.button(f"Fill the biggest gap: {literal_markdown(gaps['cluster_name'].iloc[0])}", key="explore_fill_gap"):
         run_ui(actions.fill_gap(dataset.items, cluster=int(gaps["cluster"].iloc[0]), n=5,
                                 model=settings.get("default_model")))

@@ -13,7 +13,7 @@ import pandas as pd
 import streamlit as st
 
 from pages.data import clustering_choice, get_store
-from pages.widgets import call_ui
+from pages.widgets import call_ui, near_dup_threshold
 from synth.analysis import neighbours
 from synth.kernel import settings
 from synth.kernel.text import literal_markdown
@@ -214,7 +214,7 @@ def measured_view(dataset, filtered, spec, wait_s: float | None = None):
     from synth.workflows.pipeline import filtered_view
 
     store = get_store()
-    threshold = float(settings.get("near_dup_threshold"))
+    threshold = near_dup_threshold()  # the app's one threshold: the filter panel's
     sample = int(settings.get("headline_sample"))
     state = (store.path, store.data_version(metrics=False), clustering_choice(), threshold, sample)
     before = _later(("before",) + state,

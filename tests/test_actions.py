@@ -31,7 +31,10 @@ def test_gap_table_ranks_the_long_tail_first():
 def test_gap_table_without_reference_puts_the_smallest_cluster_first():
     items = _items()
     items = items[items["run_role"] == "synthetic"]
-    assert actions.gap_table(items)["cluster_name"].iloc[0] == "tax"
+    table = actions.gap_table(items)
+    assert table["cluster_name"].iloc[0] == "tax"
+    assert list(table.columns) == ["cluster", "cluster_name", "synthetic_share"]  # no blank reference, no gap
+    assert (table["synthetic_share"] >= 0).all() and table["synthetic_share"].is_monotonic_increasing
 
 
 def test_fill_gap_aims_at_the_biggest_gap_with_real_examples_first():

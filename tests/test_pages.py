@@ -110,51 +110,6 @@ def test_generate_page_reports_a_bad_template_as_you_type(store):
     assert "unbalanced braces" in at.error[0].value
 
 
-def test_metrics_page_shows_before_after_and_every_run(demo_store):
-    at = open_app()
-    at.switch_page("pages/metrics.py").run()
-    assert no_bug(at)
-    comparison = at.dataframe[0].value
-    assert comparison["metric"].tolist() == METRIC_NAMES
-    assert (comparison["before"].fillna(-1) == comparison["after"].fillna(-1)).all()  # no filter yet
-    table = at.dataframe[1].value
-    assert len(table) == len(demo_store.runs())
-    for column in ("count", "distinct_1", "distinct_2", "distinct_3", "self_bleu", "vendi_score",
-                   "near_duplicate_rate", "cluster_entropy", "length_p95", "tokens_total", "cost_usd"):
-        assert column in table.columns
-    assert (table["count"] > 0).all()
-    # every demo run has 40-50 items: none is too small; at a common size of half the smallest
-    assert table["comparable"].tolist() == ["" if n >= 20 else "too small to compare" for n in table["count"]]
-    common = at.dataframe[2].value
-    assert sorted(common["run"]) == sorted(table["run"]) and set(common["common_n"]) == {int(table["count"].min()) // 2}
-    assert all(text.count("[") == 1 for text in common["vendi_score"])
-    low = float(table["near_duplicate_rate"].sum())
-    at.slider(key="metrics_threshold").set_value(0.6).run()
-    assert no_bug(at)
-    assert float(at.dataframe[1].value["near_duplicate_rate"].sum()) >= low
-
-
-def test_filters_from_the_url_change_the_metrics_and_list_what_they_drop(demo_store):
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)
-    at.query_params["dedup"] = "0.9"
-    at.query_params["lmin"] = "30"
-    at.run()
-    at.switch_page("pages/metrics.py").run()
-    assert no_bug(at)
-    comparison = at.dataframe[0].value.set_index("metric")
-    total = demo_store.count_items()
-    kept = comparison.loc["count", "after"]
-    assert comparison.loc["count", "before"] == total and kept < total
-    assert comparison.loc["near_duplicate_rate", "after"] <= comparison.loc["near_duplicate_rate", "before"]
-    dropped = at.dataframe[1].value
-    assert len(dropped) == total - kept
-    assert set(dropped["reason"]) <= {"shorter than 30 words"} | {
-        r for r in dropped["reason"] if r.startswith("near-duplicate")}
-    assert at.checkbox(key="filters_dedup_on").value is True
-    assert at.slider(key="filters_length").value[0] == 30
-    assert dict(at.query_params) == {"dedup": "0.9", "lmin": "30"}
-
-
 def test_explore_filters_the_map(demo_store):
     at = open_app()
     runs = demo_store.runs()

@@ -43,12 +43,17 @@ def gap_table(items: pd.DataFrame) -> pd.DataFrame:
     for (cluster, name), group in items.groupby(["cluster", "cluster_name"]):
         if cluster == NOISE:
             continue
-        syn_share = (synthetic["cluster"] == cluster).mean() if len(synthetic) else 0.0
-        ref_share = (real["cluster"] == cluster).mean() if len(real) else None
-        rows.append({"cluster": int(cluster), "cluster_name": name, "synthetic_share": float(syn_share),
-                     "reference_share": ref_share,
-                     "gap": (ref_share - syn_share) if ref_share is not None else -syn_share})
-    return pd.DataFrame(rows).sort_values("gap", ascending=False).reset_index(drop=True)
+        row = {"cluster": int(cluster), "cluster_name": name,
+               "synthetic_share": float((synthetic["cluster"] == cluster).mean()) if len(synthetic) else 0.0}
+        if len(real):  # only a measured gap: no reference column of blanks, no negative "gaps"
+            row["reference_share"] = float((real["cluster"] == cluster).mean())
+            row["gap"] = row["reference_share"] - row["synthetic_share"]
+        rows.append(row)
+    if not rows:
+        return pd.DataFrame(columns=["cluster", "cluster_name", "synthetic_share"])
+    table = pd.DataFrame(rows)
+    order = table.sort_values("gap", ascending=False) if len(real) else table.sort_values("synthetic_share")
+    return order.reset_index(drop=True)
 
 
 def fill_gap(items: pd.DataFrame, cluster: int | None = None, selected_ids: list[str] | None = None,
