@@ -142,7 +142,7 @@ def matches_ui(matches: pd.DataFrame, points: pd.DataFrame, query: str) -> None:
 
 @st.cache_data(max_entries=8, show_spinner=False)
 def _landing(db_path: str, data_version: tuple, clustering: tuple, run_id: str, _dataset):
-    return neighbours.landing(_dataset.items, _dataset.vectors, run_id)
+    return neighbours.landing(_dataset.items, _dataset.vector_rows, run_id)  # reads only the rows it needs
 
 
 def newest_run(items: pd.DataFrame) -> str | None:
@@ -219,7 +219,7 @@ def measured_view(dataset, filtered, spec, wait_s: float | None = None):
     state = (store.path, store.data_version(metrics=False), clustering_choice(), threshold, sample)
     before = _later(("before",) + state,
                     lambda: measure_items(store, dataset.items, threshold, dataset.clustering, names=HEADLINE,
-                                          sample=sample, vectors=dataset.vectors))
+                                          sample=sample, vectors=dataset.loaded_vectors))
     view = _later(("view", tuple(sorted(spec.to_query().items()))) + state,
                   lambda: filtered_view(store, spec, threshold, dataset, before.result(), filtered,
                                         names=HEADLINE, sample=sample))

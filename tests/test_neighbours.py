@@ -104,8 +104,27 @@ def test_past_the_sample_size_a_new_region_is_judged_on_one_sample_of_the_earlie
     base = neighbours.unit_rows(earlier.astype(np.float32))
     shares = [(neighbours._new_region_share(near, base), neighbours._new_region_share(far, base))]
     monkeypatch.setattr(neighbours, "NEW_REGION_SAMPLE", 300)
-    shares.append((neighbours._new_region_share(near, base), neighbours._new_region_share(far, base)))
+    sample = neighbours._earlier_sample(np.arange(len(base)))
+    assert len(sample) == 300 and len(set(sample)) == 300
+    shares.append((neighbours._new_region_share(near, base[sample]), neighbours._new_region_share(far, base[sample])))
     # Items drawn like the earlier ones open a new region about as often as the quantile says (5 %);
     # items far from every topic always do, exactly or on a sample.
     for near_share, far_share in shares:
         assert near_share <= 0.1 and far_share == 1.0
+
+
+def test_landing_reads_only_the_rows_it_needs_and_gives_the_same_answer(monkeypatch):
+    items, vectors = _landing_case()
+    whole = neighbours.landing(items, vectors, "new", k=1)
+    asked = []
+
+    def rows(positions):
+        asked.append(np.asarray(positions))
+        return vectors[positions]
+
+    monkeypatch.setattr(neighbours, "NEW_REGION_SAMPLE", 2)  # fewer earlier rows than there are
+    sampled = neighbours.landing(items, rows, "new", k=1)
+    assert (sampled.clusters, sampled.recall_before, sampled.recall_after) == (
+        whole.clusters, whole.recall_before, whole.recall_after)
+    earlier_read = [a for a in asked if len(a) == 2]
+    assert earlier_read, "the earlier rows are read as a sample of 2, not all of them"

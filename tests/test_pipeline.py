@@ -202,3 +202,14 @@ def test_a_loaded_dataset_reads_its_vectors_on_first_use_only(demo_store):
     assert vectors.shape == (len(dataset.items), 384)
     assert np.array_equal(vectors, load_vectors(demo_store, dataset.items["text"].tolist()))
     assert dataset.vectors is vectors  # read once
+
+
+def test_a_datasets_rows_are_read_alone_until_its_vectors_are_loaded(demo_store):
+    from synth.workflows.pipeline import load_dataset
+
+    dataset = load_dataset(demo_store)
+    rows = np.array([5, 1, 40])
+    part = dataset.vector_rows(rows)
+    assert dataset.loaded_vectors is None  # reading three rows did not read them all
+    assert np.array_equal(part, dataset.vectors[rows])
+    assert dataset.loaded_vectors is not None

@@ -454,16 +454,18 @@ def ensure_embeddings(store: DuckStore, texts: list[str], model: str | None = No
     return len(missing)
 
 
-def load_vectors(store: DuckStore, texts: list[str], model: str | None = None) -> np.ndarray:
+def load_vectors(store: DuckStore, texts: list[str], model: str | None = None, keep: bool = True) -> np.ndarray:
     """The cached vectors of ``texts`` in order, embedding any that are missing first. Read from the
     database once per state of its vectors (see ``DuckStore.stored_vectors``): the same texts in
-    the same order give the same array, which callers must not modify."""
+    the same order give the same array, which callers must not modify. ``keep=False`` (a sample):
+    read for this call only, unless they are already kept in memory (``DuckStore.vectors_once``)."""
     model = model or settings.get("embed_model")
     if not texts:
         return np.zeros((0, 0), dtype=np.float32)
     hashes = [text_hash(t) for t in texts]
-    vectors = store.stored_vectors(model, hashes)
+    read = store.stored_vectors if keep else store.vectors_once
+    vectors = read(model, hashes)
     if vectors is None:
         ensure_embeddings(store, texts, model)
-        vectors = store.stored_vectors(model, hashes)
+        vectors = read(model, hashes)
     return vectors

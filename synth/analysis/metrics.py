@@ -322,8 +322,8 @@ def measure_items(store: DuckStore, items: pd.DataFrame, threshold: float | None
     if sample is not None and population > sample:
         rows = np.sort(np.random.default_rng(settings.get("seed")).choice(population, sample, replace=False))
         items = items.iloc[rows]
-    if vectors is None:
-        vectors = load_vectors(store, items["text"].tolist())
+    if vectors is None:  # a sample's vectors are read for it alone, not kept with the dataset's
+        vectors = load_vectors(store, items["text"].tolist(), keep=rows is None)
     elif rows is not None:
         vectors = vectors[rows]
     labels = [clustering.labels.get(i) for i in items["item_id"]]

@@ -136,24 +136,36 @@ def _max_similarity(queries: np.ndarray, base: np.ndarray) -> np.ndarray:
     return best
 
 
-def _new_region_share(new: np.ndarray, earlier: np.ndarray, seed: int = 0) -> float:
-    """The share of ``new`` rows that open a new region: whose nearest earlier row is less similar
-    than all but NEW_REGION_QUANTILE of the earlier rows are to their own nearest. Past
-    NEW_REGION_SAMPLE earlier rows both sides are measured against one random sample of them, so
-    the scale is the same."""
+def _earlier_sample(earlier_rows: np.ndarray, seed: int = 0) -> np.ndarray:
+    """The earlier rows a new batch is measured against: all, or past NEW_REGION_SAMPLE a seeded sample."""
+    if len(earlier_rows) > NEW_REGION_SAMPLE:
+        return earlier_rows[np.sort(np.random.default_rng(seed).choice(len(earlier_rows), NEW_REGION_SAMPLE,
+                                                                       replace=False))]
+    return earlier_rows
+
+
+def _new_region_share(new: np.ndarray, earlier: np.ndarray) -> float:
+    """The share of ``new`` rows that open a new region: whose nearest ``earlier`` row (all of
+    them, or one random sample past NEW_REGION_SAMPLE, see ``_earlier_sample``) is less similar
+    than all but NEW_REGION_QUANTILE of the earlier rows are to their own nearest."""
     from synth.analysis.metrics import nearest_neighbour_similarity
 
-    if len(earlier) > NEW_REGION_SAMPLE:
-        earlier = earlier[np.sort(np.random.default_rng(seed).choice(len(earlier), NEW_REGION_SAMPLE, replace=False))]
     threshold = float(np.quantile(nearest_neighbour_similarity(earlier), NEW_REGION_QUANTILE))
     return float((_max_similarity(new, earlier) < threshold).mean())
 
 
-def landing(items: pd.DataFrame, vectors: np.ndarray, run_id: str, k: int | None = None) -> Landing:
+def landing(items: pd.DataFrame, vectors, run_id: str, k: int | None = None) -> Landing:
     """What run ``run_id`` changed: the clusters its items joined, the share that opened a new
-    region, and recall of the reference data without and with it (``k`` as in ``coverage``). ``items`` needs run_id, run_name,
-    run_role and cluster_name columns and is in creation order (earlier items come first)."""
+    region, and recall of the reference data without and with it (``k`` as in ``coverage``).
+    ``items`` needs run_id, run_name, run_role and cluster_name columns and is in creation order
+    (earlier items come first). ``vectors``: the items' vectors, or anything that gives the vectors
+    of given rows (``vectors[rows]``, a ``Dataset.vector_rows``): only the rows it needs are read."""
     from synth.analysis.coverage import coverage
+
+    rows_of = vectors if callable(vectors) else (lambda rows: vectors[rows])
+
+    def x(mask: np.ndarray) -> np.ndarray:
+        return unit_rows(np.asarray(rows_of(np.flatnonzero(mask) if mask.dtype == bool else mask), dtype=np.float32))
 
     is_new = (items["run_id"] == run_id).to_numpy()
     if not is_new.any():
@@ -161,14 +173,15 @@ def landing(items: pd.DataFrame, vectors: np.ndarray, run_id: str, k: int | None
     is_reference = (items["run_role"] == "reference").to_numpy()
     first = int(np.flatnonzero(is_new)[0])
     earlier = ~is_new & ~is_reference & (np.arange(len(items)) < first)
-    x = unit_rows(np.asarray(vectors, dtype=np.float32))
     shares = items.loc[is_new, "cluster_name"].astype(str).value_counts(normalize=True)
     out = Landing(run_id, str(items.loc[is_new, "run_name"].iloc[0]), int(is_new.sum()),
                   [(str(n), float(s)) for n, s in shares.items()])
-    out.new_region = 1.0 if earlier.sum() < 2 else _new_region_share(x[is_new], x[earlier])
+    out.new_region = (1.0 if earlier.sum() < 2 else
+                      _new_region_share(x(is_new), x(_earlier_sample(np.flatnonzero(earlier)))))
     if is_reference.sum() >= 2:
         synthetic_before = ~is_reference & ~is_new
-        out.recall_after = coverage(x[is_reference], x[~is_reference], k).recall
-        out.recall_before = (coverage(x[is_reference], x[synthetic_before], k).recall
+        real = x(is_reference)
+        out.recall_after = coverage(real, x(~is_reference), k).recall
+        out.recall_before = (coverage(real, x(synthetic_before), k).recall
                              if synthetic_before.any() else 0.0)
     return out

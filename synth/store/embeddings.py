@@ -95,6 +95,22 @@ class EmbeddingsMixin:
                 return memo.matrix
             return memo.matrix[rows]
 
+    def vectors_once(self, model: str, hashes: list[str]) -> np.ndarray | None:
+        """The stored vectors of ``hashes`` in order (None if one is not stored), taken from the
+        vectors kept in memory when they are all there, else read for this call only and not
+        kept: for a sample, so that reading it does not grow the kept matrix by a copy."""
+        version = self.embeddings_version(model)
+        with _MEMO_LOCK:
+            memo = _MEMO.get((self.path, model))
+            if memo is not None and memo.version == version and all(h in memo.index for h in hashes):
+                return memo.matrix[np.fromiter((memo.index[h] for h in hashes), np.int64, len(hashes))]
+        wanted = list(dict.fromkeys(hashes))
+        found, matrix = self._read_vectors(model, wanted)
+        if len(found) < len(wanted):
+            return None
+        position = {h: i for i, h in enumerate(found)}
+        return matrix[[position[h] for h in hashes]]
+
     def _remember(self, memo: _Memo, model: str, new: list[str]) -> bool:
         """Read the vectors of ``new`` into ``memo`` in that order; False if one is not stored."""
         found, matrix = self._read_vectors(model, new)

@@ -278,11 +278,26 @@ class Dataset:
     filters) does not wait for them."""
 
     def __init__(self, items: pd.DataFrame, vectors: "np.ndarray | Callable[[], np.ndarray]",
-                 clustering: "Clustering"):
+                 clustering: "Clustering", read_rows: "Callable[[np.ndarray], np.ndarray] | None" = None):
         self.items = items
         self.clustering = clustering
         self._vectors = vectors
+        self._read_rows = read_rows
         self._lock = threading.Lock()
+
+    @property
+    def loaded_vectors(self) -> np.ndarray | None:
+        """The vectors if they have been read, else None (never reads them)."""
+        return None if callable(self._vectors) else self._vectors
+
+    def vector_rows(self, rows: np.ndarray) -> np.ndarray:
+        """The vectors of these rows (positions in ``items``): from the loaded vectors, or read for
+        these rows alone when the rest are not loaded (a sample at 200,000 items need not read all)."""
+        rows = np.asarray(rows, dtype=np.int64)
+        loaded = self.loaded_vectors
+        if loaded is not None or self._read_rows is None:
+            return self.vectors[rows]
+        return self._read_rows(rows)
 
     @property
     def vectors(self) -> np.ndarray:
@@ -323,10 +338,11 @@ def load_dataset(store: DuckStore, method: str | None = None, k: int | None = No
     ensure_embeddings(store, texts)  # reads hashes only; the vectors are read when first used
     clustering = current_clustering(store, method, k, items, min_cluster_size)
     vectors = functools.partial(load_vectors, store, texts)
+    read_rows = lambda rows: load_vectors(store, [texts[i] for i in rows], keep=False)  # noqa: E731
     items = items.assign(prompt_label=prompt_label(items),
                          cluster=[clustering.labels.get(i, -1) for i in items["item_id"]])
     items["cluster_name"] = items["cluster"].map(lambda c: clustering.names.get(c, "unclustered"))
-    return Dataset(items, vectors, clustering)
+    return Dataset(items, vectors, clustering, read_rows)
 
 
 def filtered_view(store: DuckStore, spec: FilterSpec, threshold: float | None = None,
