@@ -12,16 +12,33 @@ from pages.widgets import (
     run_with_progress_ui,
     stop_on_error,
 )
-from synth.analysis.comparable import Interval, interval_text
 from synth.kernel import settings
-from synth.kernel.text import format_number, literal_markdown
+from synth.kernel.text import literal_markdown
 from synth.outputs import plots
-from synth.workflows.compare import compare_refs, resolve_side, side_model
+from synth.outputs.comparison import (
+    common_rows,
+    items_caption,
+    metric_rows,
+    pairing_sentence,
+    values_text,
+)
+from synth.workflows.compare import compare_refs, default_pair, resolve_side, side_model
 from synth.workflows.versions import list_versions
 
 require_app()
 
 VERDICT_COLOURS = {"better": "color: #1a7f37; font-weight: 600", "worse": "color: #cf222e; font-weight: 600"}
+# Rows taller than 4rem let the table wrap its text (Streamlit's rule), and the column widths below,
+# stretched on wide screens, add up to the page width at 1024 px: no table scrolls sideways.
+WRAP_ROW = 65
+
+
+def metric_columns(value_width: int) -> dict:
+    text = st.column_config.TextColumn
+    return {"measure": text("Measure", width=124), "metric": text("Metric id", width=136,
+                                                                  help="The name SQL and the CLI use."),
+            "A": text("A", width=value_width), "B": text("B", width=value_width),
+            "B − A": text("B − A", width=value_width), "change": text("Change", width=84)}
 
 
 @st.cache_data(max_entries=8, show_spinner="Comparing…")
@@ -29,51 +46,75 @@ def compare_cached(db_path: str, data_version: tuple, a: str, b: str):
     return compare_refs(get_store(), a, b)
 
 
+@st.cache_data(max_entries=8, show_spinner=False)
+def default_pair_cached(db_path: str, data_version: tuple):
+    return default_pair(get_store())
+
+
 def choices_ui(store) -> dict[str, str]:
     """Every run and every prompt version, by id, with a readable name."""
     runs = store.runs()
-    options = {r.run_id: f"run · {r.name} ({r.n_items} items)" for r in runs.itertuples()}
+    options = {r.run_id: f"run · {r.name if isinstance(r.name, str) and r.name else r.run_id} ({r.n_items} items)"
+               for r in runs.itertuples()}
     options.update({v.prompt_id: f"version · {v.title}" + ("" if v.n_runs else " (never run)")
                     for v in list_versions(store)})
     return options
 
 
 def show(result) -> None:
-    p = result.pairing
-    for side, letter in ((result.a, "A"), (result.b, "B")):
-        st.markdown(f"**{literal_markdown(side['label'])}** · run `{side['run_id']}` · {side['n_items']} items · {literal_markdown(side['model'])}")
-    if p["paired"]:
-        st.success(f"Paired: the same n ({p['n']}), the same seed and the same variable values for every item.")
-    else:
-        yes = {True: "yes", False: "no"}
-        st.warning(f"Not a controlled pair: same n {yes[p['same_n']]}, same seed {yes[p['same_seed']]}, the "
-                   f"same variable values for {p['same_samples']} of {p['n']} items. Differences may come from "
-                   "the draw, not the prompt: compare two versions to run them on the same samples.")
+    for side in (result.a, result.b):
+        model = literal_markdown(side["model"]) if side["model"] else "model not recorded"
+        st.markdown(f"**{literal_markdown(side['label'])}** · run `{side['run_id']}` · {side['n_items']} items · {model}")
+    (st.success if result.pairing["paired"] else st.warning)(literal_markdown(pairing_sentence(result)))
     if result.made:
         st.caption(f"Runs made for this comparison: {literal_markdown(', '.join(result.made))}")
     st.subheader("Metrics, B against A")
-    table = result.metrics.rename(columns={"a": "A", "b": "B", "delta": "B − A"})
-    st.dataframe(table.style.map(lambda v: VERDICT_COLOURS.get(v, ""), subset=["change"])
-                 .format({"A": lambda v: format_number(v, missing="—"), "B": lambda v: format_number(v, missing="—"),
-                          "B − A": lambda v: format_number(v, missing="—", signed=True)}),
-                 hide_index=True, width="stretch", height=36 * (len(table) + 1))
+    table = metric_rows(result)
+    st.dataframe(table.style.map(lambda v: VERDICT_COLOURS.get(v, ""), subset=["change"]),
+                 hide_index=True, width="stretch", row_height=WRAP_ROW, height=WRAP_ROW * len(table) + 40,
+                 column_config=metric_columns(66))
+    st.caption("Shares are shown as percentages; — means the metric has no value for that run (no judged or "
+               "structured items, say). A blank change: the metric has no better direction.")
     if result.pair_clustering:
-        st.caption("cluster_entropy is measured over the clusters of every item in the database, so it moves "
-                   "when other runs are added; cluster_entropy_pair is each side's entropy "
-                   f"{literal_markdown(result.pair_clustering['label'])}.")
+        st.caption("Topic spread (cluster_entropy) is measured over the clusters of every item in the database, so "
+                   "it moves when other runs are added; Topic spread, A and B alone (cluster_entropy_pair) is each "
+                   f"side's entropy {literal_markdown(result.pair_clustering['label'])}.")
     common_size_ui(result)
     if result.points is not None and len(result.points):
         st.subheader("Both on one map")
         st.plotly_chart(plots.map_figure(result.points, "side"), key="compare_map", width="stretch")
     st.subheader("Cluster shares, A → B")
-    st.plotly_chart(plots.share_difference_figure(result.clusters), key="compare_clusters", width="stretch")
-    st.dataframe(result.clusters, hide_index=True, width="stretch",
-                 column_config={c: st.column_config.NumberColumn(format="percent")
-                                for c in ("share_a", "share_b", "difference")})
+    if result.clusters.empty:
+        st.info("No item of A or B is in a cluster yet: the clusters appear once the Explore map has been drawn.")
+    else:
+        st.plotly_chart(plots.share_difference_figure(result.clusters), key="compare_clusters", width="stretch")
+        st.dataframe(result.clusters.fillna({"cluster_name": "—"}), hide_index=True, width="stretch",
+                     column_config={"cluster": st.column_config.NumberColumn("Cluster"),
+                                    "cluster_name": st.column_config.TextColumn("Name"),
+                                    "share_a": st.column_config.NumberColumn("Share of A", format="percent"),
+                                    "share_b": st.column_config.NumberColumn("Share of B", format="percent"),
+                                    "difference": st.column_config.NumberColumn("B − A", format="percent")})
+    items_ui(result)
+
+
+def items_ui(result) -> None:
+    """The first pairs of items, A beside B, as plain text that wraps within the page."""
     st.subheader("Items side by side")
-    samples = result.samples.assign(variables=result.samples["variables"].map(
-        lambda v: ", ".join(f"{k}={x}" for k, x in sorted(v.items())) if isinstance(v, dict) else ""))
-    st.dataframe(samples.rename(columns={"text_a": "A", "text_b": "B"}), hide_index=True, width="stretch")
+    st.caption(literal_markdown(items_caption(result.items_paired)))
+    heads = st.columns(2)
+    for column, side in zip(heads, (result.a, result.b)):
+        column.markdown(f"**{literal_markdown(side['label'])}**")
+    for row in result.samples.itertuples():
+        with st.container(border=True):
+            shared = values_text(row.shared)
+            st.caption(literal_markdown(shared) if shared else f"Item {row.idx + 1}")
+            left, right = st.columns(2)
+            for column, text, letter in ((left, row.text_a, "A"), (right, row.text_b, "B")):
+                if isinstance(text, str):
+                    column.text(text)
+                else:
+                    column.caption(f"{letter} has no item with these values." if shared or result.items_paired["by"]
+                                   else f"{letter} has no item at this position.")
 
 
 def common_size_ui(result) -> None:
@@ -82,20 +123,16 @@ def common_size_ui(result) -> None:
     if info.get("too_small"):
         st.warning(f"{' and '.join(info['too_small'])} {'is' if len(info['too_small']) == 1 else 'are'} too small "
                    f"to compare (under {info['min_items']} items): the metrics that depend on the number of items "
-                   "(distinct-n, self-BLEU, vendi, near-duplicates, cluster entropy…) are not called better or worse. "
-                   "Generate more items to compare them.")
+                   "(word variety, phrasing reuse, distinct items, near-duplicates, topic spread…) are not called "
+                   "better or worse. Generate more items to compare them.")
         return
     st.caption(f"Metrics that depend on the number of items, at a common size of {info['m']} items: the mean over "
                f"random subsamples of each run, and the 95 % interval. Better or worse only when the intervals do "
                "not overlap; the change above for these metrics comes from here.")
-    rows = result.common.assign(
-        A=[interval_text(Interval(*v, info["m"], 0)) for v in zip(result.common["a"], result.common["a_low"],
-                                                                   result.common["a_high"])],
-        B=[interval_text(Interval(*v, info["m"], 0)) for v in zip(result.common["b"], result.common["b_low"],
-                                                                   result.common["b_high"])])
-    st.dataframe(rows[["metric", "A", "B", "change"]].style.map(lambda v: VERDICT_COLOURS.get(v, ""),
-                                                                 subset=["change"]),
-                 hide_index=True, width="stretch")
+    rows = common_rows(result)
+    st.dataframe(rows.style.map(lambda v: VERDICT_COLOURS.get(v, ""), subset=["change"]),
+                 hide_index=True, width="stretch", row_height=WRAP_ROW, height=WRAP_ROW * len(rows) + 40,
+                 column_config=metric_columns(104))
 
 
 st.title("Compare A/B")
@@ -107,11 +144,13 @@ if len(options) < 2:
             "change the prompt, and generate again.")
     st.stop()
 ids = list(options)
-run_count = sum(key.startswith("run_") for key in ids)  # runs come first: by default, the two newest runs
-first, second = (run_count - 2, run_count - 1) if run_count >= 2 else (0, 1)
+default = default_pair_cached(store.path, store.data_version())
+first, second = (ids.index(default.a), ids.index(default.b)) if default else (0, 1)
 left, right = st.columns(2)
 a = left.selectbox("A", ids, index=first, format_func=options.get, key="compare_a")
 b = right.selectbox("B", ids, index=second, format_func=options.get, key="compare_b")
+if default and (a, b) == (default.a, default.b):
+    st.caption(literal_markdown(default.reason))
 with stop_on_error():
     sides = [resolve_side(store, a), resolve_side(store, b)]
 for column, side in zip((left, right), sides):  # what each side's model allows, before anything runs

@@ -198,3 +198,188 @@ def test_cluster_entropy_pair_is_measured_on_a_clustering_of_the_two_runs_alone(
     payload = json.loads(json.dumps(second.to_dict()))
     assert payload["pair_clustering"]["k"] == pair.k
     assert "cluster_entropy_pair" in {r["metric"] for r in payload["metrics"]}
+
+
+def _items(variables: list[dict], prefix: str):
+    import pandas as pd
+
+    return pd.DataFrame({"idx": range(len(variables)), "variables": [json.dumps(v) for v in variables],
+                         "text": [f"{prefix}{i}" for i in range(len(variables))]})
+
+
+def test_items_are_paired_by_the_values_of_the_variables_both_runs_use():
+    from synth.outputs.comparison import items_caption, values_text
+    from synth.workflows.compare import pairing_summary
+
+    a = _items([{"product": "kettle"}, {"product": "lamp"}, {"product": "kettle"}, {"product": "fan"}], "a")
+    b = _items([{"product": "lamp", "tone": "calm"}, {"product": "kettle", "tone": "angry"},
+                {"product": "toaster", "tone": "calm"}, {"product": "kettle", "tone": "calm"}], "b")
+    pairs = sample_pairs(a, b, limit=None)
+    # each A item beside the first unused B item with its product; then A's and B's leftovers
+    assert pairs["text_a"].tolist() == ["a0", "a1", "a2", "a3", None]
+    assert pairs["text_b"].tolist() == ["b1", "b0", "b3", None, "b2"]
+    assert pairs["shared"].tolist() == [{"product": "kettle"}, {"product": "lamp"}, {"product": "kettle"}, {}, {}]
+    assert pairs["idx"].tolist() == [0, 1, 2, 3, 2] and pairs["idx_b"].tolist()[:3] == [1, 0, 3]
+    assert pairs["variables_b"][0] == {"product": "kettle", "tone": "angry"}
+    summary = pairing_summary(a, b, pairs)
+    assert summary == {"by": ["product"], "matched": 3, "n_a": 4, "n_b": 4}
+    assert items_caption(summary).startswith("Items are paired by the values of product")
+    assert "3 of A's 4 items have a partner in B" in items_caption(summary)
+    assert values_text({"tone": "calm", "product": "kettle"}) == "product = kettle · tone = calm"
+    assert len(sample_pairs(a, b)) == 5 and len(sample_pairs(a, b, limit=2)) == 2
+
+
+def test_runs_without_a_shared_variable_are_paired_by_position():
+    from synth.outputs.comparison import items_caption
+    from synth.workflows.compare import pairing_summary
+
+    a = _items([{"topic": "tea"}, {"topic": "rain"}], "a")
+    b = _items([{"city": "Oslo"}, {"city": "Lima"}, {"city": "Pune"}], "b")
+    pairs = sample_pairs(a, b, limit=None)
+    assert pairs["text_a"].tolist() == ["a0", "a1", None] and pairs["text_b"].tolist() == ["b0", "b1", "b2"]
+    assert pairs["shared"].tolist() == [{}, {}, {}]
+    assert pairing_summary(a, b)["by"] == [] and "by position" in items_caption(pairing_summary(a, b))
+
+
+def _generate(store, server, template, seed, name="explain", n=3):
+    cfg = RunConfig(template=template, variables={"topic": ["tea", "rain", "maps", "owls"]}, n=n, seed=seed,
+                    model="openai/test-model", api_base=server.api_base, max_tokens=10, prompt_name=name)
+    return generate_run(store, cfg).run_id
+
+
+def test_the_default_pair_is_the_newest_controlled_pair(store, server, tmp_path):
+    from synth.workflows.compare import default_pair
+
+    v1 = _generate(store, server, "Describe {topic}.", seed=3)
+    save_version(store, RunConfig(template="Describe {topic} briefly.", variables={"topic": ["tea", "rain"]}, n=3,
+                                  seed=3, model="openai/test-model", api_base=server.api_base, max_tokens=10,
+                                  prompt_name="explain"))
+    paired = compare_refs(store, "explain v1", "explain v2", with_map=False)
+    v2 = paired.b["run_id"]
+    assert paired.pairing["paired"] and paired.made == [v2]
+    _import(store, tmp_path, "unrelated", DIVERSE)  # the newest run, paired with nothing
+    chosen = default_pair(store)
+    assert (chosen.a, chosen.b) == (v1, v2)
+    assert chosen.reason.startswith("Opened on the newest controlled pair:")
+
+
+def test_without_a_controlled_pair_the_default_is_the_two_newest_versions_of_one_prompt(store, server, tmp_path):
+    from synth.workflows.compare import default_pair
+
+    _generate(store, server, "Describe {topic}.", seed=1, name="older")
+    _generate(store, server, "Describe {topic} again.", seed=2, name="older")
+    _generate(store, server, "Explain {topic}.", seed=3)
+    v2 = _generate(store, server, "Explain {topic} to a child.", seed=4)
+    v2_again = _generate(store, server, "Explain {topic} to a child.", seed=5)  # v2's newest run
+    v3 = _generate(store, server, "Explain {topic} in one line.", seed=6)
+    _import(store, tmp_path, "one import", DIVERSE)
+    assert [v.version for v in list_versions(store, "explain")] == [1, 2, 3]
+    chosen = default_pair(store)
+    assert (chosen.a, chosen.b) == (v2_again, v3) and v2 != v2_again
+    assert chosen.reason == ("Opened on the two newest versions of the prompt explain, by their newest runs: "
+                             f"explain v2 ({store.run_summary(v2_again)['name']}) and explain v3 "
+                             f"({store.run_summary(v3)['name']}).")
+
+
+def test_with_neither_the_default_is_the_two_newest_runs(store, tmp_path):
+    from synth.workflows.compare import default_pair
+
+    first = _import(store, tmp_path, "first", DIVERSE)
+    assert default_pair(store) is None  # one run: nothing to pair
+    second = _import(store, tmp_path, "second", REPETITIVE)
+    third = _import(store, tmp_path, "third", UNRELATED)
+    chosen = default_pair(store)
+    assert (chosen.a, chosen.b) == (second, third) and first not in (chosen.a, chosen.b)
+    assert chosen.reason == "Opened on the two newest runs: second and third."
+
+
+def _comparison(metrics=None, common=None, pairing_=None, a=None, b=None):
+    import pandas as pd
+
+    from synth.workflows.compare import Comparison
+
+    side = {"n_items": 50, "version": None, "prompt_id": None}
+    return Comparison({**side, **(a or {})}, {**side, **(b or {})}, pairing_ or {}, metrics, pd.DataFrame(),
+                      pd.DataFrame(), common=common)
+
+
+def test_the_pairing_sentence_says_what_differs_and_how_to_get_a_controlled_pair():
+    from synth.outputs.comparison import pairing_sentence
+
+    unpaired = {"same_n": False, "same_seed": False, "same_samples": 8, "n": 40, "paired": False}
+    text = pairing_sentence(_comparison(pairing_=unpaired, a={"version": "support v1", "prompt_id": "p1"},
+                                        b={"version": "support v2", "prompt_id": "p2", "n_items": 40}))
+    assert text.startswith("Not a controlled pair: A has 50 items and B 40; they were not drawn with the same "
+                           "seed; 8 of 40 items have the same variable values at the same position.")
+    assert text.endswith("choose the versions support v1 and support v2 instead of their runs: support v2 "
+                         "then runs on A's samples, seed and n.")
+    imports = pairing_sentence(_comparison(pairing_={**unpaired, "same_n": True}))
+    assert "items and B" not in imports and imports.endswith("the second runs on the first's samples.")
+    paired = {"same_n": True, "same_seed": True, "same_samples": 3, "n": 3, "paired": True}
+    assert pairing_sentence(_comparison(pairing_=paired)).startswith("Paired: the same n (3), the same seed")
+
+
+def test_metric_tables_show_labels_beside_ids_and_values_in_their_units():
+    import pandas as pd
+
+    from synth.outputs.comparison import common_rows, metric_rows
+
+    metrics = pd.DataFrame([
+        {"metric": "distinct_2", "a": 0.64, "b": 0.694, "delta": 0.054, "change": "better"},
+        {"metric": "validity_rate", "a": None, "b": None, "delta": None, "change": ""},
+        {"metric": "cluster_entropy_pair", "a": 2.5, "b": 2.36, "delta": -0.14, "change": "no clear difference"},
+        {"metric": "count", "a": 1200, "b": 1200, "delta": 0, "change": ""}])
+    common = pd.DataFrame([
+        {"metric": "distinct_1", "a": 0.34, "a_low": 0.31, "a_high": 0.372, "b": None, "b_low": None,
+         "b_high": None, "change": "too small to compare"},
+        {"metric": "cluster_entropy", "a": 1.87, "a_low": 1.66, "a_high": 1.98, "b": 2.0, "b_low": 1.9,
+         "b_high": 2.1, "change": "no clear difference"}])
+    rows = metric_rows(_comparison(metrics, common))
+    assert rows.columns.tolist() == ["measure", "metric", "A", "B", "B − A", "change"]
+    assert rows["measure"].tolist() == ["Word-pair variety", "Valid structured output",
+                                        "Topic spread, A and B alone", "Items"]
+    assert rows["metric"].tolist() == metrics["metric"].tolist()
+    assert rows.iloc[0][["A", "B", "B − A"]].tolist() == ["64 %", "69 %", "+5.4 %"]
+    assert rows.iloc[1][["A", "B", "B − A"]].tolist() == ["—", "—", "—"]
+    assert rows.iloc[2][["A", "B", "B − A"]].tolist() == ["2.5 bits", "2.36 bits", "-0.14 bits"]
+    assert rows.iloc[3][["A", "B"]].tolist() == ["1,200", "1,200"]
+    at_size = common_rows(_comparison(metrics, common))
+    assert at_size["measure"].tolist() == ["Word variety", "Topic spread"]
+    assert at_size["A"].tolist() == ["34 % [31 % – 37 %]", "1.87 bits [1.66 – 1.98]"]
+    assert at_size["B"].tolist() == ["—", "2 bits [1.9 – 2.1]"]
+    assert at_size["change"].tolist() == ["too small to compare", "no clear difference"]
+    assert common_rows(_comparison(metrics, None)).empty
+
+
+@pytest.mark.slow
+def test_the_page_opens_on_two_versions_of_one_prompt_with_items_paired_by_value(demo_store):
+    from conftest import ROOT
+    from streamlit.testing.v1 import AppTest
+
+    from synth.workflows.compare import default_pair
+
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=240)
+    at.run()
+    at.switch_page("pages/compare.py").run()
+    assert not at.exception and not at.error
+    runs = demo_store.runs().set_index("name")
+    # the demo has no controlled pair: its newest prompt with two versions, by their newest runs
+    assert at.selectbox(key="compare_a").value == runs.loc["support v1", "run_id"]
+    assert at.selectbox(key="compare_b").value == runs.loc["support v2 (personas)", "run_id"]
+    captions = [c.value.replace("\\", "") for c in at.caption]  # as read: without markdown escapes
+    assert any(c.startswith("Opened on the two newest versions of the prompt support-questions") for c in captions)
+    warning = next(w.value.replace("\\", "") for w in at.warning if w.value.startswith("Not a controlled pair"))
+    assert "choose the versions support-questions v1 and support-questions v2" in warning
+    metrics = at.dataframe[0].value  # AppTest gives the styled table as its data
+    assert metrics.set_index("metric").loc["distinct_2", "measure"] == "Word-pair variety"
+    assert metrics.set_index("metric").loc["distinct_2", "A"].endswith(" %")
+    # items side by side: two plain texts per pair, each pair captioned with its shared product
+    chosen = default_pair(demo_store)
+    result = compare_refs(demo_store, chosen.a, chosen.b, with_map=False)
+    texts = [t.value for t in at.text]
+    expected = [t for pair in zip(result.samples["text_a"], result.samples["text_b"]) for t in pair]
+    assert texts == expected and len(texts) == 20
+    products = {f"product = {row.shared['product']}" for row in result.samples.itertuples()}
+    assert products <= set(captions)
+    shown = [e.value for kind in ("markdown", "caption", "warning", "success", "info") for e in at.get(kind)]
+    assert not [s for s in shown if any(raw in s.split() for raw in ("None", "nan", "null", "NaN"))]

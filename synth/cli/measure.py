@@ -151,7 +151,7 @@ def comparison_text(result) -> str:
               for r in result.clusters.head(8).itertuples()]
     lines += ["", "items side by side:"]
     for r in result.samples.head(3).itertuples():
-        lines += [f"  #{r.idx} {json.dumps(r.variables, ensure_ascii=False)}", f"    A: {r.text_a}", f"    B: {r.text_b}"]
+        lines += [f"  #{r.idx} {json.dumps(r.variables, ensure_ascii=False)}", f"    A: {r.text_a or '—'}", f"    B: {r.text_b or '—'}"]
     return "\n".join(lines)
 
 

@@ -183,6 +183,8 @@ class Comparison:
     # the clustering of A and B together that cluster_entropy_pair is measured over: clustering_id,
     # method, k, n_items, params, label
     pair_clustering: dict = field(default_factory=dict)
+    # how the items side by side are paired (see ``pairing_summary``): by, matched, n_a, n_b
+    items_paired: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         def records(frame: pd.DataFrame) -> list[dict]:
@@ -193,6 +195,7 @@ class Comparison:
                              "metrics": [] if self.common is None else records(self.common)},
                 "pair_clustering": self.pair_clustering,
                 "clusters": records(self.clusters), "samples": records(self.samples),
+                "items_paired": self.items_paired,
                 "runs_made": self.made, "map_points": 0 if self.points is None else len(self.points)}
 
 
@@ -202,7 +205,8 @@ def _side_info(store: DuckStore, side: Side, run_id: str, letter: str) -> dict:
 
     version = (version_name(run["prompt_name"], run["version"], run["label"])
                if pd.notna(run["version"]) else None)
-    return {"ref": side.ref, "kind": side.kind, "run_id": run_id, "run_name": run["name"], "model": run["model"],
+    model = run["model"] if isinstance(run["model"], str) and run["model"] else None  # None: not recorded
+    return {"ref": side.ref, "kind": side.kind, "run_id": run_id, "run_name": run["name"], "model": model,
             "n_items": int(run["n_items"]), "prompt_id": run["prompt_id"] if pd.notna(run["prompt_id"]) else None,
             "version": version, "label": f"{letter}: {version or run['name']}"}
 
@@ -224,15 +228,65 @@ def cluster_share_differences(items: pd.DataFrame, labels: dict[str, int], names
     return out[["cluster", "cluster_name", "share_a", "share_b", "difference"]].reset_index(drop=True)
 
 
+def shared_variables(variables_a: list[dict], variables_b: list[dict]) -> list[str]:
+    """The variable names both runs use (sorted): what their items can be paired by."""
+    names_a = {k for v in variables_a for k in v}
+    names_b = {k for v in variables_b for k in v}
+    return sorted(names_a & names_b)
+
+
 def sample_pairs(items_a: pd.DataFrame, items_b: pd.DataFrame, limit: int | None = SAMPLE_PAIRS) -> pd.DataFrame:
-    """The items of the two runs side by side, matched by position (the same sample and seed)."""
-    left = items_a[["idx", "variables", "text"]].rename(columns={"text": "text_a"})
-    right = items_b[["idx", "variables", "text"]].rename(columns={"text": "text_b", "variables": "variables_b"})
-    pairs = left.merge(right, on="idx", how="outer").sort_values("idx")
-    pairs["variables"] = pairs["variables"].where(pairs["variables"].notna(), pairs["variables_b"]).map(
-        lambda v: from_json(v, {}))
-    pairs = pairs[["idx", "variables", "text_a", "text_b"]].reset_index(drop=True)
+    """The items of the two runs side by side, each item of A beside an item of B with the same
+    values of the variables both runs use (one B item per A item, in their order); by position
+    when the runs share no variable.
+
+    Columns: idx (A's position, else B's), variables (A's, else B's), text_a, text_b (None where
+    a side has no partner), idx_b, variables_b, shared (the values the pair has in common, {} by
+    position). Matched pairs first, then A's unmatched items, then B's."""
+    a, b = _side_rows(items_a), _side_rows(items_b)
+    names = shared_variables([r["variables"] for r in a], [r["variables"] for r in b])
+
+    def key(row: dict) -> tuple:
+        return tuple(str(row["variables"].get(k)) for k in names) if names else (row["idx"],)
+
+    waiting: dict[tuple, list[dict]] = {}  # values (or position) -> B's items not yet paired, in order
+    for row in b:
+        waiting.setdefault(key(row), []).append(row)
+    matched, alone = [], []
+    for row in a:
+        partners = waiting.get(key(row))
+        matched.append((row, partners.pop(0))) if partners else alone.append((row, None))
+    left_b = sorted((row for group in waiting.values() for row in group), key=lambda row: row["idx"])
+    rows = [_pair_row(x, y, names) for x, y in matched + alone] + [_pair_row(None, r, names) for r in left_b]
+    columns = ["idx", "variables", "text_a", "text_b", "idx_b", "variables_b", "shared"]
+    # object columns, so that a missing text stays None rather than NaN
+    pairs = pd.DataFrame(rows, columns=columns, dtype=object).astype({"idx": int, "idx_b": "Int64"})
     return pairs if limit is None else pairs.head(limit)
+
+
+def _side_rows(items: pd.DataFrame) -> list[dict]:
+    ordered = items.sort_values("idx")
+    return [{"idx": int(i), "variables": from_json(v, {}) if not isinstance(v, dict) else v, "text": t}
+            for i, v, t in zip(ordered["idx"], ordered["variables"], ordered["text"])]
+
+
+def _pair_row(a: dict | None, b: dict | None, names: list[str]) -> dict:
+    first = a or b
+    shared = {k: first["variables"][k] for k in names if k in first["variables"]} if a and b else {}
+    return {"idx": first["idx"], "variables": first["variables"], "text_a": a["text"] if a else None,
+            "text_b": b["text"] if b else None, "idx_b": b["idx"] if b else None,
+            "variables_b": b["variables"] if b else {}, "shared": shared}
+
+
+def pairing_summary(items_a: pd.DataFrame, items_b: pd.DataFrame, pairs: pd.DataFrame | None = None) -> dict:
+    """How the items side by side are paired: by (the shared variable names; [] when by position),
+    matched (pairs with an item on both sides), n_a and n_b. ``pairs``: ``sample_pairs`` of the
+    same items without a limit, if already made."""
+    pairs = sample_pairs(items_a, items_b, limit=None) if pairs is None else pairs
+    names = shared_variables([r["variables"] for r in _side_rows(items_a)],
+                             [r["variables"] for r in _side_rows(items_b)])
+    matched = int((pairs["text_a"].notna() & pairs["text_b"].notna()).sum())
+    return {"by": names, "matched": matched, "n_a": len(items_a), "n_b": len(items_b)}
 
 
 @in_session
@@ -259,7 +313,9 @@ def compare_runs(store: DuckStore, run_a: str, run_b: str, side_a: Side | None =
     common_n = {"m": common.m, "min_items": common.minimum,
                 "too_small": [letter for key, letter in (("a", "A"), ("b", "B")) if common.is_too_small(key)]}
     clusters = cluster_share_differences(items, clustering.labels, clustering.names, side)
-    samples = sample_pairs(items[side == "A"], items[side == "B"])
+    every_pair = sample_pairs(items[side == "A"], items[side == "B"], limit=None)
+    items_paired = pairing_summary(items[side == "A"], items[side == "B"], every_pair)
+    samples = every_pair.head(SAMPLE_PAIRS)
     points = None
     if with_map:
         from synth.workflows.pipeline import map_points
@@ -269,7 +325,8 @@ def compare_runs(store: DuckStore, run_a: str, run_b: str, side_a: Side | None =
         points["side"] = points["run_id"].map({run_a: info_a["label"], run_b: info_b["label"]})
         points["cluster_name"] = points["item_id"].map(clustering.labels).map(clustering.names)
     return Comparison(info_a, info_b, pairing(store, run_a, run_b), metrics, clusters, samples, points,
-                      common=common_table, common_n=common_n, pair_clustering=pair_clustering_info(pair))
+                      common=common_table, common_n=common_n, pair_clustering=pair_clustering_info(pair),
+                      items_paired=items_paired)
 
 
 def pair_clustering_info(pair: Clustering) -> dict:
@@ -320,3 +377,83 @@ def compare_refs(store: DuckStore, a: str, b: str, n: int | None = None, seed: i
     result = compare_runs(store, run_a, run_b, side_a, side_b, with_map, background)
     result.made = made
     return result
+
+
+@dataclass(frozen=True)
+class DefaultPair:
+    """What the comparison page opens on: two run ids (A the older) and a sentence saying why."""
+
+    a: str
+    b: str
+    reason: str
+
+
+def default_pair(store: DuckStore) -> DefaultPair | None:
+    """The pair a comparison opens on: the newest controlled pair of runs (the same n, seed and
+    variable values per item; newest by its newer run), else the newest runs of the two newest
+    versions of one prompt (the prompt whose pair is newest), else the two newest runs. A is the
+    older run. None when fewer than two runs have items."""
+    runs = store.runs()
+    runs = runs[runs["n_items"] > 0].reset_index(drop=True)  # oldest first: a larger position is newer
+    if len(runs) < 2:
+        return None
+    ids, names = list(runs["run_id"]), dict(zip(runs["run_id"], runs["name"]))
+    pair = _newest_controlled_pair(store, runs)
+    if pair:
+        a, b = pair
+        return DefaultPair(a, b, f"Opened on the newest controlled pair: {names[a]} and {names[b]}, drawn with "
+                                 "the same n, seed and variable values, so they differ only by their settings.")
+    versions = _two_newest_versions(runs)
+    if versions:
+        (a, title_a), (b, title_b), prompt = versions
+        return DefaultPair(a, b, f"Opened on the two newest versions of the prompt {prompt}, by their newest "
+                                 f"runs: {title_a} ({names[a]}) and {title_b} ({names[b]}).")
+    a, b = ids[-2], ids[-1]
+    return DefaultPair(a, b, f"Opened on the two newest runs: {names[a]} and {names[b]}.")
+
+
+def _newest_controlled_pair(store: DuckStore, runs: pd.DataFrame) -> tuple[str, str] | None:
+    ids = list(runs["run_id"])
+    # n and seed first (one small query a run): only runs that agree on both need their samples read
+    keys = {}
+    for run_id, n_items in zip(ids, runs["n_items"]):
+        run = store.run_settings(run_id)
+        params, config = run["params"], run["config"]
+        keys[run_id] = (int(config.get("n") or params.get("n") or n_items), params.get("seed", config.get("seed")))
+    shapes: dict[str, dict] = {}
+
+    def shape(run_id: str) -> dict:
+        if run_id not in shapes:
+            shapes[run_id] = _run_shape(store, run_id)
+        return shapes[run_id]
+
+    for j in range(len(ids) - 1, 0, -1):
+        for i in range(j - 1, -1, -1):
+            a, b = ids[i], ids[j]
+            if keys[a][1] is None or keys[a] != keys[b]:
+                continue
+            if _pairing(shape(a), shape(b))["paired"]:
+                return a, b
+    return None
+
+
+def _two_newest_versions(runs: pd.DataFrame) -> tuple[tuple[str, str], tuple[str, str], str] | None:
+    """The newest run of each of the two newest versions (that have runs) of the prompt whose two
+    runs are newest: ((run A, version title), (run B, version title), prompt name)."""
+    from synth.workflows.pipeline import version_name
+
+    best = None
+    versioned = runs[runs["prompt_version"].notna() & runs["prompt_name"].notna()]
+    for prompt, group in versioned.groupby("prompt_name", sort=False):
+        newest_runs = group.groupby("prompt_version").tail(1).sort_values("prompt_version").tail(2)
+        if len(newest_runs) < 2:
+            continue
+        if best is None or newest_runs.index.max() > best[0]:
+            best = (newest_runs.index.max(), prompt, newest_runs)
+    if best is None:
+        return None
+    _, prompt, rows = best
+    sides = [(r.run_id, version_name(prompt, int(r.prompt_version),
+                                     r.version_label if isinstance(r.version_label, str) else None))
+             for r in rows.itertuples()]
+    return sides[0], sides[1], prompt
