@@ -11,20 +11,24 @@ from pages.widgets import call_ui, dropped_ui, filters_ui
 from synth.kernel.records import ACCEPTED_STATUSES
 from synth.llm.licences import DISCLAIMER, known_terms, notes_table
 from synth.outputs.export import export_bytes, export_dataset_zip
-from synth.outputs.formats import EXPORT_FORMATS
+from synth.outputs.formats import EXPORT_FORMATS, FORMATS
 from synth.outputs.report import build_report
 
 require_app()
 
-HF_FOLDER = "Hugging Face dataset folder (.zip)"
+HF_FOLDER = "hf_dataset"  # the Format choice of a Hugging Face dataset folder, zipped
+# What each Format choice is called, on the radio and the download button.
+FORMAT_TITLES = {**{suffix: f"{FORMATS[suffix].title} ({suffix})" for suffix in EXPORT_FORMATS},
+                 HF_FOLDER: "Hugging Face dataset (.zip)"}
 SETS = {"filtered": "Everything the filters keep", "accepted": "Only accepted or edited items the filters keep"}
 
 
 @st.cache_data(max_entries=4, show_spinner="Preparing the export…")
-def export_cached(db_path: str, data_version: tuple, ids: tuple, fmt: str) -> tuple[bytes, str]:
+def export_cached(db_path: str, data_version: tuple, ids: tuple, fmt: str) -> tuple[bytes, str, str]:
+    """The file of items ``ids`` in format ``fmt``: its bytes, file name and media type."""
     if fmt == HF_FOLDER:
-        return export_dataset_zip(get_store(), item_ids=list(ids)), "synth-dataset.zip"
-    return export_bytes(get_store(), fmt, item_ids=list(ids)), f"synth-export{fmt}"
+        return export_dataset_zip(get_store(), item_ids=list(ids)), "synth-dataset.zip", "application/zip"
+    return export_bytes(get_store(), fmt, item_ids=list(ids)), f"synth-export{fmt}", FORMATS[fmt].mime
 
 
 def licences_ui(items) -> None:
@@ -32,7 +36,8 @@ def licences_ui(items) -> None:
     st.subheader("Licence notes of the generating models")
     notes = notes_table(items["model"].tolist())
     st.dataframe(notes[["model", "training_use", "licence", "summary", "source"]], hide_index=True,
-                 width="stretch", column_config={"source": st.column_config.LinkColumn()})
+                 width="stretch", column_config={"training_use": st.column_config.TextColumn("use for training"),
+                                                 "source": st.column_config.LinkColumn()})
     st.caption(DISCLAIMER + " The notes go into the dataset card and the report; every exported row "
                "carries its model and `model_training_use`.")
     with st.expander("Every model family Synth Studio has a note for"):
@@ -62,27 +67,31 @@ if not ids:
                                                              if which == "accepted" else "."))
     st.stop()
 
-fmt = st.radio("Format", [*EXPORT_FORMATS, HF_FOLDER], horizontal=True, key="export_format",
+fmt = st.radio("Format", list(FORMAT_TITLES), format_func=FORMAT_TITLES.get, horizontal=True, key="export_format",
                help="The Hugging Face folder holds data/train.parquet and a README.md dataset card (models, "
                     "prompts, parameters, counts, metrics and licence notes); load it with "
                     "datasets.load_dataset(folder).")
 store = get_store()
 exported = call_ui(export_cached, store.path, store.data_version(), tuple(ids), fmt)
 if exported is not None:
-    data, name = exported
-    st.download_button(f"Download {len(ids)} items ({fmt})", data, file_name=name, key="export_download")
+    data, name, mime = exported
+    as_ = ("a " if fmt == HF_FOLDER else "") + FORMAT_TITLES[fmt]
+    st.download_button(f"Download {len(ids)} items as {as_}", data, file_name=name, mime=mime,
+                       key="export_download", type="primary")
 licences_ui(kept)
 
 st.subheader("Stakeholder report")
 st.caption("One HTML file with the map, the metrics, example items, the prompts and the licence notes. "
-           "It needs no server and no network: send it or open it anywhere.")
+           "It needs no server and no network: send it or open it anywhere. It is built when you click, "
+           "which takes a few seconds.")
 title = st.text_input("Title", "Synthetic data report", key="export_report_title")
-if st.button("Build the report", key="export_report_build"):
-    with st.spinner("Building the report…"):
-        html = call_ui(build_report, get_store(), item_ids=ids, title=title)
-        if html is not None:
-            st.session_state["export_report"] = (tuple(ids), html)
-report = st.session_state.get("export_report")
-if report and report[0] == tuple(ids):
-    st.download_button(f"Download the report ({len(report[1]) / 1e6:.1f} MB)", report[1].encode("utf-8"),
-                       file_name="synth-report.html", mime="text/html", key="export_report_download")
+report_ids = list(ids)
+
+
+def report_bytes() -> bytes:
+    """The report of the set on screen, built on the click (Streamlit runs it outside the script)."""
+    return build_report(store, item_ids=report_ids, title=title).encode("utf-8")
+
+
+st.download_button(f"Download the report of {len(ids)} items (HTML)", report_bytes, file_name="synth-report.html",
+                   mime="text/html", key="export_report_download")

@@ -8,6 +8,7 @@ import streamlit as st
 from pages.data import get_store
 from pages.shell import require_app
 from pages.widgets import call_ui, form_defaults, job_ui, licence_ui, remember_form, stop_on_error
+from synth.analysis.metrics import format_metric, metric_label
 from synth.generate.config import RunConfig
 from synth.generate.grammar import Grammar
 from synth.generate.prompting import template_fields
@@ -31,6 +32,7 @@ rules:
   product: ["account", "order", "subscription", "gift card"]
   ask: ["Can you help?", {text: "What should I do?", weight: 2}, "Please fix this."]
 """
+OUTPUT_MODES = {"none": "Free text", "fields": "Named fields", "schema": "A JSON Schema"}
 SOURCE_KINDS = {"pasted": "Paste texts", "file": "Upload a JSONL/CSV file", "folder": "A folder",
                 "git": "A git repository", "run": "An earlier run"}
 # Widget keys of the settings a recipe can carry, and how each maps to RunConfig (the template's
@@ -191,9 +193,12 @@ def variables_section_ui(store, technique: str, values: dict) -> dict:
 
 def sampling_mode_ui(store, technique: str, values: dict) -> dict:
     left, right = st.columns(2)
-    return {"sampling_mode": left.radio("Combine values", ["product", "random"], key="generate_sampling_mode",
-                                        horizontal=True, help="product: every combination before repeats; "
-                                        "random: each variable drawn independently.")}
+    modes = versions.SAMPLING_MODE_LABELS
+    return {"sampling_mode": left.radio(
+        "How the values are combined", list(modes), format_func=lambda m: modes[m].capitalize(),
+        key="generate_sampling_mode", horizontal=True,
+        help="Every combination in turn: each combination of values once before any repeats. "
+             "Random draws: each variable's value drawn independently for every item.")}
 
 
 def examples_ui(store, technique: str, values: dict) -> dict:
@@ -262,8 +267,8 @@ assert tuple(FORM) == FORM_SECTIONS, "every form section needs its widgets here"
 
 def output_ui() -> dict | None:
     with st.expander("Structured output"):
-        mode = st.radio("Declare output fields", ["none", "fields", "schema"], horizontal=True,
-                        key="generate_output_mode")
+        mode = st.radio("What each item should be", list(OUTPUT_MODES), format_func=OUTPUT_MODES.get,
+                        horizontal=True, key="generate_output_mode")
         if mode == "fields":
             raw = st.text_input("Fields (comma-separated)", "question, answer", key="generate_fields")
             return {"fields": [f.strip() for f in raw.split(",") if f.strip()]}
@@ -323,11 +328,18 @@ def version_ui(store, config: RunConfig) -> None:
         st.caption(f"Prompt version: **{literal_markdown(preview.existing.title)}** "
                    f"({preview.existing.n_runs} runs so far).")
         return
-    origin = f", edited from {literal_markdown(preview.parent.title)}" if preview.parent else ""
-    st.caption(f"Generating (or saving) makes a **new version** of {literal_markdown(config.prompt_name)}{origin}: "
-               f"changed {literal_markdown(', '.join(preview.changes))}.")
-    with st.expander("What changed"):
-        st.code(preview.diff or "(no difference)", language="diff")
+    if preview.parent is None:
+        st.caption(f"Generating (or saving) makes a **new version**: the first of the new prompt "
+                   f"**{literal_markdown(config.prompt_name)}**.")
+    else:
+        parent = literal_markdown(preview.parent.title)
+        changed = "; ".join(preview.summary) or f"only parameters {preview.parent.title} did not record"
+        st.caption(f"Generating (or saving) makes a **new version** of {literal_markdown(config.prompt_name)}, "
+                   f"edited from {parent}: {literal_markdown(changed)}.")
+    if preview.note:
+        st.caption(literal_markdown(preview.note))
+    with st.expander("Line by line" if preview.parent else "The new version"):
+        st.code(preview.lines or "(no difference)", language="diff" if preview.parent else None, wrap_lines=True)
     if st.button("Save this version without running it", key="generate_save_version"):
         saved = versions.save_version(store, config)
         st.toast(f"Saved {literal_markdown(saved.title)}.")
@@ -336,7 +348,8 @@ def version_ui(store, config: RunConfig) -> None:
 
 def item_row(item) -> dict:
     """An arriving item, as a row of the live table."""
-    return {"#": item.idx + 1, "text": item.text, "valid": item.valid, "tokens": item.tokens_out,
+    valid = "—" if item.valid is None else "yes" if item.valid else "no"
+    return {"#": item.idx + 1, "text": item.text, "valid": valid, "tokens": item.tokens_out,
             "latency ms": round(item.latency_ms), "cached": item.cached}
 
 
@@ -423,7 +436,8 @@ if last:
         st.warning(literal_markdown(warning))
     shown = ("distinct_1", "distinct_2", "mean_pairwise_cosine_distance", "near_duplicate_rate",
              "validity_rate", "truncated_rate", "judge_score_mean")
-    st.dataframe(pd.DataFrame([{k: last["metrics"].get(k) for k in shown}]), hide_index=True)
+    st.dataframe(pd.DataFrame([{metric_label(k): format_metric(k, last["metrics"].get(k)) for k in shown}]),
+                 hide_index=True)
     made = call_ui(run_items_view, store, last["run_id"])
     if made is not None and len(made):
         st.caption("The items of this run, with the variable values that made them:")

@@ -364,3 +364,35 @@ def test_the_dataset_card_shows_coverage_in_plain_words_with_names_literal(store
     export_dataset(store, tmp_path / "real", run_ids=[built["reference"]])
     card = (tmp_path / "real" / "README.md").read_text(encoding="utf-8")
     assert "## Coverage of the real reference data\n\nThere are no synthetic items to measure" in card
+
+
+def test_export_page_downloads_each_file_in_one_click_with_plain_labels(demo_store, monkeypatch):
+    """Every download is one button whose label says what and how many; the report is built on
+    the click (a deferred download), not by a separate Build button."""
+    from streamlit.runtime.media_file_manager import MediaFileManager
+    from streamlit.testing.v1 import AppTest
+
+    deferred = {}
+    real = MediaFileManager.add_deferred
+
+    def remember(self, data_callable, mimetype, coordinates, file_name=None, **kw):
+        deferred[file_name] = (data_callable, mimetype)
+        return real(self, data_callable, mimetype, coordinates, file_name=file_name, **kw)
+
+    monkeypatch.setattr(MediaFileManager, "add_deferred", remember)
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=240)
+    at.run()
+    at.switch_page("pages/export.py").run()
+    assert not at.exception and not at.error
+    n = demo_store.count_items()
+    assert at.radio(key="export_format").options == ["JSON Lines (.jsonl)", "CSV (.csv)", "Parquet (.parquet)",
+                                                      "Hugging Face dataset (.zip)"]
+    labels = [b.proto.label for b in at.get("download_button")]
+    assert labels == [f"Download {n} items as JSON Lines (.jsonl)", f"Download the report of {n} items (HTML)"]
+    assert not [b for b in at.button if "report" in (b.label or "").lower()]  # no Build step
+    at.radio(key="export_format").set_value("hf_dataset").run()
+    assert at.get("download_button")[0].proto.label == f"Download {n} items as a Hugging Face dataset (.zip)"
+    at.text_input(key="export_report_title").set_value("Tea & rain").run()
+    build, mime = deferred["synth-report.html"]
+    html = build().decode("utf-8")
+    assert mime == "text/html" and "<title>Tea &amp; rain</title>" in html and html.rstrip().endswith("</html>")

@@ -126,8 +126,9 @@ def test_export_page_offers_the_filtered_view(demo_store):
     at.switch_page("pages/export.py").run()
     assert no_bug(at)
     assert f"{demo_store.count_items()} of {demo_store.count_items()} items" in at.markdown[0].value
-    buttons = at.get("download_button")
-    assert len(buttons) == 1 and f"Download {demo_store.count_items()} items" in buttons[0].proto.label
+    n = demo_store.count_items()
+    assert [b.proto.label for b in at.get("download_button")] == [
+        f"Download {n} items as JSON Lines (.jsonl)", f"Download the report of {n} items (HTML)"]
 
 
 def test_near_duplicate_inspector_keeps_and_drops(demo_store):
@@ -318,28 +319,34 @@ def test_generate_page_shows_the_models_licence_and_the_prompt_version(store):
     title = literal_markdown("reviews v1 (first-try)")  # a user's name, shown literally
     assert any(f"Prompt version: **{title}**" in c.value for c in at.caption)
     at.slider(key="generate_temperature").set_value(1.3).run()
-    assert any("changed temperature" in c.value for c in at.caption)
+    assert any(f"edited from {title}: temperature 0.8 → 1.3." in c.value for c in at.caption)
 
 
 def test_prompts_page_lists_versions_with_diffs_names_and_trends(demo_store):
-    from synth.workflows.versions import list_versions, prompt_names
+    from synth.workflows.versions import list_versions, most_versioned, prompt_names, readable_diff, version_trends
 
     name = next(n for n in prompt_names(demo_store) if len(list_versions(demo_store, n)) == 2)
     at = open_app()
     at.switch_page("pages/prompts.py").run()
+    assert at.selectbox(key="prompts_name").value == most_versioned(demo_store)  # the richest history first
     at.selectbox(key="prompts_name").set_value(name).run()
     assert no_bug(at)
-    assert len(at.dataframe[0].value) == 2
-    v2 = list_versions(demo_store, name)[1]
-    assert at.code[0].value == v2.diff.rstrip("\n") and v2.diff.startswith(f"--- {name} v1\n+++ {name} v2\n")
+    assert len(at.dataframe[0].value) == 2 and "None" not in at.dataframe[0].value.astype(str).to_numpy()
+    v1, v2 = list_versions(demo_store, name)
+    said = at.markdown[0].value  # what changed, in words
+    assert said.startswith(f"**{name} v2** compared with {name} v1:") and v2.summary[0] == "template edited"
+    assert all(f"- {literal_markdown(w)}" in said for w in v2.summary)
+    assert at.code[0].value == readable_diff(v1, v2).rstrip("\n") and "null" not in at.code[0].value
     at.text_input(key="prompts_label").set_value("the second")
     next(b for b in at.button if b.label == "Save name").click().run()
     assert no_bug(at)
     assert list_versions(demo_store, name)[1].label == "the second"
     assert len(charts(at)) == 1
-    trends = at.dataframe[-1].value
-    assert trends["version"].tolist() == [1, 2]
-    # the size-dependent metrics also at one common size: half the smaller version's largest run
+    table = at.dataframe[-1].value
+    assert table["version"].tolist() == [f"{name} v1", f"{name} v2"]
+    # the size-dependent metrics at one common size (half the smaller version's largest run), with intervals
+    assert table["Distinct items (vendi_score)"].str.fullmatch(r"[\d.]+ \([\d.]+ to [\d.]+\)").all()
+    trends = version_trends(demo_store, name)
     assert set(trends["common_n"]) == {int(trends["n_items"].min()) // 2} and set(trends["comparable"]) == {""}
     assert (trends["vendi_score_common_low"] <= trends["vendi_score_common"]).all()
     assert (trends["vendi_score_common"] <= trends["vendi_score_common_high"]).all()
@@ -390,17 +397,16 @@ def test_compare_page_runs_a_new_version_on_the_same_samples(store, server):
 def test_export_page_offers_a_dataset_folder_licences_and_a_report(demo_store):
     at = open_app()
     at.switch_page("pages/export.py").run()
-    at.radio(key="export_format").set_value("Hugging Face dataset folder (.zip)").run()
+    at.radio(key="export_format").set_value("hf_dataset").run()
     assert no_bug(at)
-    assert "Download" in at.get("download_button")[0].proto.label
+    n = demo_store.count_items()
+    assert at.get("download_button")[0].proto.label == f"Download {n} items as a Hugging Face dataset (.zip)"
     notes = next(d.value for d in at.dataframe if "model" in d.value.columns and "training_use" in d.value.columns)
     assert set(notes["model"]) == set(demo_store.items()["model"].fillna("(none)"))
     known = at.dataframe[-1].value  # the whole table, known families only
     assert "openai" in set(known["key"]) and "unknown" not in set(known["training_use"])
-    at.button(key="export_report_build").click().run()
-    assert no_bug(at)
     labels = [b.proto.label for b in at.get("download_button")]
-    assert any(label.startswith("Download the report (") for label in labels)
+    assert labels[-1] == f"Download the report of {n} items (HTML)"  # one click: built on the click
     at.radio(key="export_set").set_value("accepted").run()
     accepted = int(demo_store.items()["status"].isin(["accepted", "edited"]).sum())
     assert any(f"{accepted} of {demo_store.count_items()} items in the set" in m.value for m in at.markdown) or \

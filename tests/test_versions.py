@@ -4,21 +4,34 @@ import json
 
 import duckdb
 import pytest
+from conftest import ROOT
 
 from synth.analysis.metrics import compute_run_metrics
 from synth.generate.config import RunConfig
+from synth.generate.ingest import restore_export
 from synth.kernel.errors import SynthError
+from synth.kernel.records import PromptSpec
 from synth.store import DuckStore
 from synth.store import migrations as store_module
 from synth.workflows.pipeline import generate_run
 from synth.workflows.versions import (
+    changes_between,
+    compared_note,
     config_for,
+    describe_changes,
     diff_between,
+    format_param,
     list_versions,
+    most_versioned,
     name_version,
     preview_version,
+    readable_diff,
     resolve_version,
     save_version,
+    trend_table,
+    version_counts,
+    version_settings,
+    version_table,
     version_trends,
 )
 
@@ -123,7 +136,7 @@ def test_trends_follow_metrics_across_versions(store, server):
     trends = version_trends(store, "notes", ["distinct_2", "length_mean"])
     assert trends["version"].tolist() == [1, 2]
     assert trends["n_runs"].tolist() == [1, 2]
-    assert trends["changes"].tolist() == ["new prompt", "template"]
+    assert trends["changes"].tolist() == ["new prompt", "template edited"]
     assert trends.loc[0, "length_mean"] == pytest.approx(compute_run_metrics(store, a.run_id)["length_mean"])
     mean_b = (compute_run_metrics(store, b.run_id)["distinct_2"] + compute_run_metrics(store, c.run_id)["distinct_2"]) / 2
     assert trends.loc[1, "distinct_2"] == pytest.approx(mean_b)
@@ -166,3 +179,130 @@ def test_a_recipe_does_not_carry_the_parent_version_of_one_database(server):
     saved = cfg.to_dict()
     assert "prompt_parent" not in saved and saved["version_label"] == "mine"
     assert RunConfig.from_dict(saved).prompt_parent is None
+
+
+PARAMS = {"technique": "sampling", "model": "openai/test-model", "temperature": 0.7, "top_p": None,
+          "max_tokens": 64, "sampling_mode": "product", "examples": [], "k_examples": 2, "avoid": [],
+          "k_avoid": 5, "output": None}
+VERSION = {"template": "Review a {product}.", "system_prompt": "", "variables": {"product": ["mug", "lamp"]},
+           "params": PARAMS}
+
+
+def test_changes_are_said_in_words_and_only_the_ones_made():
+    assert describe_changes(None, VERSION) == ["new prompt"]
+    assert describe_changes(VERSION, dict(VERSION)) == []
+    assert describe_changes(VERSION, {**VERSION, "template": "Praise a {product}."}) == ["template edited"]
+    edited = {"template": "Praise a {product} as a {persona}.", "system_prompt": "Be brief.",
+              "variables": {"product": ["mug", "kettle", "desk", "pen", "cup"], "persona": ["chef"]},
+              "params": {**PARAMS, "temperature": 0.9, "top_p": 0.5, "sampling_mode": "random",
+                         "examples": ["one", "two"], "avoid": ["x"], "output": {"fields": ["title", "body"]}}}
+    assert describe_changes(VERSION, edited) == [
+        "template edited", "system prompt added", "variable {persona} added",
+        "values of {product}: 4 added (kettle, desk, pen and 1 more), 1 removed (lamp)",
+        "temperature 0.7 → 0.9", "top_p off → 0.5", "combining values every combination in turn → random draws",
+        "seed examples none → 2", "texts to avoid none → 1", "declared output none → fields title, body"]
+    back = describe_changes(edited, {**edited, "system_prompt": "", "variables": {"product": ["mug"]},
+                                     "params": {**edited["params"], "examples": ["one", "three"]}})
+    assert back == ["system prompt removed", "variable {persona} removed",
+                    "values of {product}: 4 removed (kettle, desk, pen and 1 more)", "seed examples edited"]
+    # A version from the demo data or an import recorded no parameters: none of them is a change.
+    unrecorded = {**VERSION, "params": {}}
+    assert describe_changes(unrecorded, {**VERSION, "template": "Praise a {product}."}) == ["template edited"]
+    assert describe_changes({**VERSION, "params": {"temperature": 0.7}}, {**VERSION, "params": {
+        **PARAMS, "temperature": 1.1}}) == ["temperature 0.7 → 1.1"]
+
+
+def test_parameter_values_read_as_words():
+    assert [format_param(k, v) for k, v in [("top_p", None), ("output", None), ("temperature", None),
+                                             ("temperature", 0.25), ("max_tokens", 64), ("examples", ["a", "b"]),
+                                             ("avoid", []), ("sampling_mode", "random"),
+                                             ("output", {"schema": {"type": "object"}}), ("model", "local/m")]] == [
+        "off", "none", "—", "0.25", "64", "2", "none", "random draws", "a JSON schema", "local/m"]
+
+
+def _demo(store):
+    """The shipped demo dataset in ``store``: runs and prompt versions as an import makes them."""
+    restore_export(store, ROOT / "data" / "demo.jsonl")
+
+
+def test_editing_a_version_without_parameters_names_only_the_template(store, server):
+    store.save_prompt(PromptSpec(template="Write about {topic}.", variables={"topic": ["tea", "rain", "maps"]},
+                                 name="notes"))  # as the demo data and imports save versions: no parameters
+    preview = preview_version(store, _cfg(server, template="Write a poem about {topic}."))
+    assert len(preview.changes) > 5  # the stored list counts every parameter the parent lacked
+    assert preview.summary == ["template edited"]
+    assert preview.note == ("notes v1 recorded no parameters (it came from the demo data or an import), "
+                            "so only its prompt text is compared.")
+    assert "-Write about {topic}.\n+Write a poem about {topic}.\n" in preview.lines
+    assert "null" not in preview.lines and "None" not in preview.lines and "[]" not in preview.lines
+    # from a version that recorded its parameters, a changed one is named with its values
+    saved = save_version(store, _cfg(server))
+    later = preview_version(store, _cfg(server, temperature=1.2, prompt_parent=saved.prompt_id))
+    assert later.summary == ["temperature 0.8 → 1.2"] and later.note == ""
+    assert "-temperature = 0.8\n+temperature = 1.2\n" in later.lines and "null" not in later.lines
+    fresh = preview_version(store, _cfg(server, prompt_name="brand-new"))
+    assert fresh.summary == ["new prompt"] and "top_p = off" in fresh.lines and "null" not in fresh.lines
+
+
+def test_the_prompt_with_the_most_versions_is_the_one_to_open(store, tmp_path):
+    assert most_versioned(store) is None and version_counts(store) == {}
+    for name, template in [("alpha", "A {x}"), ("beta", "B {x}"), ("beta", "B2 {x}"), ("gamma", "G {x}"),
+                           ("gamma", "G2 {x}")]:
+        store.save_prompt(PromptSpec(template=template, variables={"x": ["1"]}, name=name))
+    assert version_counts(store) == {"alpha": 1, "beta": 2, "gamma": 2}
+    assert most_versioned(store) == "gamma"  # of equals without runs, the one with the newest version
+    demo = DuckStore(tmp_path / "demo.duckdb")
+    _demo(demo)
+    assert version_counts(demo) == {"product-descriptions": 1, "reviews": 2, "support-questions": 2}
+    assert most_versioned(demo) == "support-questions"  # of equals, the one run last (14:51, reviews 14:48)
+    demo.save_prompt(PromptSpec(template="Review a {product}.", variables={"product": ["mug"]}, name="reviews"))
+    assert most_versioned(demo) == "reviews"  # now three versions
+
+
+def test_the_version_table_of_the_demo_reads_without_missing_values(store):
+    _demo(store)
+    table = version_table(store, "reviews")
+    assert list(table.columns) == ["version", "name", "runs", "model", "temperature", "created", "id", "what changed"]
+    assert table.to_dict(orient="records") == [
+        {"version": 1, "name": "—", "what changed": "new prompt", "runs": 2, "model": "local/smollm2-135m",
+         "temperature": "0.7, 0.2", "created": "2026-11-21 14:46", "id": "p_702d1714bdbfffa8"},
+        {"version": 2, "name": "—",
+         "what changed": "template edited; variable {aspect} added; values of {product}: 3 removed "
+                         "(phone case, electric kettle, yoga mat); variable {tone} added",
+         "runs": 1, "model": "local/smollm2-135m", "temperature": "0.9", "created": "2026-11-21 14:48",
+         "id": "p_bd5eec4ed2f66aa5"}]
+    v1, v2 = list_versions(store, "reviews")
+    assert v2.summary == changes_between(v1, v2) == table["what changed"][1].split("; ")
+    assert compared_note(v1, v2).startswith("reviews v1 recorded no parameters")
+    diff = readable_diff(v1, v2)
+    assert diff.startswith("--- reviews v1\n+++ reviews v2\n")
+    assert "+{tone} = enthusiastic, disappointed, neutral\n" in diff and "[parameters]" not in diff
+    assert version_settings(v1).empty
+    # a version saved with its parameters lists them in words
+    store.save_prompt(PromptSpec(template="Review a {product}.", variables={"product": ["mug"]}, name="reviews",
+                                 params=PARAMS))
+    v3 = list_versions(store, "reviews")[-1]
+    assert dict(zip(version_settings(v3)["id"], version_settings(v3)["value"])) == {
+        "technique": "sampling", "model": "openai/test-model", "temperature": "0.7", "top_p": "off",
+        "max_tokens": "64", "sampling_mode": "every combination in turn", "examples": "none", "k_examples": "2",
+        "avoid": "none", "k_avoid": "5", "output": "none"}
+    assert version_table(store, "reviews")["temperature"].tolist() == ["0.7, 0.2", "0.9", "0.7"]
+
+
+def test_the_trend_table_shows_labels_units_intervals_and_dashes():
+    import pandas as pd
+
+    trends = pd.DataFrame([
+        {"prompt_id": "p1", "version": 1, "title": "notes v1", "changes": "new prompt", "n_runs": 1, "n_items": 40,
+         "common_n": 20, "comparable": "", "distinct_2": 0.5, "distinct_2_common": 0.45,
+         "distinct_2_common_low": 0.4, "distinct_2_common_high": 0.5, "judge_score_mean": None},
+        {"prompt_id": "p2", "version": 2, "title": "notes v2", "changes": "template edited", "n_runs": 2,
+         "n_items": 5, "common_n": 20, "comparable": "too small to compare", "distinct_2": 0.9,
+         "distinct_2_common": None, "distinct_2_common_low": None, "distinct_2_common_high": None,
+         "judge_score_mean": 4.5}])
+    table = trend_table(trends, ["distinct_2", "judge_score_mean"])
+    assert list(table.columns) == ["version", "runs", "items", "Word-pair variety (distinct_2)",
+                                   "Judge score (judge_score_mean)", "what changed"]
+    assert table.iloc[:, 3].tolist() == ["45 % (40 % to 50 %)", "too small to compare"]
+    assert table.iloc[:, 4].tolist() == ["—", "4.5"]
+    assert table["what changed"].tolist() == ["new prompt", "template edited"]
