@@ -404,13 +404,15 @@ _BACKGROUND: dict[str, threading.Thread] = {}
 _BACKGROUND_LOCK = threading.Lock()
 
 
-def measure_in_background(store: DuckStore) -> threading.Thread:
-    """Compute missing or stale per-run metrics in a background thread (one per database); each
-    run takes the database only for its own short session, so pages keep working meanwhile."""
+def measure_in_background(store: DuckStore, delay_s: float = 0.0) -> threading.Thread:
+    """Compute missing or stale per-run metrics in a background thread (one per database), after
+    ``delay_s``; each run takes the database only for its own short session, so pages keep working
+    meanwhile."""
     with _BACKGROUND_LOCK:
         thread = _BACKGROUND.get(store.path)
         if thread is None or not thread.is_alive():
-            thread = threading.Thread(target=_measure_quietly, args=(store,), name="synth-metrics", daemon=True)
+            thread = threading.Thread(target=_measure_quietly, args=(store, delay_s), name="synth-metrics",
+                                      daemon=True)
             _BACKGROUND[store.path] = thread
             thread.start()
     return thread
@@ -421,11 +423,20 @@ def wait_for_background_metrics(timeout_s: float = 120.0) -> None:
     deadline = time.monotonic() + timeout_s
     with _BACKGROUND_LOCK:
         threads = list(_BACKGROUND.values())
-    for thread in threads:
-        thread.join(max(0.0, deadline - time.monotonic()))
+    _HURRY.set()  # a pass still waiting out its delay starts now
+    try:
+        for thread in threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+    finally:
+        _HURRY.clear()
 
 
-def _measure_quietly(store: DuckStore) -> None:
+_HURRY = threading.Event()
+
+
+def _measure_quietly(store: DuckStore, delay_s: float = 0.0) -> None:
+    if delay_s:
+        _HURRY.wait(delay_s)
     try:
         compute_all_metrics(store)
     except SynthError:

@@ -22,6 +22,7 @@ __all__ = ["JobControl", "active", "cancel", "get", "this_process_jobs", "start"
            "start_resume", "resumable_runs"]
 
 log = logging.getLogger(__name__)
+NEW_ITEMS = {"generate", "import", "resume"}  # the jobs that add items to the map
 
 
 def start(db_path: str, kind: str, label: str, work: Callable[[DuckStore, JobControl], Any],
@@ -30,6 +31,10 @@ def start(db_path: str, kind: str, label: str, work: Callable[[DuckStore, JobCon
     The job outlives the page that started it; its result or error lands on the control."""
     store = DuckStore(db_path)
     control = JobControl.begin(store, kind, label, total=total)
+    if kind in NEW_ITEMS:  # the new items are placed on the map with UMAP's transform: compile it meanwhile
+        from synth.analysis.projection import start_warmup
+
+        start_warmup()
 
     def body() -> None:
         try:
