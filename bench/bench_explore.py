@@ -349,7 +349,8 @@ def cold_start(context, folder: Path, rounds: int) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", type=int, nargs="+", default=[10000, 50000, 200000])
+    parser.add_argument("--sizes", type=int, nargs="*", default=[10000, 50000, 200000],
+                        help="items per database (none: the cold start only)")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--large-rounds", type=int, default=None, help="rounds at 100,000 items and more")
     parser.add_argument("--skip-cold", action="store_true", help="no demo cold-start section")
