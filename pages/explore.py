@@ -257,7 +257,7 @@ def summary_ui(dataset, filtered, spec, presenting: bool) -> None:
 def presented(name: str, value, n_clusters: int) -> str:
     """A headline figure in plain words and units, for an audience."""
     if name == "cluster_entropy":  # 2^entropy: how many equally used topics would spread as evenly
-        return "—" if value is None else f"about {2 ** value:.0f} of {n_clusters}"
+        return "—" if value is None else f"{2 ** value:.0f} of {n_clusters}"
     if name == "vendi_score":
         return "—" if value is None else f"about {value:,.0f}"
     return format_metric(name, value)
@@ -269,10 +269,14 @@ PRESENTED = {"count": "Items", "distinct_2": "Word-pair variety", "vendi_score":
 
 def figures_ui(view, spec, presenting: bool) -> None:
     """The row of headline figures ("…" while ``view`` is None), and what they were measured on."""
-    columns = st.columns(len(maptools.HEADLINE))
+    # A row that wraps: five figures side by side at 1440 px, on two lines at 1024 px, never cut off.
+    line = st.container(horizontal=True, wrap=True, gap="medium")
+    width = 360 if presenting else 262
+    columns = [line] * len(maptools.HEADLINE)
     if view is None:
         for col, name in zip(columns, maptools.HEADLINE):
-            col.metric(PRESENTED[name] if presenting else metric_label(name), "…", help=METRICS[name].help)
+            col.metric(PRESENTED[name] if presenting else metric_label(name), "…", help=METRICS[name].help,
+                       width=width)
         if not presenting:
             st.caption("Measuring the items in view (near-duplicates, distinct items, topic spread)… the figures "
                        "appear here when they are ready; the map can be used meanwhile.")
@@ -281,12 +285,13 @@ def figures_ui(view, spec, presenting: bool) -> None:
     n_clusters = len(view.dataset.clustering.names)
     for col, (name, row) in zip(columns, compact.iterrows()):
         if presenting:
-            col.metric(PRESENTED[name], presented(name, row["after"], n_clusters), help=METRICS[name].help)
+            col.metric(PRESENTED[name], presented(name, row["after"], n_clusters), help=METRICS[name].help,
+                       width=width)
             continue
         delta = (None if pd.isna(row["delta"]) or spec.is_empty()
                  else format_metric(name, row["delta"], signed=True))
         col.metric(metric_label(name), format_metric(name, row["after"]), delta, help=METRICS[name].help,
-                   delta_color={1: "normal", -1: "inverse", 0: "off"}[METRICS[name].direction])
+                   delta_color={1: "normal", -1: "inverse", 0: "off"}[METRICS[name].direction], width=width)
     sampled = view.after_params.get("near_duplicate_rate", {}).get("sample_of") or \
         view.before_params.get("near_duplicate_rate", {}).get("sample_of")
     if sampled and not presenting:

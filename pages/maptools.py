@@ -175,7 +175,7 @@ def landing_ui(dataset, clustering: tuple) -> None:
     landed = call_ui(_landing, store.path, store.data_version(metrics=False), clustering, run_id, dataset)
     if landed is None:
         return
-    text, ring = st.columns([5, 1])
+    text, ring = st.columns([3, 1], vertical_alignment="center")
     text.info(f"Newest batch **{literal_markdown(landed.run_name)}**: {literal_markdown(landed.sentence())}")
     ring.toggle("Ring it", key="explore_ring_newest", help="Circle the newest batch's items on the map.")
 

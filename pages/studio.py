@@ -5,19 +5,21 @@ from __future__ import annotations
 
 import json
 
+import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
 from pages.data import get_store
 from pages.shell import require_app
 from pages.widgets import call_ui, form_defaults, licence_ui, remember_form, run_with_progress_ui, stop_on_error
+from synth.analysis.metrics import format_metric, metric_label
 from synth.analysis.projection import pending_layouts
 from synth.generate.config import RunConfig
 from synth.generate.prompting import template_fields
 from synth.generate.techniques import DEFAULT_TECHNIQUE, TECHNIQUES
 from synth.kernel import settings
 from synth.kernel.errors import SynthError
-from synth.kernel.text import format_number, literal_markdown
+from synth.kernel.text import literal_markdown
 from synth.outputs import plots
 from synth.workflows import jobs, studio
 from synth.workflows.pipeline import map_points
@@ -74,7 +76,8 @@ def editor_ui() -> RunConfig:
     model = model_col.text_input("Model (litellm)", key="studio_model")
     api_base = base_col.text_input("API base (optional)", key="studio_api_base",
                                    help="An OpenAI-compatible server, e.g. http://host:8000/v1 with openai/<model>.")
-    temp, tokens, n, seed = st.columns(4)
+    temp, tokens = st.columns(2)  # two by two: the labels stay whole in the left column at 1024 px
+    n, seed = st.columns(2)
     values = {"temperature": temp.slider("Temperature", 0.0, 2.0, step=0.05, key="studio_temperature"),
               "max_tokens": int(tokens.number_input("Max tokens", 1, 4096, key="studio_max_tokens")),
               "n": int(n.number_input("Items per run", 1, 100_000, key="studio_n")),
@@ -207,6 +210,8 @@ def studio_figure(points, run_order) -> go.Figure:
             customdata=new[["item_id"]].to_numpy(), hovertext=[plots.hover_text(str(t)) for t in new["text"]],
             hovertemplate="%{hovertext}<extra></extra>",
             marker={"size": 12, "opacity": 1.0, "color": colour, "line": {"width": 2, "color": HIGHLIGHT_COLOR}}))
+    # the legend under the map: the map keeps the column's width (at 1024 px a legend beside it took half)
+    fig.update_layout(legend={"orientation": "h", "yanchor": "top", "y": -0.01, "xanchor": "left", "x": 0})
     return fig
 
 
@@ -255,14 +260,21 @@ def metrics_ui(comparison: studio.VersionMetrics | None) -> None:
     this = version_text(comparison.this_title, comparison.this_run, "a new version, not run yet")
     previous = version_text(comparison.previous_title, comparison.previous_run, "none")
     st.caption(f"**This version:** {this} · **previous:** {previous}")
-    shown = comparison.table.map(lambda v: format_number(v, digits=3, missing="—"))
-    st.dataframe(shown, width="stretch")
+    shown = pd.DataFrame({column: [format_metric(m, v) for m, v in comparison.table[column].items()]
+                          for column in comparison.table.columns},
+                         index=pd.Index([metric_label(m, with_id=False) for m in comparison.table.index],
+                                        name="metric"))
+    st.table(shown)  # whole on the page, wrapping: no table scrolled inside itself
+    st.caption("Metric ids, for SQL and the CLI: " + ", ".join(f"{metric_label(m, with_id=False)} = `{m}`"
+                                                                for m in comparison.table.index) + ".")
     if comparison.note:
         st.caption(literal_markdown(comparison.note))
     if comparison.common is not None:
         st.caption(f"At a common size of {comparison.common_n} items per run (mean and 95 % bootstrap "
                    "interval over subsamples), so runs of different sizes compare fairly:")
-        st.dataframe(comparison.common, width="stretch")
+        common = comparison.common.copy()
+        common.index = pd.Index([metric_label(m, with_id=False) for m in common.index], name="metric")
+        st.table(common)
 
 
 st.title("Studio")

@@ -183,7 +183,7 @@ def test_studio_page_on_an_empty_database_says_what_to_do_then_maps_the_first_ba
     assert len(store.runs()) == 1 and len(at.get("plotly_chart")) == 1
     assert any("Highlighted: the newest batch" in c.value and "(3 items), over 3 items" in c.value
                for c in at.caption)
-    assert at.dataframe[-1].value.loc["count", studio.THIS] == "3"
+    assert at.table[0].value.loc["Items", studio.THIS] == "3"  # by its label, whole on the page
 
 
 @pytest.mark.slow
@@ -235,8 +235,8 @@ def test_studio_page_types_previews_and_runs_onto_the_map(demo_store, make_serve
     assert "newest batch" in chart.proto.spec
     assert any("done" in s.value for s in at.success)
     # This version's metrics, its latest run counted
-    metrics = at.dataframe[-1].value
-    assert metrics.loc["count", studio.THIS] == "8"
+    metrics = at.table[0].value
+    assert metrics.loc["Items", studio.THIS] == "8"
     # an edit marks the preview on screen as made from an earlier setup
     assert not any("changed since" in c.value for c in at.caption)
     at.number_input(key="studio_seed").set_value(at.number_input(key="studio_seed").value + 1).run()
