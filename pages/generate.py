@@ -23,7 +23,7 @@ from synth.workflows.review import run_items_view
 
 require_app()
 
-DEFAULT_PROMPT_NAME = "reviews"  # the default template writes reviews
+DEFAULT_PROMPT_NAME = "my-reviews"  # the default template writes reviews; not the demo's "reviews", whose template differs
 DEFAULT_VALUES = {"product": "coffee grinder\nrain jacket\nphone case", "tone": "happy\nannoyed"}
 DEFAULT_GRAMMAR = """start: "<greeting> I <problem> my <product>. <ask>"
 rules:

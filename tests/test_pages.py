@@ -315,9 +315,9 @@ def test_generate_page_shows_the_models_licence_and_the_prompt_version(store):
     assert no_bug(at)
     from synth.workflows.versions import list_versions
 
-    saved = list_versions(store, "reviews")
+    saved = list_versions(store, "my-reviews")  # the page's default name (the demo's "reviews" is another prompt)
     assert [(v.version, v.label, v.n_runs) for v in saved] == [(1, "first-try", 0)]
-    title = literal_markdown("reviews v1 (first-try)")  # a user's name, shown literally
+    title = literal_markdown("my-reviews v1 (first-try)")  # a user's name, shown literally
     assert any(f"Prompt version: **{title}**" in c.value for c in at.caption)
     at.slider(key="generate_temperature").set_value(1.3).run()
     assert any(f"edited from {title}: temperature 0.8 → 1.3." in c.value for c in at.caption)
