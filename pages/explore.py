@@ -232,26 +232,24 @@ def presentation_examples_ui(dataset, kept_ids: set, clusters: int = 6, per_clus
 def summary_ui(dataset, filtered, spec, presenting: bool) -> None:
     """The headline figures of the view, before -> after the filters; measured on a thread, so
     the map is drawn (and can be used) first. While they are measured the same row holds "…" (so
-    nothing above the map moves when they come), and only this row is redrawn when they do."""
+    nothing above the map moves when they come). A poll that reruns the app when they are ready
+    stops with that run: a fragment left polling every second would make clicks on the page race it."""
     try:
         view = maptools.measured_view(dataset, filtered, spec)
     except Exception as exc:  # shown, and the rest of the page goes on
         summary_slot.error(error_text(exc, "measuring the items in view"))
         return
-    if view is not None:
-        with summary_slot:
-            figures_ui(view, spec, presenting)
-        return
-
-    @st.fragment(run_every=1.0)
-    def pending():
-        try:
-            figures_ui(maptools.measured_view(dataset, filtered, spec, wait_s=0), spec, presenting)
-        except Exception as exc:
-            st.error(error_text(exc, "measuring the items in view"))
-
     with summary_slot:
-        pending()
+        figures_ui(view, spec, presenting)
+    if view is None:  # below the map (nothing above it moves); the page runs again once they are ready
+        maptools.measuring_ui(lambda: _measured(dataset, filtered, spec), presenting)
+
+
+def _measured(dataset, filtered, spec) -> bool:
+    try:
+        return maptools.measured_view(dataset, filtered, spec, wait_s=0) is not None
+    except Exception:  # the next run shows it
+        return True
 
 
 def presented(name: str, value, n_clusters: int) -> str:
@@ -277,9 +275,6 @@ def figures_ui(view, spec, presenting: bool) -> None:
         for col, name in zip(columns, maptools.HEADLINE):
             col.metric(PRESENTED[name] if presenting else metric_label(name), "…", help=METRICS[name].help,
                        width=width)
-        if not presenting:
-            st.caption("Measuring the items in view (near-duplicates, distinct items, topic spread)… the figures "
-                       "appear here when they are ready; the map can be used meanwhile.")
         return
     compact = view.comparison().set_index("metric").loc[maptools.HEADLINE]
     n_clusters = len(view.dataset.clustering.names)

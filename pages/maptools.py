@@ -227,3 +227,18 @@ def measured_view(dataset, filtered, spec, wait_s: float | None = None):
         return view.result(timeout=MEASURE_WAIT_S if wait_s is None else wait_s)
     except FuturesTimeout:
         return None
+
+
+def measuring_ui(view_ready, presenting: bool = False) -> None:
+    """A line while the figures are measured, and a check every second that reruns the page once
+    they are ready."""
+    if not presenting:
+        st.caption("Measuring the items in view (near-duplicates, distinct items, topic spread)… the figures "
+                   "appear above the map when they are ready; the map can be used meanwhile.")
+
+    @st.fragment(run_every=1.0)
+    def _poll():
+        if view_ready():
+            st.rerun(scope="app")
+
+    _poll()

@@ -90,10 +90,13 @@ def map_height(page) -> float:
 
 
 def open_map(browser, url: str):
-    """A new tab on the app's first screen, once its run is over and the map is drawn in full."""
+    """A new tab on the app's first screen, once its run is over, the UMAP layout has replaced the
+    PCA preview of a fresh database (the switch moves every point and clears a selection) and the
+    map is drawn in full."""
     page = browser.new_page()
     page.goto(url)
     page.wait_for_selector(POINTS, timeout=WAIT_MS)
+    page.wait_for_function("() => !document.body.innerText.includes('Showing a PCA preview')", timeout=WAIT_MS)
     settle(page)
     map_drawn(page)
     return page
@@ -291,7 +294,9 @@ def test_the_map_draws_cluster_names_density_contours_and_search_rings(app_url, 
     assert rings == [expected]
     page.screenshot(path=str(tmp_path / "search.png"), full_page=True)
     # A click on an item (the map opens in pan mode, where a click selects) lists its neighbours.
-    point = page.locator(".js-plotly-plot").first.locator(".scatterlayer .point").nth(10).bounding_box()
+    target = page.locator(".js-plotly-plot").first.locator(".scatterlayer .point").nth(10)
+    target.scroll_into_view_if_needed()  # a mouse click off screen hits nothing
+    point = target.bounding_box()
     act(page, lambda: page.mouse.click(point["x"] + point["width"] / 2, point["y"] + point["height"] / 2))
     page.get_by_role("heading", name="Nearest items").wait_for(timeout=WAIT_MS)
     page.get_by_role("heading", name="1 selected").wait_for(timeout=WAIT_MS)
