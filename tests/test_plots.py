@@ -42,8 +42,11 @@ def test_run_cluster_and_version_names_are_escaped_in_legends_hovers_and_axes():
     assert f"<i>{SHOWN} · {SHOWN} · cluster: {SHOWN}" in hover
     assert fig.layout.title.text == SHOWN
     trends = pd.DataFrame({"title": [HOSTILE, "v2"], "changes": ["", HOSTILE], "distinct_2": [0.5, 0.6]})
-    trend = plots.trend_figure(trends, ["distinct_2"]).data[0]
+    figure = plots.trend_figure(trends, ["distinct_2"])
+    trend = figure.data[0]
     assert list(trend.x) == [SHOWN, "v2"] and list(trend.customdata) == ["first version", SHOWN]
+    assert figure.layout.annotations[0].text == "Word-pair variety (distinct_2)"  # the panel's title
+    assert figure.layout.yaxis.tickformat == ".0%" and "%{y:.1%}" in trend.hovertemplate  # a share, in percent
     shares = pd.DataFrame({"cluster_name": [HOSTILE], "share_a": [0.5], "share_b": [0.2]})
     assert [list(b.y) for b in plots.share_difference_figure(shares).data] == [[SHOWN], [SHOWN]]
 

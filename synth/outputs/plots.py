@@ -392,16 +392,22 @@ def trend_figure(trends: pd.DataFrame, metrics: list[str]) -> go.Figure:
     ``trends`` has a ``title`` column (the version) and one column per metric."""
     from plotly.subplots import make_subplots
 
+    from synth.analysis.metrics import METRICS, metric_label
+
     metrics = [m for m in metrics if m in trends]
     fig = make_subplots(rows=max(1, len(metrics)), cols=1, shared_xaxes=True, vertical_spacing=0.06,
-                        subplot_titles=[plot_text(m) for m in metrics])
+                        subplot_titles=[plot_text(metric_label(m)) for m in metrics])
     labels = [plot_text(t) for t in trends["title"]]
     hover = [plot_text(c) or "first version" for c in trends.get("changes", [""] * len(trends))]
     for row, metric in enumerate(metrics, start=1):
+        share = metric in METRICS and METRICS[metric].unit == "share"  # as a percentage, like the tables
         fig.add_trace(go.Scatter(x=labels, y=trends[metric], mode="lines+markers", name=plot_text(metric),
                                  customdata=hover, showlegend=False,
-                                 hovertemplate="%{x}: %{y:.4g}<br>changed: %{customdata}<extra></extra>",
+                                 hovertemplate="%{x}: %{y:" + (".1%" if share else ".4g") + "}<br>changed: "
+                                               "%{customdata}<extra></extra>",
                                  line={"color": PALETTE[(row - 1) % len(PALETTE)]}), row=row, col=1)
+        if share:
+            fig.update_yaxes(tickformat=".0%", row=row, col=1)
     fig.update_layout(height=max(260, 190 * len(metrics)), margin={"l": 10, "r": 10, "t": 30, "b": 10},
                       plot_bgcolor="white")
     fig.update_xaxes(type="category")
