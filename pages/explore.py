@@ -270,23 +270,22 @@ def figures_ui(view, spec, presenting: bool) -> None:
     # A row that wraps: five figures side by side at 1440 px, on two lines at 1024 px, never cut off.
     line = st.container(horizontal=True, wrap=True, gap="medium")
     width = 360 if presenting else 262
-    columns = [line] * len(maptools.HEADLINE)
     if view is None:
-        for col, name in zip(columns, maptools.HEADLINE):
-            col.metric(PRESENTED[name] if presenting else metric_label(name), "…", help=METRICS[name].help,
-                       width=width)
+        for name in maptools.HEADLINE:
+            line.metric(PRESENTED[name] if presenting else metric_label(name), "…", help=METRICS[name].help,
+                        width=width)
         return
     compact = view.comparison().set_index("metric").loc[maptools.HEADLINE]
     n_clusters = len(view.dataset.clustering.names)
-    for col, (name, row) in zip(columns, compact.iterrows()):
+    for name, row in compact.iterrows():
         if presenting:
-            col.metric(PRESENTED[name], presented(name, row["after"], n_clusters), help=METRICS[name].help,
-                       width=width)
+            line.metric(PRESENTED[name], presented(name, row["after"], n_clusters), help=METRICS[name].help,
+                        width=width)
             continue
         delta = (None if pd.isna(row["delta"]) or spec.is_empty()
                  else format_metric(name, row["delta"], signed=True))
-        col.metric(metric_label(name), format_metric(name, row["after"]), delta, help=METRICS[name].help,
-                   delta_color={1: "normal", -1: "inverse", 0: "off"}[METRICS[name].direction], width=width)
+        line.metric(metric_label(name), format_metric(name, row["after"]), delta, help=METRICS[name].help,
+                    delta_color={1: "normal", -1: "inverse", 0: "off"}[METRICS[name].direction], width=width)
     sampled = view.after_params.get("near_duplicate_rate", {}).get("sample_of") or \
         view.before_params.get("near_duplicate_rate", {}).get("sample_of")
     if sampled and not presenting:

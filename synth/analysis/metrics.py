@@ -107,9 +107,10 @@ def metric_label(name: str, with_id: bool = True) -> str:
     return f"{info.label} ({name})" if with_id else info.label
 
 
-def format_metric(name: str, value, missing: str = "—", signed: bool = False) -> str:
+def format_metric(name: str, value, missing: str = "—", signed: bool = False, with_unit: bool = True) -> str:
     """A metric's value in its unit: shares as percentages ("4.5 %"), bits, words, items, ms and
-    USD with their unit; ``missing`` when there is no value."""
+    USD with their unit; ``missing`` when there is no value. ``with_unit=False`` leaves off a unit
+    written after the number (" %", " bits", " words", " ms"), for bounds beside a value that has it."""
     from synth.kernel.text import format_number, is_missing
 
     if is_missing(value):
@@ -118,11 +119,11 @@ def format_metric(name: str, value, missing: str = "—", signed: bool = False) 
     if unit == "share":
         number = float(value) * 100
         digits = ".0f" if abs(number) >= 10 or number == 0 else ".1f"
-        return f"{'+' if signed and number > 0 else ''}{number:{digits}} %"
+        return f"{'+' if signed and number > 0 else ''}{number:{digits}}" + (" %" if with_unit else "")
     if unit == "USD":
         return f"{'+' if signed and value > 0 else ''}${float(value):.4g}"
     text = format_number(value, digits=3, grouping=unit in ("items", "tokens"), signed=signed)
-    return f"{text} {unit}" if unit in ("bits", "words", "ms") else text
+    return f"{text} {unit}" if unit in ("bits", "words", "ms") and with_unit else text
 
 
 def mean_pairwise_cosine_distance(vectors: np.ndarray) -> float | None:

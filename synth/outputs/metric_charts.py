@@ -107,20 +107,8 @@ def interval_label(name: str, iv: Interval | None) -> str:
     "2.68 bits [2.32, 2.97]"; a dash without one."""
     if iv is None or is_missing(iv.mean):
         return MISSING
-    mean = format_metric(name, iv.mean)
-    low, high = format_metric(name, iv.low, MISSING), format_metric(name, iv.high, MISSING)
-    unit = _unit_text(mean)
-    if unit and low.endswith(unit) and high.endswith(unit):
-        low, high = low[:-len(unit)].rstrip(), high[:-len(unit)].rstrip()
-    return f"{mean} [{low}, {high}]"
-
-
-def _unit_text(shown: str) -> str:
-    """The unit a formatted value ends with (" %", " bits", " words", " ms"), or ""."""
-    for unit in (" %", " bits", " words", " ms"):
-        if shown.endswith(unit):
-            return unit.strip()
-    return ""
+    low, high = (format_metric(name, bound, MISSING, with_unit=False) for bound in (iv.low, iv.high))
+    return f"{format_metric(name, iv.mean)} [{low}, {high}]"
 
 
 def common_table(common: CommonSize, table: pd.DataFrame) -> pd.DataFrame:
