@@ -145,9 +145,9 @@ def build_database(n: int) -> Path:
     os.environ["SYNTH_LOAD_DEMO"] = "0"
     import pandas as pd
 
-    from synth.analysis.projection import LAYOUT, items_signature, umap_params
+    from synth.analysis.projection import LAYOUT, umap_params
     from synth.kernel import settings
-    from synth.kernel.records import Item, Run, new_id, text_hash
+    from synth.kernel.records import Item, Run, items_signature, new_id, text_hash
     from synth.store import DuckStore
 
     CACHE.mkdir(parents=True, exist_ok=True)

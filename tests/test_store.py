@@ -215,3 +215,20 @@ def test_data_version_sees_a_write_through_another_store_at_once_and_can_leave_m
     assert reader.data_version() != after  # the metrics table changed
     assert reader.data_version(metrics=False) == items_only  # the items, layouts and clusters did not
     assert reader.items()["item_id"].dtype == object  # plain strings: isin on them is fast
+
+
+def test_items_signature_names_the_set_of_items_and_texts_whatever_their_order():
+    import hashlib
+    import json
+
+    import pandas as pd
+
+    from synth.kernel.records import items_signature
+
+    items = pd.DataFrame({"item_id": ["b", "a", "c"], "text_hash": ["h2", "h1", "h3"]})
+    # The stored layouts' and clusterings' key, as written before: sha256 of the sorted "id:hash" list.
+    blob = json.dumps(["a:h1", "b:h2", "c:h3"], sort_keys=True, ensure_ascii=False, default=str)
+    assert items_signature(items) == hashlib.sha256(blob.encode("utf-8")).hexdigest()[:16]
+    assert items_signature(items.iloc[::-1]) == items_signature(items)
+    assert items_signature(items.assign(text_hash=["h2", "h1", "changed"])) != items_signature(items)
+    assert items_signature(items.astype({"item_id": "str"})) == items_signature(items)  # Arrow strings alike

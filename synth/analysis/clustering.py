@@ -17,7 +17,7 @@ import pandas as pd
 from synth.analysis.embedding import load_vectors, unit_rows
 from synth.kernel import settings
 from synth.kernel.errors import SynthError
-from synth.kernel.records import content_hash, new_id
+from synth.kernel.records import items_signature, new_id
 from synth.kernel.registry import Registry
 from synth.store import DuckStore
 
@@ -179,10 +179,6 @@ class Clustering:
         return f"{found} cluster{'s' if found != 1 else ''} of {len(self.labels)} items ({detail})"
 
 
-def items_signature(items: pd.DataFrame) -> str:
-    return content_hash(sorted(f"{i}:{h}" for i, h in zip(items["item_id"], items["text_hash"])))
-
-
 def make_clusterer(method: str | None = None, k: int | None = None, min_cluster_size: int | None = None):
     method = method or settings.get("cluster_method")
     if method not in CLUSTERERS:
@@ -215,10 +211,11 @@ def current_clustering(store: DuckStore, method: str | None = None, k: int | Non
         store.save_cluster_labels(clustering_id, keyword_labels(items["text"].tolist(), labels))
         found = store.find_fit("clustering", method, embed_model, params, signature)
     clustering_id, frame = found
+    named = frame[["cluster_id", "label"]].drop_duplicates("cluster_id")  # one row per cluster, not per item
     names = {int(c): (lab if isinstance(lab, str) and lab else
                       ("noise" if int(c) == NOISE else f"cluster {int(c)}"))
-             for c, lab in zip(frame["cluster_id"], frame["label"])}
-    labels = dict(zip(frame["item_id"], frame["cluster_id"].astype(int)))
+             for c, lab in zip(named["cluster_id"].tolist(), named["label"].tolist())}
+    labels = dict(zip(frame["item_id"].tolist(), frame["cluster_id"].astype(int).tolist()))
     if "k_chosen_by" in params and "k" not in params:  # the k the data chose, first as when given
         params = {"k": len(set(labels.values()) - {NOISE}), **params}
     return Clustering(clustering_id, method, params, labels, names)

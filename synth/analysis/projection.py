@@ -37,8 +37,9 @@ from synth.analysis.placement import (
 )
 from synth.kernel import settings
 from synth.kernel.errors import SynthError
-from synth.kernel.records import content_hash, from_json, new_id
+from synth.kernel.records import content_hash, from_json, items_signature, new_id
 from synth.kernel.registry import Registry
+from synth.kernel.threads import give_way
 from synth.store import DuckStore
 
 # Below this many points UMAP's neighbour graph is meaningless; PCA is the layout.
@@ -200,11 +201,6 @@ _WARM = {"started": False}
 _MODELS: dict[str, Placement] = {}  # layout id -> what places its new items, loaded once per process
 TRUST_SAMPLE = 2000
 TRUST_NEIGHBOURS = 5
-
-
-def items_signature(items: pd.DataFrame) -> str:
-    """Identifies exactly this set of items with these texts."""
-    return content_hash(sorted((items["item_id"] + ":" + items["text_hash"]).tolist()))
 
 
 def trustworthiness(vectors: np.ndarray, coords: np.ndarray, seed: int = 0) -> tuple[float | None, dict]:
@@ -430,6 +426,7 @@ def wait_for_layouts(timeout_s: float = 300.0) -> None:
 
 
 def _warm() -> None:
+    give_way()  # a compile for later: after the page being drawn
     rng = np.random.default_rng(0)
     _GO.wait()
     try:

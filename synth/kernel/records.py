@@ -36,6 +36,13 @@ def content_hash(obj: Any) -> str:
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:16]
 
 
+def items_signature(items: Any) -> str:
+    """Identifies exactly this set of items with these texts (a frame with item_id and text_hash),
+    whatever their order; what a stored layout or clustering was fitted on."""
+    pairs = zip(items["item_id"].tolist(), items["text_hash"].tolist())  # lists: no per-row Arrow access
+    return content_hash(sorted(f"{i}:{h}" for i, h in pairs))
+
+
 def from_json(value: Any, default: Any = None) -> Any:
     """A JSON column's value as Python: text is parsed, a missing value (None, NaN) is ``default``,
     anything already parsed is returned as it is."""

@@ -56,8 +56,10 @@ class FitsMixin:
                               ).fetchone()
             if row is None:
                 return None
-            return row[0], con.execute(f"SELECT * EXCLUDE ({id_column}) FROM {per_item} "
-                                       f"WHERE {id_column} = ?", [row[0]]).df()
+            rows = con.execute(f"SELECT * EXCLUDE ({id_column}) FROM {per_item} "
+                               f"WHERE {id_column} = ?", [row[0]]).df()
+        rows["item_id"] = rows["item_id"].astype(object)  # Python strings: ``isin`` and joins with items, 50x faster
+        return row[0], rows
 
     def fit_header(self, kind: str, fit_id: str) -> dict:
         """A layout's or clustering's header row as a dict ({} if there is none)."""
