@@ -50,8 +50,8 @@ def load_points(db_path: str, data_version: tuple, params_key: tuple, clustering
     them: nothing is re-embedded, re-projected or counted again). Shared, not copied: never change
     the frame in place."""
     points, layout = map_points(get_store(), params=dict(params_key), dataset=_dataset)
-    extra = _dataset.items[["item_id", "cluster", "cluster_name"]].copy()
-    extra["length_words"] = _dataset.items["text"].str.count(r"\w+")
+    derived = [c for c in ("cluster", "cluster_name", "length_words") if c not in points]
+    extra = _dataset.items[["item_id", *derived]].copy()
     extra["valid_num"] = _dataset.items["valid"].astype("float")
     return points.merge(extra, on="item_id", how="left"), layout
 

@@ -191,7 +191,7 @@ def filters_ui(dataset) -> "FilterSpec":
 
     Its state lives in the URL (st.query_params), so a filtered view can be shared as a link,
     and in the session, so it follows the user from page to page."""
-    from synth.analysis.filters import FilterSpec
+    from synth.analysis.filters import FilterSpec, word_counts
 
     spec: FilterSpec = current_filters()
     items = dataset.items
@@ -204,7 +204,7 @@ def filters_ui(dataset) -> "FilterSpec":
                              key="filters_dedup_on", help="Diversity first: keep one item per group "
                              "of near-duplicates at the threshold above (the reviewed, best judged, "
                              "oldest one).")
-    longest = int(items["text"].str.count(r"\w+").max()) if len(items) else 1
+    longest = int(word_counts(items).max()) if len(items) else 1
     low, high = side.slider("Length (words)", 0, max(longest, 1),
                             (spec.min_words or 0, min(spec.max_words or longest, max(longest, 1))),
                             key="filters_length")

@@ -8,6 +8,7 @@ from synth.analysis.filters import (
     apply_filters,
     dedup,
     near_duplicate_pairs,
+    word_counts,
 )
 from synth.kernel.errors import SynthError
 
@@ -119,3 +120,13 @@ def test_near_duplicate_pairs_sorted_with_true_similarities():
     expected = sorted((sims[a, b] for a in range(25) for b in range(a + 1, 25) if sims[a, b] >= 0.98), reverse=True)
     assert pairs["similarity"].tolist() == pytest.approx(expected, abs=1e-5)
     assert len(pairs) == 5 and all(a != b for a, b in zip(pairs["item_a"], pairs["item_b"]))
+
+
+def test_word_counts_use_the_loaded_column_and_count_the_same_without_it():
+    items = _items()
+    counted = word_counts(items)
+    assert counted.tolist() == [2, 5, 2, 3, 3, 5]
+    stored = items.assign(length_words=[9, 9, 9, 9, 9, 9])  # a loaded dataset's column is trusted as it is
+    assert word_counts(stored).tolist() == [9] * 6
+    kept = apply_filters(stored, None, FilterSpec(min_words=10)).kept
+    assert kept.empty  # the length filter reads the same counts

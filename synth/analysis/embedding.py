@@ -441,11 +441,13 @@ def get_embedder(name: str | None = None) -> Embedder:
         return _EMBEDDERS[key]
 
 
-def ensure_embeddings(store: DuckStore, texts: list[str], model: str | None = None) -> int:
+def ensure_embeddings(store: DuckStore, texts: list[str], model: str | None = None,
+                      hashes: list[str] | None = None) -> int:
     """Embed the texts not yet cached for ``model``; return how many were computed. Finding what
-    is missing reads hashes only, never the vectors."""
+    is missing reads hashes only, never the vectors. ``hashes``: the texts' ``text_hash`` when the
+    caller has them (the items table stores them), so they are not computed again."""
     model = model or settings.get("embed_model")
-    wanted = {text_hash(t): t for t in texts}
+    wanted = dict(zip(hashes, texts)) if hashes is not None else {text_hash(t): t for t in texts}
     missing = store.missing_embeddings(model, list(wanted))
     if not missing:
         return 0

@@ -90,7 +90,8 @@ def _group_colours(points: pd.DataFrame, column: str, groups: pd.Series, labels:
         return [palette[i % len(palette)] for i in range(len(labels))]
     ids = points["run_id"].astype(str) if "run_id" in points else groups
     colours = run_colours((list(run_order) if run_order is not None else []) + list(ids.unique()))
-    first = dict(zip(groups.iloc[::-1], ids.iloc[::-1]))  # each label's first run
+    pairs = pd.DataFrame({"label": groups.to_numpy(object), "id": ids.to_numpy(object)}).drop_duplicates("label")
+    first = dict(zip(pairs["label"], pairs["id"]))  # each label's first run
     return [colours[first[label]] for label in labels]
 
 

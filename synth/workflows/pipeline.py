@@ -18,7 +18,7 @@ import pandas as pd
 
 from synth.analysis.clustering import Clustering, current_clustering
 from synth.analysis.embedding import ensure_embeddings, get_embedder, load_vectors
-from synth.analysis.filters import FilterResult, FilterSpec, apply_filters
+from synth.analysis.filters import FilterResult, FilterSpec, apply_filters, word_counts
 from synth.analysis.metrics import compare, compute_run_metrics, measure_items
 from synth.analysis.projection import MapLayout, current_layout
 from synth.generate.config import RunConfig
@@ -335,13 +335,15 @@ def load_dataset(store: DuckStore, method: str | None = None, k: int | None = No
         return Dataset(items.assign(prompt_label=[], cluster=[], cluster_name=[]),
                        np.zeros((0, 0), np.float32), current_clustering(store, method, k, items, min_cluster_size))
     texts = items["text"].tolist()
-    ensure_embeddings(store, texts)  # reads hashes only; the vectors are read when first used
+    # Reads hashes only (the stored ones); the vectors are read when first used.
+    ensure_embeddings(store, texts, hashes=items["text_hash"].tolist())
     clustering = current_clustering(store, method, k, items, min_cluster_size)
     vectors = functools.partial(load_vectors, store, texts)
     read_rows = lambda rows: load_vectors(store, [texts[i] for i in rows], keep=False)  # noqa: E731
-    items = items.assign(prompt_label=prompt_label(items),
-                         cluster=[clustering.labels.get(i, -1) for i in items["item_id"]])
-    items["cluster_name"] = items["cluster"].map(lambda c: clustering.names.get(c, "unclustered"))
+    cluster = items["item_id"].map(clustering.labels).fillna(-1).astype(int)
+    items = items.assign(prompt_label=prompt_label(items), cluster=cluster,
+                         cluster_name=cluster.map(clustering.names).fillna("unclustered"),
+                         length_words=word_counts(items))  # counted once: filters and charts use them
     return Dataset(items, vectors, clustering, read_rows)
 
 
