@@ -16,6 +16,7 @@ from pages.data import clustering_choice, get_store
 from pages.widgets import call_ui, near_dup_threshold
 from synth.analysis import neighbours
 from synth.kernel import settings
+from synth.kernel.threads import give_way
 from synth.kernel.text import literal_markdown
 from synth.outputs import plots
 
@@ -186,7 +187,7 @@ def landing_ui(dataset, clustering: tuple) -> None:
 # MEASURE_WAIT_S is shown in the same run.
 MEASURE_WAIT_S = 2.0
 _MEASURING: dict[tuple, Future] = {}
-_POOL = ThreadPoolExecutor(1, thread_name_prefix="synth-measure")
+_POOL = ThreadPoolExecutor(1, thread_name_prefix="synth-measure", initializer=give_way)  # after the map's drawing
 _LOCK = threading.Lock()
 KEEP = 16
 
