@@ -146,6 +146,21 @@ def test_metrics_table_has_a_row_per_run(store):
     assert list(table.columns[4:]) == metrics.METRIC_NAMES
 
 
+def test_every_runs_metrics_share_one_clustering_found_once(store, monkeypatch):
+    import synth.analysis.clustering as clustering
+
+    for name in ("one", "two", "three"):
+        _save(store, [f"{name} alpha beta", f"{name} gamma delta", f"{name} epsilon"], name)
+    found = []
+    real = clustering.current_clustering
+    monkeypatch.setattr(clustering, "current_clustering", lambda *a, **k: found.append(1) or real(*a, **k))
+    table = metrics.compute_all_metrics(store)
+    assert list(table["count"]) == [3, 3, 3]
+    assert len(found) == 1  # not once per run: at 50,000 items each look-up reads every item
+    ids = store.metrics()["params"].str.extract(r'"clustering_id": "([^"]+)"')[0].dropna().unique()
+    assert len(ids) == 1  # and every run's cluster_entropy names that one clustering
+
+
 def test_truncated_rate_counts_length_among_items_with_a_finish_reason():
     """None (imported, grammar items) is left out of the share; no finish reason at all gives None."""
     items = pd.DataFrame({"finish_reason": ["length", "stop", None, "length", "stop"]})
