@@ -5,6 +5,7 @@ synth.outputs.plots."""
 from __future__ import annotations
 
 import threading
+import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FuturesTimeout
 
@@ -184,8 +185,18 @@ def landing_ui(dataset, clustering: tuple) -> None:
 # The view's metrics before and after the filters take seconds past 10,000 items (near-duplicates
 # and Vendi are quadratic): Explore measures them on a thread and draws the map meanwhile, so a
 # filter or a colour change is not held up by the last run's measuring. A view measured within
-# MEASURE_WAIT_S is shown in the same run.
+# MEASURE_WAIT_S is shown in the same run. Past WAIT_ITEMS items the run waits only
+# MEASURE_WAIT_LARGE_S: Streamlit shows a rerun's new map only when the run ends (measured: a plain
+# plotly app that sleeps 3 s after its chart shows a filter's redraw 3 s later), so a 2 s wait for
+# figures that take longer anyway held every redraw back by 2 s.
 MEASURE_WAIT_S = 2.0
+MEASURE_WAIT_LARGE_S = 0.2
+WAIT_ITEMS = 5_000
+# Past WAIT_ITEMS items a view starts being measured this long after it is asked for: its Python
+# parts (word n-grams) hold the GIL, and the run that asked is still sending the map and the
+# tables (measured at 50,000 items: the redraw's last message left 2.3 s after the map, for a run
+# of 1.4 s).
+START_LATER_S = 0.7
 _MEASURING: dict[tuple, Future] = {}
 _POOL = ThreadPoolExecutor(1, thread_name_prefix="synth-measure", initializer=give_way)  # after the map's drawing
 _LOCK = threading.Lock()
@@ -206,11 +217,17 @@ def _later(key: tuple, work) -> Future:
 HEADLINE = ["count", "distinct_2", "vendi_score", "near_duplicate_rate", "cluster_entropy"]
 
 
+def measure_wait_s(n_items: int) -> float:
+    """How long a run waits for its view's figures: MEASURE_WAIT_S, or MEASURE_WAIT_LARGE_S past
+    WAIT_ITEMS items (the map is not held back for figures that take seconds anyway)."""
+    return MEASURE_WAIT_S if n_items <= WAIT_ITEMS else MEASURE_WAIT_LARGE_S
+
+
 def measured_view(dataset, filtered, spec, wait_s: float | None = None):
     """The filtered view with its headline metrics before and after (``pipeline.filtered_view``,
     past ``headline_sample`` items on a seeded sample of that many), measured on a thread once per
     database state, clustering, filter and threshold; None while it is still being measured after
-    ``wait_s`` (default MEASURE_WAIT_S). A failure is raised here, in the page's run."""
+    ``wait_s`` (default MEASURE_WAIT_S, or MEASURE_WAIT_LARGE_S past WAIT_ITEMS items). A failure is raised here, in the page's run."""
     from synth.analysis.metrics import measure_items
     from synth.workflows.pipeline import filtered_view
 
@@ -221,11 +238,19 @@ def measured_view(dataset, filtered, spec, wait_s: float | None = None):
     before = _later(("before",) + state,
                     lambda: measure_items(store, dataset.items, threshold, dataset.clustering, names=HEADLINE,
                                           sample=sample, vectors=dataset.loaded_vectors))
-    view = _later(("view", tuple(sorted(spec.to_query().items()))) + state,
-                  lambda: filtered_view(store, spec, threshold, dataset, before.result(), filtered,
-                                        names=HEADLINE, sample=sample))
+    large = measure_wait_s(len(dataset.items)) < MEASURE_WAIT_S
+
+    def measure_view():
+        if large:  # the page's run ends and its messages go out first: measuring holds the GIL for seconds
+            time.sleep(START_LATER_S)
+        return filtered_view(store, spec, threshold, dataset, before.result(), filtered, names=HEADLINE,
+                             sample=sample)
+
+    view = _later(("view", tuple(sorted(spec.to_query().items()))) + state, measure_view)
+    if wait_s is None:
+        wait_s = measure_wait_s(len(dataset.items))
     try:
-        return view.result(timeout=MEASURE_WAIT_S if wait_s is None else wait_s)
+        return view.result(timeout=wait_s)
     except FuturesTimeout:
         return None
 

@@ -187,3 +187,13 @@ def test_a_long_list_of_dropped_items_is_cut_and_says_so(demo_store, monkeypatch
     n = demo_store.count_items()
     assert any(c.value == f"The first 5 of {n:,}; export or query the view for the rest." for c in at.caption)
     assert any(len(d.value) == 5 and "reason" in d.value.columns for d in at.dataframe)
+
+
+def test_a_large_view_does_not_hold_the_map_back_for_its_figures():
+    import pages.maptools
+
+    # Streamlit shows a rerun's new map only when the run ends: past WAIT_ITEMS items the run
+    # waits a moment for the figures (which take seconds there), below it long enough to show them.
+    assert pages.maptools.measure_wait_s(290) == pages.maptools.MEASURE_WAIT_S == 2.0
+    assert pages.maptools.measure_wait_s(pages.maptools.WAIT_ITEMS) == 2.0
+    assert pages.maptools.measure_wait_s(50_000) == pages.maptools.MEASURE_WAIT_LARGE_S < 0.5
