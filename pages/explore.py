@@ -235,7 +235,7 @@ def summary_ui(dataset, filtered, spec, presenting: bool) -> None:
     nothing above the map moves when they come). A poll that reruns the app when they are ready
     stops with that run: a fragment left polling every second would make clicks on the page race it."""
     try:
-        view = maptools.measured_view(dataset, filtered, spec)
+        view = maptools.measured_view(dataset, filtered, spec, first_draw=first_draw)
     except Exception as exc:  # shown, and the rest of the page goes on
         summary_slot.error(error_text(exc, "measuring the items in view"))
         return
@@ -303,7 +303,8 @@ landing_slot = st.container()
 search_slot = st.container()
 map_col, chart_col = st.columns([3, 1]) if not presenting else (st.container(), None)
 map_slot = map_col.empty()
-if not st.session_state.get("explore_map_drawn"):
+first_draw = not st.session_state.get("explore_map_drawn")
+if first_draw:
     # An empty map at once: the browser loads plotly.js while the data is prepared.
     map_slot.plotly_chart(plots.loading_figure(), key="explore_map_loading")
 dataset = dataset_ui()

@@ -217,17 +217,20 @@ def _later(key: tuple, work) -> Future:
 HEADLINE = ["count", "distinct_2", "vendi_score", "near_duplicate_rate", "cluster_entropy"]
 
 
-def measure_wait_s(n_items: int) -> float:
+def measure_wait_s(n_items: int, first_draw: bool = False) -> float:
     """How long a run waits for its view's figures: MEASURE_WAIT_S, or MEASURE_WAIT_LARGE_S past
-    WAIT_ITEMS items (the map is not held back for figures that take seconds anyway)."""
-    return MEASURE_WAIT_S if n_items <= WAIT_ITEMS else MEASURE_WAIT_LARGE_S
+    WAIT_ITEMS items on a rerun (its new map shows only when the run ends: it is not held back for
+    figures that take seconds anyway). A session's first map shows at once, and while the browser
+    builds it the run may as well wait for the figures (rather than compete for the CPU)."""
+    return MEASURE_WAIT_S if first_draw or n_items <= WAIT_ITEMS else MEASURE_WAIT_LARGE_S
 
 
-def measured_view(dataset, filtered, spec, wait_s: float | None = None):
+def measured_view(dataset, filtered, spec, wait_s: float | None = None, first_draw: bool = False):
     """The filtered view with its headline metrics before and after (``pipeline.filtered_view``,
     past ``headline_sample`` items on a seeded sample of that many), measured on a thread once per
     database state, clustering, filter and threshold; None while it is still being measured after
-    ``wait_s`` (default MEASURE_WAIT_S, or MEASURE_WAIT_LARGE_S past WAIT_ITEMS items). A failure is raised here, in the page's run."""
+    ``wait_s`` (default ``measure_wait_s``; ``first_draw``: this session's first map). A failure is
+    raised here, in the page's run."""
     from synth.analysis.metrics import measure_items
     from synth.workflows.pipeline import filtered_view
 
@@ -238,17 +241,17 @@ def measured_view(dataset, filtered, spec, wait_s: float | None = None):
     before = _later(("before",) + state,
                     lambda: measure_items(store, dataset.items, threshold, dataset.clustering, names=HEADLINE,
                                           sample=sample, vectors=dataset.loaded_vectors))
-    large = measure_wait_s(len(dataset.items)) < MEASURE_WAIT_S
+    later = len(dataset.items) > WAIT_ITEMS and not first_draw
 
     def measure_view():
-        if large:  # the page's run ends and its messages go out first: measuring holds the GIL for seconds
+        if later:  # the rerun ends and its messages go out first: measuring holds the GIL for seconds
             time.sleep(START_LATER_S)
         return filtered_view(store, spec, threshold, dataset, before.result(), filtered, names=HEADLINE,
                              sample=sample)
 
     view = _later(("view", tuple(sorted(spec.to_query().items()))) + state, measure_view)
     if wait_s is None:
-        wait_s = measure_wait_s(len(dataset.items))
+        wait_s = measure_wait_s(len(dataset.items), first_draw)
     try:
         return view.result(timeout=wait_s)
     except FuturesTimeout:
