@@ -17,7 +17,6 @@ from pages.data import clustering_choice, get_store
 from pages.widgets import call_ui, near_dup_threshold
 from synth.analysis import neighbours
 from synth.kernel import settings
-from synth.kernel.threads import give_way
 from synth.kernel.text import literal_markdown
 from synth.outputs import plots
 
@@ -198,7 +197,7 @@ WAIT_ITEMS = 5_000
 # of 1.4 s).
 START_LATER_S = 0.7
 _MEASURING: dict[tuple, Future] = {}
-_POOL = ThreadPoolExecutor(1, thread_name_prefix="synth-measure", initializer=give_way)  # after the map's drawing
+_POOL = ThreadPoolExecutor(1, thread_name_prefix="synth-measure")
 _LOCK = threading.Lock()
 KEEP = 16
 

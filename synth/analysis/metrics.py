@@ -25,7 +25,6 @@ from synth.kernel import settings
 from synth.kernel.errors import SynthError
 from synth.kernel.records import content_hash, from_json
 from synth.kernel.registry import Registry
-from synth.kernel.threads import give_way
 from synth.store import DuckStore
 
 # Bump when a metric's definition changes, so stored values are recomputed.
@@ -442,7 +441,6 @@ _HURRY = threading.Event()
 
 
 def _measure_quietly(store: DuckStore, delay_s: float = 0.0) -> None:
-    give_way()  # after the pages and the browser: this fills idle time
     if delay_s:
         _HURRY.wait(delay_s)
     try:
