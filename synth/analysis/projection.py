@@ -39,7 +39,6 @@ from synth.kernel import settings
 from synth.kernel.errors import SynthError
 from synth.kernel.records import content_hash, from_json, items_signature, new_id
 from synth.kernel.registry import Registry
-from synth.kernel.threads import give_way
 from synth.store import DuckStore
 
 # Below this many points UMAP's neighbour graph is meaningless; PCA is the layout.
@@ -426,7 +425,6 @@ def wait_for_layouts(timeout_s: float = 300.0) -> None:
 
 
 def _warm() -> None:
-    give_way()  # a compile for later: after the page being drawn
     rng = np.random.default_rng(0)
     _GO.wait()
     try:
