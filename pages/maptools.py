@@ -240,7 +240,9 @@ def measured_view(dataset, filtered, spec, wait_s: float | None = None, first_dr
     before = _later(("before",) + state,
                     lambda: measure_items(store, dataset.items, threshold, dataset.clustering, names=HEADLINE,
                                           sample=sample, vectors=dataset.loaded_vectors))
-    later = len(dataset.items) > WAIT_ITEMS and not first_draw
+    if wait_s is None:
+        wait_s = measure_wait_s(len(dataset.items), first_draw)
+    later = measure_wait_s(len(dataset.items), first_draw) < MEASURE_WAIT_S  # a large view's rerun: one rule
 
     def measure_view():
         if later:  # the rerun ends and its messages go out first: measuring holds the GIL for seconds
@@ -249,8 +251,6 @@ def measured_view(dataset, filtered, spec, wait_s: float | None = None, first_dr
                              sample=sample)
 
     view = _later(("view", tuple(sorted(spec.to_query().items()))) + state, measure_view)
-    if wait_s is None:
-        wait_s = measure_wait_s(len(dataset.items), first_draw)
     try:
         return view.result(timeout=wait_s)
     except FuturesTimeout:

@@ -362,7 +362,7 @@ def compute_run_metrics(store: DuckStore, run_id: str, threshold: float | None =
         items = store.items([run_id])
         if items.empty:
             return measure_items(store, items)[0]
-        clustering = clustering or current_clustering(store)
+        clustering = current_clustering(store) if clustering is None else clustering
         inputs = content_hash({"v": METRICS_VERSION, "items": sorted(set_signature(items)),
                                "threshold": threshold, "embed_model": settings.get("embed_model"),
                                "clustering": clustering.clustering_id, "seed": settings.get("seed")})
