@@ -1,9 +1,8 @@
 """Synth Studio: a multipage Streamlit dashboard over the ``synth`` core package."""
 
-from pages.shell import app_run, configure_page, navigation, startup_ui
+from pages.shell import app_run, configure_page, navigation
 
 configure_page()
 page = navigation()
 with app_run(page):
-    startup_ui()
-    page.run()
+    page.run()  # the page starts up first (pages.shell.require_app): the database, demo data, jobs

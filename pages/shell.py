@@ -9,12 +9,15 @@ from pathlib import Path
 
 import streamlit as st
 
-from pages.data import get_store, prepare_database, start_deferred_work, start_preload
-from pages.widgets import call_ui, error_text, stop_on_error
 from synth.kernel import settings
 from synth.kernel.errors import SynthError
 from synth.kernel.text import literal_markdown
-from synth.workflows import jobs
+from synth.kernel.threads import limit_blas_threads
+
+# Light to import (streamlit and the kernel's settings only): app.py imports it before any page,
+# and the Explore page draws its first screen before pandas, DuckDB and the rest of synth are
+# imported (about 1 s on a cold start, while the browser loads plotly.js). What needs them is
+# imported where it is used.
 
 PRESENT_PARAM = "present"
 # A file of the app's own: a :material/...: or emoji page icon makes the browser fetch it from
@@ -30,6 +33,8 @@ h1 { font-size: 3rem !important; }
 [data-testid="stMetricLabel"] p { font-size: 1.1rem; }
 [data-testid="stText"] { font-family: inherit; font-size: 20px; white-space: pre-wrap; }
 </style>"""
+
+limit_blas_threads(settings.get("app_blas_threads"))  # the app's process, before numpy is loaded
 
 _RUN = threading.local()
 RECENT_JOB_S = 120  # a finished job stays in the sidebar this long
@@ -73,18 +78,35 @@ def app_run(page=None):
     """Marks a script run that went through app.py (its navigation and start-up); when the page is
     drawn, starts the background work held back for it (see ``after_page``). An exception no page
     caught is shown as ``st.error`` (its traceback goes to the server log, never to the page)."""
-    _RUN.active = True
+    _RUN.active, _RUN.started = True, False
     try:
         yield
     except Exception as exc:  # st.stop and st.rerun are not Exceptions: they pass
+        from pages.widgets import error_text
+
         st.error(error_text(exc, "drawing this page"))
     finally:
         _RUN.active = False
         after_page(page)  # also when the page stopped early (st.stop) or failed
 
 
-def require_app() -> None:
-    """Run this page through the app's own navigation when Streamlit ran the file alone.
+def through_app() -> bool:
+    """Whether this script run went through app.py (its navigation): see ``require_app``."""
+    return getattr(_RUN, "active", False)
+
+
+def start_up() -> None:
+    """``startup_ui``, once per script run."""
+    if not getattr(_RUN, "started", False):
+        _RUN.started = True
+        startup_ui()
+
+
+def require_app(startup: bool = True) -> None:
+    """Start up (``start_up``) a page run through app.py, before the page draws anything: every
+    page calls it first. Explore passes ``startup=False`` and starts up after its first screen.
+
+    Runs this page through the app's own navigation when Streamlit ran the file alone.
 
     Streamlit runs a page file on its own when a fresh server's first URL is that page (a
     bookmark of /generate, say), and on every AppTest switch_page: its pages/-folder heuristic then
@@ -92,12 +114,13 @@ def require_app() -> None:
     (which turns the heuristic off for good), runs the requested page as app.py would, and stops
     the outer run. The page then has the same widget ids as in every later run.
     """
-    if getattr(_RUN, "active", False):
+    if through_app():
+        if startup:
+            start_up()
         return
     configure_page()
     page = navigation()
     with app_run(page):
-        startup_ui()
         page.run()
     st.stop()
 
@@ -105,6 +128,9 @@ def require_app() -> None:
 def startup_ui() -> None:
     """Open the database, load the demo data into an empty one, and warm UMAP up in the background;
     show the background jobs in the sidebar."""
+    from pages.data import prepare_database
+    from pages.widgets import stop_on_error
+
     with stop_on_error("opening the database"):
         prepare_database(settings.get("db_path"))
     if not presenting():
@@ -116,6 +142,10 @@ def jobs_ui() -> None:
     """Every page's sidebar: the jobs this app runs, with their progress and a Cancel button, and
     the runs a stopped process left unfinished, with a Resume button. While a job runs the panel
     redraws every second; when one finishes the whole page runs again, to show what it made."""
+    from pages.data import get_store
+    from pages.widgets import call_ui
+    from synth.workflows import jobs
+
     running = jobs.active()
     st.fragment(_live_jobs_ui, run_every=1.0 if running else None)()
     try:
@@ -135,6 +165,8 @@ def jobs_ui() -> None:
 
 
 def _live_jobs_ui() -> None:
+    from synth.workflows import jobs
+
     seen = st.session_state.setdefault("common_jobs_seen", set())
     finished_now = False
     for job in jobs.this_process_jobs()[:5]:
@@ -163,6 +195,8 @@ MODEL_PAGES = {"studio", "generate", "review"}
 def after_page(page=None) -> None:
     """Background work that must not delay the first screen, started once it is drawn; the models
     too when the page generates or judges (see MODEL_PAGES)."""
+    from pages.data import start_deferred_work, start_preload
+
     start_deferred_work(settings.get("db_path"))
     if page is None or getattr(page, "url_path", "") in MODEL_PAGES:
         start_preload()

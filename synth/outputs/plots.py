@@ -7,7 +7,6 @@ labels, and a model's output must never become markup.
 from __future__ import annotations
 
 import hashlib
-import html
 import textwrap
 from typing import Any, Iterable, Mapping
 
@@ -17,6 +16,7 @@ import plotly.graph_objects as go
 from plotly.colors import qualitative
 
 from synth.kernel.text import format_number
+from synth.outputs.mapframe import MAP_HEIGHT, loading_figure, map_layout, plot_text  # noqa: F401  (loading_figure: for callers)
 
 HOVER_WIDTH = 60
 HOVER_CHARS = 400
@@ -28,7 +28,6 @@ HOVER_SHORT_CHARS = 100
 HOVER_NONE_FROM = 50_000
 # Past this many points the map is drawn with WebGL.
 WEBGL_FROM = 5000
-MAP_HEIGHT = 620
 
 PALETTE = ["#4C78A8", "#F58518", "#54A24B", "#E45756", "#72B7B2", "#EECA3B", "#B279A2",
            "#FF9DA6", "#9D755D", "#BAB0AC"]
@@ -93,13 +92,6 @@ def _group_colours(points: pd.DataFrame, column: str, groups: pd.Series, labels:
     pairs = pd.DataFrame({"label": groups.to_numpy(object), "id": ids.to_numpy(object)}).drop_duplicates("label")
     first = dict(zip(pairs["label"], pairs["id"]))  # each label's first run
     return [colours[first[label]] for label in labels]
-
-
-def plot_text(value: Any) -> str:
-    """``value`` as literal plotly text: ``&``, ``<`` and ``>`` as entities, so no name or item
-    becomes a tag (plotly draws <b>, <a href>, <br> in labels). Quotes stay as they are: plotly
-    decodes only a few named entities and would show ``&quot;`` as it is."""
-    return html.escape(str(value), quote=False)
 
 
 def _shorten(text: str, chars: int) -> str:
@@ -204,18 +196,7 @@ def map_figure(points: pd.DataFrame, color_by: str = "run", title: str = "",
                 scatter, group, total, plot_text(label),
                 marker={"size": group_size, "opacity": 0.8, "color": colours[label]},
             ))
-    return _map_layout(fig, title, color_by)
-
-
-def _map_layout(fig: go.Figure, title: str = "", legend: str = "") -> go.Figure:
-    fig.update_layout(
-        title=plot_text(title) if title else None, height=MAP_HEIGHT,
-        margin={"l": 10, "r": 10, "t": 40 if title else 10, "b": 10}, legend={"title": {"text": plot_text(legend)}}, dragmode="lasso", hoverlabel={"align": "left"},
-        xaxis={"showticklabels": False, "title": None, "zeroline": False},
-        yaxis={"showticklabels": False, "title": None, "zeroline": False},
-        plot_bgcolor="white",
-    )
-    return fig
+    return map_layout(fig, title, color_by)
 
 
 # Cluster labels: at most LABELS_TOP names, largest cluster first, none over another.
@@ -357,14 +338,6 @@ def add_highlight(fig: go.Figure, frame: pd.DataFrame, name: str, color: str = "
                                    hoverinfo="skip", marker={"size": 13, "color": "rgba(0,0,0,0)",
                                                              "line": {"width": 2, "color": color}}))
     return fig
-
-
-def loading_figure() -> go.Figure:
-    """An empty map of the same size, shown while the points are prepared."""
-    fig = go.Figure()
-    fig.add_annotation(text="Loading the map…", showarrow=False, font={"size": 16, "color": "#888"},
-                       xref="paper", yref="paper", x=0.5, y=0.5)
-    return _map_layout(fig)
 
 
 def selected_item_ids(selection: Mapping[str, Any] | None) -> list[str]:
