@@ -31,3 +31,8 @@ gen --prompt-name product-descriptions --run-name "descriptions v1" --n 50 --tem
 python -m synth export --db "$DB" --out data/demo.jsonl
 python -c "from synth.workflows.demo import write_demo_vectors; from synth.workflows.pipeline import open_store; \
 print(write_demo_vectors(open_store('$DB'), 'data/demo.jsonl'))"
+# The default clustering of the demo as loaded (k-means fitted here, without the old clusters file).
+rm -f data/demo_clusters.json
+SYNTH_LOAD_DEMO=1 python -c "from synth.workflows.demo import ensure_demo, write_demo_clusters; \
+from synth.workflows.pipeline import open_store; s = open_store('$(dirname "$DB")/clusters.duckdb'); \
+ensure_demo(s, measure=False, shipped_clusters=False); print(write_demo_clusters(s, 'data/demo.jsonl'))"

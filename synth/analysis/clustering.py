@@ -188,6 +188,22 @@ def make_clusterer(method: str | None = None, k: int | None = None, min_cluster_
     return entry(**{name: given[name] for name in entry.options})
 
 
+def save_clustering(store: DuckStore, method: str, params: dict, items: pd.DataFrame, labels: np.ndarray,
+                    names: pd.DataFrame | None = None, signature: str | None = None) -> str:
+    """Store ``labels`` (one per row of ``items``) as the clustering ``method`` with ``params``
+    makes of exactly these items, with the embed_model setting's vectors; named by c-TF-IDF
+    (:func:`keyword_labels`) unless ``names`` are given in its columns. Returns its id."""
+    labels = np.asarray(labels).astype(int)
+    rows = pd.DataFrame({"item_id": items["item_id"].values, "cluster_id": labels,
+                         "label": pd.Series([None] * len(labels), dtype=object)})
+    clustering_id = new_id("cl")
+    store.save_fit("clustering", clustering_id, method, settings.get("embed_model"), params,
+                   signature or items_signature(items), rows)
+    store.save_cluster_labels(clustering_id, keyword_labels(items["text"].tolist(), labels) if names is None
+                              else names)
+    return clustering_id
+
+
 def current_clustering(store: DuckStore, method: str | None = None, k: int | None = None,
                        items: pd.DataFrame | None = None, min_cluster_size: int | None = None) -> Clustering:
     """The clustering of all items (fitted, named by c-TF-IDF and stored if none fits the current
@@ -202,13 +218,8 @@ def current_clustering(store: DuckStore, method: str | None = None, k: int | Non
     signature = items_signature(items)
     found = store.find_fit("clustering", method, embed_model, params, signature)
     if found is None:
-        vectors = load_vectors(store, items["text"].tolist(), embed_model)
-        labels = clusterer.fit(vectors)
-        rows = pd.DataFrame({"item_id": items["item_id"].values, "cluster_id": labels.astype(int),
-                             "label": pd.Series([None] * len(labels), dtype=object)})
-        clustering_id = new_id("cl")
-        store.save_fit("clustering", clustering_id, method, embed_model, params, signature, rows)
-        store.save_cluster_labels(clustering_id, keyword_labels(items["text"].tolist(), labels))
+        labels = clusterer.fit(load_vectors(store, items["text"].tolist(), embed_model))
+        save_clustering(store, method, params, items, labels, signature=signature)
         found = store.find_fit("clustering", method, embed_model, params, signature)
     clustering_id, frame = found
     named = frame[["cluster_id", "label"]].drop_duplicates("cluster_id")  # one row per cluster, not per item
