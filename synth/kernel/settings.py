@@ -103,6 +103,11 @@ SETTINGS: dict[str, Setting] = {
         Setting("sql_memory_limit", "SYNTH_SQL_MEMORY_LIMIT", "512MB",
                 "Memory a SQL console query may use (DuckDB memory_limit, e.g. 512MB or 2GB)."),
         Setting("sql_threads", "SYNTH_SQL_THREADS", 1, "CPU threads a SQL console query may use.", int),
+        Setting("app_blas_threads", "SYNTH_APP_BLAS_THREADS", 1,
+                "BLAS threads for numpy in the app (0: the library's own choice, one per core). The app "
+                "shares the cores with the browser drawing its map: on a busy machine a 2-thread BLAS "
+                "call stalls (a 290-item PCA took 0.4 s in the app against 15 ms alone, and a fresh start "
+                "drew its first map 0.4 s later). The CLI keeps the library's choice.", int),
         Setting("sql_max_seconds", "SYNTH_SQL_MAX_SECONDS", 60.0,
                 "Longest time limit a SQL console query may be given, in seconds.", float),
         Setting("debug", "SYNTH_DEBUG", False,
