@@ -188,17 +188,24 @@ def make_clusterer(method: str | None = None, k: int | None = None, min_cluster_
     return entry(**{name: given[name] for name in entry.options})
 
 
-def save_clustering(store: DuckStore, method: str, params: dict, items: pd.DataFrame, labels: np.ndarray,
-                    names: pd.DataFrame | None = None, signature: str | None = None) -> str:
-    """Store ``labels`` (one per row of ``items``) as the clustering ``method`` with ``params``
-    makes of exactly these items, with the embed_model setting's vectors; named by c-TF-IDF
-    (:func:`keyword_labels`) unless ``names`` are given in its columns. Returns its id."""
+def fit_key(clusterer, items: pd.DataFrame) -> dict:
+    """What a stored clustering of ``items`` by ``clusterer`` is found by (``DuckStore.find_fit``):
+    method, embedding model (the embed_model setting), parameters and the items' signature."""
+    return {"method": clusterer.name, "embed_model": settings.get("embed_model"),
+            "params": clusterer.params(len(items)), "items_hash": items_signature(items)}
+
+
+def save_clustering(store: DuckStore, key: dict, items: pd.DataFrame, labels: np.ndarray,
+                    names: pd.DataFrame | None = None) -> str:
+    """Store ``labels`` (one per row of ``items``) as the clustering found by ``key``
+    (:func:`fit_key`); named by c-TF-IDF (:func:`keyword_labels`) unless ``names`` are given in
+    its columns. Returns its id."""
     labels = np.asarray(labels).astype(int)
     rows = pd.DataFrame({"item_id": items["item_id"].values, "cluster_id": labels,
                          "label": pd.Series([None] * len(labels), dtype=object)})
     clustering_id = new_id("cl")
-    store.save_fit("clustering", clustering_id, method, settings.get("embed_model"), params,
-                   signature or items_signature(items), rows)
+    store.save_fit("clustering", clustering_id, key["method"], key["embed_model"], key["params"],
+                   key["items_hash"], rows)
     store.save_cluster_labels(clustering_id, keyword_labels(items["text"].tolist(), labels) if names is None
                               else names)
     return clustering_id
@@ -213,14 +220,13 @@ def current_clustering(store: DuckStore, method: str | None = None, k: int | Non
     items = store.items() if items is None else items
     if items.empty:
         return Clustering("", method, {})
-    params = clusterer.params(len(items))
-    embed_model = settings.get("embed_model")
-    signature = items_signature(items)
-    found = store.find_fit("clustering", method, embed_model, params, signature)
+    key = fit_key(clusterer, items)
+    params = key["params"]
+    found = store.find_fit("clustering", **key)
     if found is None:
-        labels = clusterer.fit(load_vectors(store, items["text"].tolist(), embed_model))
-        save_clustering(store, method, params, items, labels, signature=signature)
-        found = store.find_fit("clustering", method, embed_model, params, signature)
+        labels = clusterer.fit(load_vectors(store, items["text"].tolist(), key["embed_model"]))
+        save_clustering(store, key, items, labels)
+        found = store.find_fit("clustering", **key)
     clustering_id, frame = found
     named = frame[["cluster_id", "label"]].drop_duplicates("cluster_id")  # one row per cluster, not per item
     names = {int(c): (lab if isinstance(lab, str) and lab else

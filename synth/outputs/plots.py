@@ -16,7 +16,7 @@ import plotly.graph_objects as go
 from plotly.colors import qualitative
 
 from synth.kernel.text import format_number
-from synth.outputs.mapframe import MAP_HEIGHT, loading_figure, map_layout, plot_text  # noqa: F401  (loading_figure: for callers)
+from synth.outputs.mapframe import MAP_HEIGHT, map_layout, plot_text
 
 HOVER_WIDTH = 60
 HOVER_CHARS = 400

@@ -13,13 +13,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from synth.analysis.clustering import current_clustering, make_clusterer, save_clustering
+from synth.analysis.clustering import current_clustering, fit_key, make_clusterer, save_clustering
 from synth.analysis.embedding import ensure_embeddings
 from synth.analysis.metrics import compute_all_metrics
 from synth.generate.ingest import restore_export
 from synth.kernel import settings
 from synth.kernel.errors import SynthError
-from synth.kernel.records import items_signature, text_hash
+from synth.kernel.records import text_hash
 from synth.store import DuckStore, in_session
 
 
@@ -57,43 +57,35 @@ def clusters_file(demo_file: str | Path) -> Path:
     return Path(demo_file).with_name(Path(demo_file).stem + "_clusters.json")
 
 
-def _clustering_key(store: DuckStore, items: pd.DataFrame) -> dict:
-    """What identifies the default clusterer's fit of ``items`` with the current settings."""
-    clusterer = make_clusterer()
-    return {"embed_model": settings.get("embed_model"), "method": clusterer.name,
-            "params": clusterer.params(len(items)), "items_signature": items_signature(items)}
-
-
 def write_demo_clusters(store: DuckStore, demo_file: str | Path) -> Path:
     """Save the default clustering of the store's items (the demo, loaded without its clusters
     file) next to ``demo_file`` (used by data/make_demo.sh)."""
     items = store.items()
-    clustering = current_clustering(store, items=items)
+    clustering = current_clustering(store, items=items)  # fitted: the store has no shipped clustering
     named = store.cluster_labels(clustering.clustering_id)
     out = clusters_file(demo_file)
-    shipped = {**_clustering_key(store, items),
+    shipped = {**fit_key(make_clusterer(), items),
                "labels": {i: clustering.labels[i] for i in items["item_id"].tolist()},
                "names": named[["cluster_id", "size", "keywords"]].to_dict("records")}
     out.write_text(json.dumps(shipped, indent=1, sort_keys=True) + "\n")
     return out
 
 
-def load_demo_clusters(store: DuckStore, path: Path) -> bool:
+def load_demo_clusters(store: DuckStore, path: Path, items: pd.DataFrame) -> bool:
     """Store the shipped clustering of the demo items as the default clusterer's fit, when it is
-    what that fit would be keyed by now (same settings, embedding model and items); else nothing
-    is stored (the first page fits its own) and False is returned."""
+    what that fit would be found by now (``fit_key``: same settings, embedding model and
+    ``items``); else nothing is stored (the first page fits its own) and False is returned."""
+    key = fit_key(make_clusterer(), items)
     try:
         shipped = json.loads(path.read_text())
-        key = {k: shipped[k] for k in ("embed_model", "method", "params", "items_signature")}
+        if {k: shipped[k] for k in key} != key or set(shipped["labels"]) != set(items["item_id"]):
+            return False
     except (OSError, ValueError, KeyError, TypeError):
-        return False
-    items = store.items()
-    if key != _clustering_key(store, items) or set(shipped.get("labels", {})) != set(items["item_id"]):
         return False
     labels = np.array([shipped["labels"][i] for i in items["item_id"].tolist()], dtype=int)
     names = pd.DataFrame(shipped["names"], columns=["cluster_id", "size", "keywords"]).assign(
         llm_label=None, llm_model=None)
-    save_clustering(store, key["method"], key["params"], items, labels, names, key["items_signature"])
+    save_clustering(store, key, items, labels, names)
     return True
 
 
@@ -113,9 +105,10 @@ def ensure_demo(store: DuckStore, measure: bool = True, shipped_clusters: bool =
     added = restore_export(store, path)
     model = settings.get("embed_model")
     load_demo_vectors(store, vectors_file(path), model)
-    ensure_embeddings(store, store.items()["text"].tolist(), model)  # anything the file lacked
+    items = store.items()
+    ensure_embeddings(store, items["text"].tolist(), model)  # anything the file lacked
     if shipped_clusters:
-        load_demo_clusters(store, clusters_file(path))
+        load_demo_clusters(store, clusters_file(path), items)
     if measure:
         compute_all_metrics(store)
     return added
