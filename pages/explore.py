@@ -26,7 +26,10 @@ map_col, chart_col = st.columns([3, 1]) if not presenting else (st.container(), 
 map_slot = map_col.empty()
 first_draw = not st.session_state.get("explore_map_drawn")
 if first_draw:
-    map_slot.plotly_chart(loading_figure(), key="explore_map_loading")
+    try:
+        map_slot.plotly_chart(loading_figure(), key="explore_map_loading")
+    except AttributeError:  # another session began importing pandas meanwhile (see loading_figure)
+        pass  # no loading map: the map itself comes as always
 start_up()
 
 import numpy as np  # noqa: E402  (after the first screen, see above)

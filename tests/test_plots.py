@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import pytest
 import pandas as pd
 import plotly.graph_objects as go
@@ -198,3 +200,29 @@ def test_a_filtered_view_of_a_large_map_keeps_its_short_hover_labels():
     filtered = plots.map_figure(points, "run", hover_total=plots.HOVER_NONE_FROM)
     assert len(full.data[0].hovertext[0]) > plots.HOVER_SHORT_CHARS * 3
     assert filtered.data[0].hovertext is None
+
+
+def test_the_loading_map_waits_for_another_sessions_import_of_pandas(tmp_path):
+    """Explore sends its loading map before pandas is imported, and another session's thread may be
+    importing it just then: plotly's validators use whatever ``sys.modules["pandas"]`` holds, and a
+    half-imported pandas (no ``Series`` yet) failed the page's first run. Here a stand-in pandas
+    takes a second to import on a thread; the loading map, built and serialised as Streamlit does
+    meanwhile, waits for it and comes out whole."""
+    import subprocess
+    import sys
+
+    (tmp_path / "pandas.py").write_text("import time\ntime.sleep(1.0)\nclass Series: pass\nclass Index: pass\n")
+    code = ("import sys, threading, time\n"
+            f"sys.path.insert(0, {str(tmp_path)!r})\n"
+            "import json, numpy, plotly.io, plotly.tools\n"
+            "from synth.outputs.mapframe import loading_figure\n"
+            "threading.Thread(target=__import__, args=('pandas',)).start()\n"
+            "time.sleep(0.3)\n"
+            "assert not hasattr(sys.modules['pandas'], 'Series')  # half-imported now\n"
+            "figure = plotly.tools.return_figure_from_figure_or_data(loading_figure(), validate_figure=True)\n"
+            "spec = json.loads(plotly.io.to_json(figure, validate=False))\n"
+            "print(spec['layout']['annotations'][0]['text'], spec['layout']['height'])\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         cwd=str(Path(__file__).resolve().parent.parent))
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split() == ["Loading", "the", "map…", "620"]

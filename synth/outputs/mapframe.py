@@ -5,6 +5,7 @@ browser loads plotly.js while the server imports the rest and loads the data."""
 from __future__ import annotations
 
 import html
+import sys
 from typing import Any
 
 import plotly.graph_objects as go
@@ -32,7 +33,15 @@ def map_layout(fig: go.Figure, title: str = "", legend: str = "") -> go.Figure:
 
 
 def loading_figure() -> go.Figure:
-    """An empty map of the same size, shown while the points are prepared."""
+    """An empty map of the same size, shown while the points are prepared.
+
+    Built before this session imports pandas, maybe while another session's thread is importing
+    it: plotly's validators use whatever ``sys.modules["pandas"]`` holds, and a half-imported pandas
+    (no ``Series`` yet) makes them fail. So an import under way is waited for first (``import``
+    blocks until the other thread's is done); one that starts while the figure is being built can
+    still make plotly raise AttributeError, which the caller takes as "no loading map this time"."""
+    if "pandas" in sys.modules:
+        import pandas  # noqa: F401  (waits for another thread's import of it to finish)
     fig = go.Figure()
     fig.add_annotation(text="Loading the map…", showarrow=False, font={"size": 16, "color": "#888"},
                        xref="paper", yref="paper", x=0.5, y=0.5)
