@@ -165,6 +165,28 @@ def test_the_dataset_the_map_and_the_metrics_read_the_vectors_once(demo_store, m
     assert reads == [dataset.items["text_hash"].nunique()]
 
 
+def test_a_filtered_view_measures_the_kept_items_with_the_datasets_own_vectors(demo_store, monkeypatch):
+    import synth.analysis.metrics as metrics
+    from synth.analysis.filters import FilterSpec
+    from synth.workflows.pipeline import filtered_view, load_dataset
+
+    dataset = load_dataset(demo_store)
+    spec = FilterSpec(min_words=int(dataset.items["text"].str.count(r"\w+").median()))
+    names = ["count", "distinct_2", "vendi_score", "near_duplicate_rate"]
+    expected = {}
+    for sample in (None, 40):
+        kept = filtered_view(demo_store, spec, dataset=load_dataset(demo_store), names=names).result.kept
+        expected[sample] = metrics.measure_items(demo_store, kept, None, dataset.clustering, names=names,
+                                                 sample=sample)[0]
+    dataset.vectors  # loaded: from here on no vector is looked up by text
+    monkeypatch.setattr(metrics, "load_vectors", lambda *a, **k: (_ for _ in ()).throw(AssertionError(a[1][:1])))
+    for sample in (None, 40):
+        view = filtered_view(demo_store, spec, dataset=dataset, names=names, sample=sample)
+        assert 40 < len(view.result.kept) < len(dataset.items)
+        assert view.after == pytest.approx(expected[sample], rel=1e-9)
+        assert view.after["vendi_score"] != view.before["vendi_score"]
+
+
 def test_map_points_from_the_loaded_dataset_equal_a_fresh_read(demo_store):
     import pandas as pd
 

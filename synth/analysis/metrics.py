@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -303,11 +304,15 @@ def set_signature(items: pd.DataFrame) -> list[str]:
 
 def measure_items(store: DuckStore, items: pd.DataFrame, threshold: float | None = None,
                   clustering=None, names: list[str] | None = None, sample: int | None = None,
-                  vectors: np.ndarray | None = None) -> tuple[dict[str, float | None], dict[str, dict]]:
+                  vectors: np.ndarray | None = None,
+                  vector_rows: Callable[[np.ndarray], np.ndarray] | None = None,
+                  ) -> tuple[dict[str, float | None], dict[str, dict]]:
     """Metrics of any set of items (a run, a filtered view), with the dataset's clusters: every
     metric, or only ``names``. Past ``sample`` items, every metric but ``count`` is measured on a
     seeded sample of that many, and each metric's parameters say so (``sample_of``). ``vectors``:
-    the items' vectors in order, if already at hand."""
+    the items' vectors in order, if already at hand; or ``vector_rows``, which gives the vectors of
+    given rows of ``items`` (a ``Dataset.vector_rows``): only the measured rows are asked for.
+    Without either they are read from the database by text."""
     from synth.analysis.clustering import current_clustering
 
     threshold = settings.get("near_dup_threshold") if threshold is None else threshold
@@ -323,7 +328,9 @@ def measure_items(store: DuckStore, items: pd.DataFrame, threshold: float | None
     if sample is not None and population > sample:
         rows = np.sort(np.random.default_rng(settings.get("seed")).choice(population, sample, replace=False))
         items = items.iloc[rows]
-    if vectors is None:  # a sample's vectors are read for it alone, not kept with the dataset's
+    if vectors is None and vector_rows is not None:
+        vectors = vector_rows(np.arange(population) if rows is None else rows)
+    elif vectors is None:  # a sample's vectors are read for it alone, not kept with the dataset's
         vectors = load_vectors(store, items["text"].tolist(), keep=rows is None)
     elif rows is not None:
         vectors = vectors[rows]

@@ -360,11 +360,14 @@ def filtered_view(store: DuckStore, spec: FilterSpec, threshold: float | None = 
     dataset = dataset or load_dataset(store)
     result = result or apply_filters(dataset.items, dataset.vectors, spec)
     if before is None:
-        before = measure_items(store, dataset.items, threshold, dataset.clustering, names=names, sample=sample)
+        before = measure_items(store, dataset.items, threshold, dataset.clustering, names=names, sample=sample,
+                               vector_rows=dataset.vector_rows)
     if len(result.kept) == len(dataset.items):
         after = before  # nothing dropped: the same items, the same figures
-    else:
-        after = measure_items(store, result.kept, threshold, dataset.clustering, names=names, sample=sample)
+    else:  # the kept items' vectors are rows of the dataset's: not looked up again by text
+        at = pd.Index(dataset.items["item_id"]).get_indexer(result.kept["item_id"])
+        after = measure_items(store, result.kept, threshold, dataset.clustering, names=names, sample=sample,
+                              vector_rows=lambda rows: dataset.vector_rows(at[rows]))
     return View(dataset, result, before[0], after[0], before[1], after[1])
 
 
