@@ -187,9 +187,11 @@ def landing_ui(dataset, clustering: tuple) -> None:
 # MEASURE_WAIT_S is shown in the same run. Past WAIT_ITEMS items the run waits only
 # MEASURE_WAIT_LARGE_S: Streamlit shows a rerun's new map only when the run ends (measured: a plain
 # plotly app that sleeps 3 s after its chart shows a filter's redraw 3 s later), so a 2 s wait for
-# figures that take longer anyway held every redraw back by 2 s.
+# figures that take longer anyway held every redraw back by 2 s. Such a view is measured
+# START_LATER_S after it is asked for, so the run does not wait at all: a view measured before is
+# shown at once, another one on the poll's rerun.
 MEASURE_WAIT_S = 2.0
-MEASURE_WAIT_LARGE_S = 0.2
+MEASURE_WAIT_LARGE_S = 0.0
 WAIT_ITEMS = 5_000
 # Past WAIT_ITEMS items a view starts being measured this long after it is asked for: its Python
 # parts (word n-grams) hold the GIL, and the run that asked is still sending the map and the
@@ -239,7 +241,7 @@ def measured_view(dataset, filtered, spec, wait_s: float | None = None, first_dr
     state = (store.path, store.data_version(metrics=False), clustering_choice(), threshold, sample)
     before = _later(("before",) + state,
                     lambda: measure_items(store, dataset.items, threshold, dataset.clustering, names=HEADLINE,
-                                          sample=sample, vectors=dataset.loaded_vectors))
+                                          sample=sample, vector_rows=dataset.vector_rows))
     if wait_s is None:
         wait_s = measure_wait_s(len(dataset.items), first_draw)
     later = measure_wait_s(len(dataset.items), first_draw) < MEASURE_WAIT_S  # a large view's rerun: one rule
