@@ -161,6 +161,32 @@ def test_every_runs_metrics_share_one_clustering_found_once(store, monkeypatch):
     assert len(ids) == 1  # and every run's cluster_entropy names that one clustering
 
 
+def test_a_pass_over_current_runs_reads_no_texts_and_a_judged_run_is_measured_again(store, monkeypatch):
+    from synth.kernel.records import now
+    from synth.store import DuckStore
+
+    ids = [_save(store, [f"{name} alpha beta", f"{name} gamma delta", f"{name} epsilon"], name)
+           for name in ("one", "two", "three")]
+    metrics.compute_all_metrics(store)
+    stamps = store.metrics().groupby("run_id")["computed_at"].max()
+    reads = []
+    real = DuckStore.items
+    monkeypatch.setattr(DuckStore, "items", lambda self, run_ids=None: reads.append(run_ids) or real(self, run_ids))
+    assert list(metrics.compute_all_metrics(store)["count"]) == [3, 3, 3]
+    assert reads == []  # every run current: checked on the items' keys, no text read
+    item = store.items([ids[1]])["item_id"].iloc[0]
+    store.save_judgements([{"judgement_id": "jd_1", "item_id": item, "run_id": ids[1], "judge_model": "m",
+                            "rubric_id": "rb", "rubric": "{}", "score": 4.0, "criteria": "{}", "reason": "ok",
+                            "valid": True, "invalid_reason": None, "tokens_in": 1, "tokens_out": 1,
+                            "cost_usd": 0.0, "latency_ms": 1.0, "created_at": now()}])
+    reads.clear()
+    table = metrics.compute_all_metrics(store)
+    assert reads == [[ids[1]]]  # the judged run alone is read, and measured again
+    assert table.set_index("run_id").loc[ids[1], "judge_score_mean"] == 4.0
+    after = store.metrics().groupby("run_id")["computed_at"].max()
+    assert after[ids[1]] > stamps[ids[1]] and after[ids[0]] == stamps[ids[0]] and after[ids[2]] == stamps[ids[2]]
+
+
 def test_truncated_rate_counts_length_among_items_with_a_finish_reason():
     """None (imported, grammar items) is left out of the share; no finish reason at all gives None."""
     items = pd.DataFrame({"finish_reason": ["length", "stop", None, "length", "stop"]})

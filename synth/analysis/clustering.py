@@ -214,7 +214,8 @@ def save_clustering(store: DuckStore, key: dict, items: pd.DataFrame, labels: np
 def current_clustering(store: DuckStore, method: str | None = None, k: int | None = None,
                        items: pd.DataFrame | None = None, min_cluster_size: int | None = None) -> Clustering:
     """The clustering of all items (fitted, named by c-TF-IDF and stored if none fits the current
-    items); defaults from the cluster_method and cluster_k settings."""
+    items); defaults from the cluster_method and cluster_k settings. ``items``: every item, or only
+    their keys (``DuckStore.item_keys``: enough to find a stored clustering)."""
     clusterer = make_clusterer(method, k, min_cluster_size)
     method = clusterer.name
     items = store.items() if items is None else items
@@ -224,6 +225,9 @@ def current_clustering(store: DuckStore, method: str | None = None, k: int | Non
     params = key["params"]
     found = store.find_fit("clustering", **key)
     if found is None:
+        if "text" not in items:  # given the items' keys (``DuckStore.item_keys``): their texts to fit
+            items = store.items()
+            key = fit_key(clusterer, items)
         labels = clusterer.fit(load_vectors(store, items["text"].tolist(), key["embed_model"]))
         save_clustering(store, key, items, labels)
         found = store.find_fit("clustering", **key)

@@ -355,28 +355,38 @@ def measured_over(clustering) -> str:
 
 
 def compute_run_metrics(store: DuckStore, run_id: str, threshold: float | None = None,
-                        force: bool = False, clustering=None) -> dict[str, float | None]:
+                        force: bool = False, clustering=None, keys: pd.DataFrame | None = None,
+                        ) -> dict[str, float | None]:
     """Metrics of one run, from the ``metrics`` table unless its inputs changed since. A run with
     no items (the store never saves one, but an old database may hold one) gets count 0 and no
     other value, so it never stops the metrics of the other runs. The database is held for the
     look-ups only, not while the run is measured (seconds for a large run): pages go on meanwhile.
     ``clustering``: the current clustering of every item, when the caller has it (``run_metrics``
-    finds it once for all runs: at 50,000 items it reads every item, 0.5 s)."""
+    finds it once for all runs: at 50,000 items it reads every item, 0.5 s). ``keys``: every item's
+    ``DuckStore.item_keys``, read in the same session as the run: whether the stored figures are
+    current is checked on them, and the run's items (with their texts) are read only if not."""
     from synth.analysis.clustering import current_clustering
 
     threshold = settings.get("near_dup_threshold") if threshold is None else threshold
+
+    def inputs_of(items: pd.DataFrame) -> str:
+        return content_hash({"v": METRICS_VERSION, "items": sorted(set_signature(items)),
+                             "threshold": threshold, "embed_model": settings.get("embed_model"),
+                             "clustering": clustering.clustering_id, "seed": settings.get("seed")})
+
     with store.session():
-        items = store.items([run_id])
+        items = store.items([run_id]) if keys is None else keys[keys["run_id"] == run_id]
         if items.empty:
             return measure_items(store, items)[0]
         clustering = current_clustering(store) if clustering is None else clustering
-        inputs = content_hash({"v": METRICS_VERSION, "items": sorted(set_signature(items)),
-                               "threshold": threshold, "embed_model": settings.get("embed_model"),
-                               "clustering": clustering.clustering_id, "seed": settings.get("seed")})
+        inputs = inputs_of(items)
         if not force and store.metrics_inputs_hash(run_id) == inputs:
             stored = store.metrics([run_id])
             by_name = dict(zip(stored["name"], stored["value"].astype(object).where(stored["value"].notna(), None)))
             return {name: by_name.get(name) for name in METRIC_NAMES}
+        if keys is not None:  # stale: the run's items themselves, as they are now
+            items = store.items([run_id])
+            inputs = inputs_of(items)
     values, params = measure_items(store, items, threshold, clustering)
     store.put_metrics(run_id, values, params, inputs)
     return values
@@ -390,13 +400,15 @@ def run_metrics(store: DuckStore, run_ids: list[str] | None = None, threshold: f
     and the pages read them through here."""
     from synth.analysis.clustering import current_clustering
 
-    runs = store.runs()
-    if run_ids is not None:
-        runs = runs[runs["run_id"].isin(run_ids)]
+    with store.session():  # the runs and their items' keys as of one moment
+        runs = store.runs()
+        if run_ids is not None:
+            runs = runs[runs["run_id"].isin(run_ids)]
+        keys = store.item_keys() if len(runs) > 1 else None  # read once (no texts) for every run
     rows = []
-    clustering = current_clustering(store) if len(runs) > 1 else None  # once for every run
+    clustering = current_clustering(store, items=keys) if len(runs) > 1 else None  # once for every run
     for run in runs.itertuples():
-        values = compute_run_metrics(store, run.run_id, threshold, force=force, clustering=clustering)
+        values = compute_run_metrics(store, run.run_id, threshold, force=force, clustering=clustering, keys=keys)
         row = {"run_id": run.run_id, "run": run.name, "model": run.model,
                "prompt_version": run.prompt_version, "metrics": values}
         if with_params:

