@@ -200,6 +200,9 @@ def test_a_filtered_view_of_a_large_map_keeps_its_short_hover_labels():
     filtered = plots.map_figure(points, "run", hover_total=plots.HOVER_NONE_FROM)
     assert len(full.data[0].hovertext[0]) > plots.HOVER_SHORT_CHARS * 3
     assert filtered.data[0].hovertext is None
+    # and it stays on WebGL: a filter that leaves fewer than WEBGL_FROM points does not switch to SVG
+    assert full.data[0].type == "scatter" and filtered.data[0].type == "scattergl"
+    assert plots.map_figure(points, "run", hover_total=plots.WEBGL_FROM - 1).data[0].type == "scatter"
 
 
 def test_the_loading_map_waits_for_another_sessions_import_of_pandas(tmp_path):
