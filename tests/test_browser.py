@@ -5,6 +5,7 @@ import re
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 from appserver import (
     APP_IDLE_JS,
     CHROMIUM,
@@ -394,8 +395,6 @@ def test_studio_previews_runs_in_the_background_while_the_user_leaves_and_cancel
     # button is still offered a while after the click, the user clicks again.
     cancel = sidebar.get_by_role("button", name="Cancel").first
     cancelled = sidebar.get_by_text("cancelled", exact=False).first
-    from playwright.sync_api import TimeoutError as PlaywrightTimeout
-
     for _ in range(6):
         if cancel.is_visible():
             cancel.click()
