@@ -148,6 +148,8 @@ def jobs_ui() -> None:
 
     running = jobs.active()
     st.fragment(_live_jobs_ui, run_every=1.0 if running else None)()
+    for job in running[:5]:
+        cancel_ui(job, f"common_cancel_{job.job_id}", named=len(running) > 1)
     try:
         waiting = jobs.resumable_runs(get_store())
     except SynthError:
@@ -164,6 +166,20 @@ def jobs_ui() -> None:
                 st.rerun()
 
 
+def cancel_ui(job, key: str, named: bool = False) -> None:
+    """A job's Cancel button, drawn by the page's whole run, never inside a polling fragment: a
+    click on a fragment's button while the whole page runs is held back and may be lost
+    (streamlit/streamlit#10928), and a page that redraws as a batch lands runs whole every few
+    seconds (a fresh-clone test took up to 4 minutes and several clicks to cancel). A click here
+    interrupts the page's run; the callback cancels before anything else runs."""
+    from synth.workflows import jobs
+
+    if job.active and not job.cancel.is_set():
+        st.button(f"Cancel {literal_markdown(job.label)}" if named else "Cancel", key=key, icon=":material/stop:",
+                  on_click=jobs.cancel, args=(job.job_id,),
+                  help="No new call starts; the calls in flight finish and are kept.")
+
+
 def _live_jobs_ui() -> None:
     from synth.workflows import jobs
 
@@ -173,10 +189,6 @@ def _live_jobs_ui() -> None:
         if job.active:
             seen.add(job.job_id)
             st.progress(job.fraction, text=literal_markdown(job.describe()))
-            if not job.cancel.is_set() and st.button("Cancel", key=f"common_cancel_{job.job_id}",
-                                                     icon=":material/stop:"):
-                jobs.cancel(job.job_id)
-                st.rerun(scope="fragment")
         else:
             if job.job_id in seen:
                 seen.discard(job.job_id)

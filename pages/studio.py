@@ -10,7 +10,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from pages.data import get_store
-from pages.shell import require_app
+from pages.shell import cancel_ui, require_app
 from pages.widgets import call_ui, form_defaults, licence_ui, remember_form, run_with_progress_ui, stop_on_error
 from synth.analysis.metrics import format_metric, metric_label
 from synth.analysis.projection import pending_layouts
@@ -161,8 +161,6 @@ def job_ui() -> None:
         return
     if job.active:
         st.progress(job.fraction, text=literal_markdown(job.describe()))
-        if st.button("Cancel", key="studio_cancel", help="No new call starts; the calls in flight finish."):
-            jobs.cancel(job_id)
         return
     del st.session_state[JOB_KEY]
     run_id = job.run_id or getattr(job.result, "run_id", None)
@@ -297,6 +295,8 @@ with left:
         start_run_ui(cfg)
     if JOB_KEY in st.session_state:
         job_ui()  # polls only while a batch of this page runs
+        if (job := jobs.get(st.session_state[JOB_KEY])) is not None:
+            cancel_ui(job, "studio_cancel")
     outcome_ui()
     preview_table_ui(cfg)
 with right:

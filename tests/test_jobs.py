@@ -148,6 +148,34 @@ def test_a_job_survives_leaving_the_page_and_its_progress_shows_on_every_page(ma
     assert at.text_area(key="generate_template_sampling").value == "Say {w}"
 
 
+@pytest.mark.slow
+def test_the_sidebar_cancels_the_job_its_button_names_and_no_other(make_server, store):
+    srv = make_server(latency_s=1.0)  # one call at a time: 200 s each, both still running when the page is
+    made = []
+    for name in ("first **bold**", "second"):
+        cfg = RunConfig(template="Item {x}", variables={"x": [str(i) for i in range(200)]}, n=200,
+                        model="openai/test-model", api_base=srv.api_base, concurrency=1, max_tokens=8,
+                        run_name=name)
+        made.append(jobs.start_generation(store.path, cfg))
+    first, second = made
+    try:
+        at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120).run()
+        at.switch_page("pages/metrics.py").run()
+        buttons = {b.key: b.label for b in at.sidebar.button if b.key.startswith("common_cancel_")}
+        assert buttons == {f"common_cancel_{first.job_id}": "Cancel first \\*\\*bold\\*\\*",
+                           f"common_cancel_{second.job_id}": "Cancel second"}
+        at.button(key=f"common_cancel_{first.job_id}").click().run()
+        assert first.cancel.is_set() and not second.cancel.is_set() and second.active
+        assert [b.key for b in at.sidebar.button if b.key.startswith("common_cancel_")] == [
+            f"common_cancel_{second.job_id}"]
+        assert not at.exception
+    finally:
+        for job in made:
+            jobs.cancel(job.job_id)
+        wait_for_jobs()
+    assert first.state == "cancelled" and 0 < first.done < 200
+
+
 def test_a_busy_file_keeps_rows_for_the_next_write_and_never_drops_them():
     written: list[list[int]] = []
     fails = {"left": 3}
