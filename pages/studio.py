@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 
 import pandas as pd
-import plotly.graph_objects as go
 import streamlit as st
 
 from pages.data import get_store
@@ -194,25 +193,6 @@ def load_comparison(db_path: str, data_version: tuple, cfg_key: str) -> studio.V
     return studio.compare_versions(get_store(), RunConfig(**json.loads(cfg_key)))
 
 
-def studio_figure(points, run_order) -> go.Figure:
-    """Every point faded, the highlighted run's points on top: larger, outlined."""
-    fig = plots.map_figure(points[~points["highlight"]], color_by="run", run_order=run_order)
-    fig.update_traces(marker_opacity=0.3)
-    new = points[points["highlight"]]
-    if len(new):
-        scatter = go.Scattergl if len(points) >= plots.WEBGL_FROM else go.Scatter
-        name = f"newest batch: {new['run_name'].iloc[0]}"
-        colour = plots.run_colours(list(run_order) + [str(new["run_id"].iloc[0])])[str(new["run_id"].iloc[0])]
-        fig.add_trace(scatter(
-            x=new["x"], y=new["y"], mode="markers", name=plots.plot_text(name),
-            customdata=new[["item_id"]].to_numpy(), hovertext=[plots.hover_text(str(t)) for t in new["text"]],
-            hovertemplate="%{hovertext}<extra></extra>",
-            marker={"size": 12, "opacity": 1.0, "color": colour, "line": {"width": 2, "color": HIGHLIGHT_COLOR}}))
-    # the legend under the map: the map keeps the column's width (at 1024 px a legend beside it took half)
-    fig.update_layout(legend={"orientation": "h", "yanchor": "top", "y": -0.01, "xanchor": "left", "x": 0})
-    return fig
-
-
 @st.fragment(run_every=2)
 def layout_poll_ui() -> None:
     """While the layout is computed or new items placed in the background, redraw when it is done."""
@@ -231,7 +211,8 @@ def map_ui(store, comparison: studio.VersionMetrics | None) -> None:
     this_run = comparison.this_run["run_id"] if comparison and comparison.this_run else None
     run_id = studio.highlight_run(points, st.session_state.get(LAST_RUN_KEY), this_run)
     marked = studio.mark_highlight(points, run_id)
-    st.plotly_chart(studio_figure(marked, points["run_id"].astype(str).unique()), key="studio_map",
+    st.plotly_chart(plots.newest_batch_figure(marked, points["run_id"].astype(str).unique(), HIGHLIGHT_COLOR),
+                    key="studio_map",
                     width="stretch")
     if run_id:
         name = marked.loc[marked["highlight"], "run_name"].iloc[0]

@@ -229,3 +229,17 @@ def test_the_loading_map_waits_for_another_sessions_import_of_pandas(tmp_path):
                          cwd=str(Path(__file__).resolve().parent.parent))
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.split() == ["Loading", "the", "map…", "620"]
+
+
+@pytest.mark.parametrize("n, kind", [(plots.WEBGL_FROM, "scattergl"), (plots.WEBGL_FROM - 1, "scatter")])
+def test_the_newest_batch_is_drawn_on_top_in_the_same_kind_of_trace_as_the_map(n, kind):
+    points = _points(n + n % 2).iloc[:n].assign(run_id=lambda p: p["run_name"], highlight=False)
+    points.loc[points.index[-100:], ["run_id", "run_name", "highlight"]] = ["r_new", "new <b>batch</b>", True]
+    fig = plots.newest_batch_figure(points, ["a", "b", "r_new"])
+    assert {t.type for t in fig.data} == {kind}  # 4,900 base points and 100 highlighted make a map of n
+    top = fig.data[-1]
+    assert top.name == "newest batch: new &lt;b&gt;batch&lt;/b&gt;" and len(top.x) == 100
+    assert list(top.customdata[:, 0]) == points["item_id"].tail(100).tolist()
+    assert top.marker.line.width == 2 and top.marker.size == 12
+    assert all(t.marker.opacity == 0.3 for t in fig.data[:-1])
+    assert sum(len(t.x) for t in fig.data[:-1]) == n - 100

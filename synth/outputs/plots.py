@@ -206,6 +206,25 @@ LABEL_CHARS = 32
 UNLABELLED = ("noise", "unclustered", "(none)")
 
 
+def newest_batch_figure(points: pd.DataFrame, run_order: Iterable[str], outline: str = "#111111") -> go.Figure:
+    """Every point faded, coloured by run, and the points with ``highlight`` set (the newest batch)
+    on top: larger and outlined. Every trace is of one kind, chosen by the whole map's size (an SVG
+    map under a WebGL highlight draws the highlight under the points)."""
+    fig = map_figure(points[~points["highlight"]], color_by="run", run_order=run_order, hover_total=len(points))
+    fig.update_traces(marker_opacity=0.3)
+    new = points[points["highlight"]]
+    if len(new):
+        scatter = go.Scattergl if len(points) >= WEBGL_FROM else go.Scatter
+        run_id = str(new["run_id"].iloc[0])
+        colour = run_colours([*map(str, run_order), run_id])[run_id]
+        fig.add_trace(_points_trace(scatter, new, len(points), plot_text(f"newest batch: {new['run_name'].iloc[0]}"),
+                                    marker={"size": 12, "opacity": 1.0, "color": colour,
+                                            "line": {"width": 2, "color": outline}}))
+    # the legend under the map: the map keeps the column's width (at 1024 px a legend beside it took half)
+    fig.update_layout(legend={"orientation": "h", "yanchor": "top", "y": -0.01, "xanchor": "left", "x": 0})
+    return fig
+
+
 def label_positions(points: pd.DataFrame, name_column: str = "cluster_name", top: int = LABELS_TOP,
                     font_size: int = 13, width_px: int = 560, height_px: int = MAP_HEIGHT) -> pd.DataFrame:
     """Where each cluster's name goes: the median (x, y) of its points, largest cluster first;
