@@ -153,6 +153,11 @@ def _background(fig: go.Figure, scatter, frame: pd.DataFrame | None, name: str, 
                                 marker={"size": 6, "opacity": 0.55, "color": color, "symbol": symbol}))
 
 
+def scatter_kind(total: int, svg: bool = False):
+    """The trace type of a map of ``total`` points: WebGL from WEBGL_FROM on, unless ``svg``."""
+    return go.Scattergl if total >= WEBGL_FROM and not svg else go.Scatter
+
+
 def map_figure(points: pd.DataFrame, color_by: str = "run", title: str = "",
                dropped: pd.DataFrame | None = None, reference: pd.DataFrame | None = None,
                size_by: str = "none", svg: bool = False,
@@ -172,7 +177,7 @@ def map_figure(points: pd.DataFrame, color_by: str = "run", title: str = "",
     # a filter never makes the figure larger or slower than the unfiltered map (4,000 points of a
     # 10,000-point map drawn in SVG took the browser a second longer than in WebGL).
     total = max(len(points) + sum(0 if f is None else len(f) for f in (dropped, reference)), hover_total or 0)
-    scatter = go.Scattergl if total >= WEBGL_FROM and not svg else go.Scatter
+    scatter = scatter_kind(total, svg)
     fig = go.Figure()
     _background(fig, scatter, dropped, "filtered out", DROPPED_COLOR, total=total)
     _background(fig, scatter, reference, "reference (real)", REFERENCE_COLOR, "diamond", total=total)
@@ -214,10 +219,9 @@ def newest_batch_figure(points: pd.DataFrame, run_order: Iterable[str], outline:
     fig.update_traces(marker_opacity=0.3)
     new = points[points["highlight"]]
     if len(new):
-        scatter = go.Scattergl if len(points) >= WEBGL_FROM else go.Scatter
         run_id = str(new["run_id"].iloc[0])
         colour = run_colours([*map(str, run_order), run_id])[run_id]
-        fig.add_trace(_points_trace(scatter, new, len(points), plot_text(f"newest batch: {new['run_name'].iloc[0]}"),
+        fig.add_trace(_points_trace(scatter_kind(len(points)), new, len(points), plot_text(f"newest batch: {new['run_name'].iloc[0]}"),
                                     marker={"size": 12, "opacity": 1.0, "color": colour,
                                             "line": {"width": 2, "color": outline}}))
     # the legend under the map: the map keeps the column's width (at 1024 px a legend beside it took half)
