@@ -35,7 +35,7 @@ start_up()
 import numpy as np  # noqa: E402  (after the first screen, see above)
 import pandas as pd  # noqa: E402
 
-from pages import maptools  # noqa: E402
+from pages import maptools, mapview  # noqa: E402
 from pages.data import clustering_choice, dataset_ui, filtered_ui, get_store  # noqa: E402
 from pages.widgets import (  # noqa: E402
     call_ui,
@@ -384,8 +384,12 @@ if presenting:
 else:  # the legend under the map: the map keeps the column's width
     fig.update_layout(legend={"orientation": "h", "yanchor": "top", "y": -0.01, "xanchor": "left", "x": 0},
                       dragmode="pan")  # a drag pans and a click selects an item (Streamlit clicks only outside lasso/box)
-event = map_slot.plotly_chart(fig, on_select="rerun", selection_mode=("points", "box", "lasso"),
-                              key="explore_map", width="stretch")
+if mapview.use_map_view(len(points)):  # a large map keeps its plot and is updated in place
+    with map_slot:
+        event = mapview.map_view(fig, key="explore_map_view")
+else:
+    event = map_slot.plotly_chart(fig, on_select="rerun", selection_mode=("points", "box", "lasso"),
+                                  key="explore_map", width="stretch")
 st.session_state["explore_map_drawn"] = True
 map_selected = plots.selected_item_ids(event.get("selection") if event else None)
 if map_selected and map_selected != st.session_state.get("explore_last_selection"):

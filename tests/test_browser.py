@@ -304,6 +304,41 @@ def test_the_map_draws_cluster_names_density_contours_and_search_rings(app_url, 
     page.close()
 
 
+def test_a_large_map_is_updated_in_place_and_a_click_on_it_lists_neighbours(start_app, browser, monkeypatch):
+    """Past ``map_view_points`` points the map is drawn by pages/mapview.py's component (here every
+    map: the threshold is 0): a filter redraws the same plot in place, and a click selects."""
+    monkeypatch.setenv("SYNTH_MAP_VIEW_POINTS", "0")
+    url = start_app()
+    page = browser.new_page()
+    page.goto(url)
+    page.wait_for_selector('iframe[src*="mapview"]', timeout=WAIT_MS)
+    frame = next(f for f in page.frames if "mapview" in f.url)
+    page.wait_for_function("() => !document.body.innerText.includes('Showing a PCA preview')", timeout=WAIT_MS)
+    settle(page)
+    assert frame.wait_for_function(MAP_DRAWN_JS, arg=0, timeout=WAIT_MS).json_value() == _demo_count()
+    assert page.locator(".js-plotly-plot").count() == 2  # the linked histograms; the map is in the frame
+    frame.evaluate("document.querySelector('.js-plotly-plot').dataset.mark = 'first plot'")
+    # A regex filter: the same plot (its mark kept), now with the matching items only.
+    texts = [r["text"] for r in read_records(settings.get("demo_file"))]
+    expected = sum(bool(re.search("jacket", t, re.I)) for t in texts)
+    assert 0 < expected < len(texts)
+    box = page.get_by_label("Keep only texts matching (regex)")
+    box.fill("jacket")
+    act(page, lambda: box.press("Enter"))
+    drawn = frame.wait_for_function(f"() => ({MAP_DRAWN_JS})(0) === {expected}", timeout=WAIT_MS)
+    assert drawn.json_value() is True
+    assert frame.evaluate("document.querySelector('.js-plotly-plot').dataset.mark") == "first plot"
+    # A click on an item selects it and lists its neighbours.
+    frame.locator(".js-plotly-plot").scroll_into_view_if_needed()  # a mouse click off screen hits nothing
+    target = frame.locator(".scatterlayer .point").nth(3).bounding_box()  # page coordinates
+    act(page, lambda: page.mouse.click(target["x"] + target["width"] / 2, target["y"] + target["height"] / 2))
+    page.get_by_role("heading", name="Nearest items").wait_for(timeout=WAIT_MS)
+    page.get_by_role("heading", name="1 selected").wait_for(timeout=WAIT_MS)
+    assert frame.evaluate("document.querySelector('.js-plotly-plot').dataset.mark") == "first plot"
+    assert page.locator('[data-testid="stException"]').count() == 0
+    page.close()
+
+
 # Every page by its URL and its title: the app is offline, so no page may load anything from another host.
 PAGES = {"explore": "Diversity map", "generate": "Generate", "review": "Review", "prompts": "Prompt versions",
          "compare": "Compare A/B", "metrics": "Metrics", "duplicates": "Near-duplicates", "export": "Export",

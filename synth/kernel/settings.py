@@ -115,6 +115,10 @@ SETTINGS: dict[str, Setting] = {
         Setting("compare_min_items", "SYNTH_COMPARE_MIN_ITEMS", 20,
                 "Items a run needs before its size-dependent metrics are compared with another's; "
                 "smaller runs are labelled 'too small to compare'.", int),
+        Setting("map_view_points", "SYNTH_MAP_VIEW_POINTS", 5_000,
+                "Past this many points the Explore map is drawn by a component that updates its plot in "
+                "place when a filter changes (a plotly chart is made anew each time); 0 draws every map "
+                "with it.", int),
         Setting("headline_sample", "SYNTH_HEADLINE_SAMPLE", 10_000,
                 "Past this many items, the map's headline figures (before and after the filters alike) "
                 "are measured on a seeded random sample of this many, and say so.", int),
