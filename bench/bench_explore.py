@@ -36,7 +36,6 @@ import argparse
 import json
 import os
 import platform
-import re
 import shutil
 import statistics
 import sys
@@ -75,6 +74,9 @@ DRAWN_JS = """(expected) => {
   if (expected > 0 ? most !== expected : most === -expected) return false;
   return most;
 }"""
+
+# Resolves once the browser has painted a frame after the call (two animation frames).
+PAINTED_JS = "() => new Promise((done) => requestAnimationFrame(() => requestAnimationFrame(() => done(true))))"
 
 FLOOR_APP = """
 import json
@@ -212,7 +214,22 @@ def peak_mb(pid: int) -> float:
 
 
 def wait_drawn(page, expected: int) -> int:
-    return page.wait_for_function(DRAWN_JS, arg=expected, timeout=TIMEOUT_MS, polling=50).json_value()
+    """DRAWN_JS in the page or in any of its frames (a large Explore map is drawn in a component's
+    frame, pages/mapview.py), polled every 50 ms, then the next frame the browser paints (polled
+    from here, DRAWN_JS can hold while the points are still being drawn: at 200k the floor's plot
+    was seen 2.8 s after navigation and painted at 5.9 s)."""
+    deadline = time.monotonic() + TIMEOUT_MS / 1000
+    while time.monotonic() < deadline:
+        for frame in page.frames:
+            try:
+                drawn = frame.evaluate(DRAWN_JS, expected)
+                if drawn:
+                    frame.evaluate(PAINTED_JS)
+                    return drawn
+            except Exception:  # a frame navigating or gone: the next poll looks again
+                pass
+        time.sleep(0.05)
+    raise TimeoutError(f"no map drawn with {expected} points in {TIMEOUT_MS / 1000:.0f} s")
 
 
 def wait_idle(page) -> None:
