@@ -11,8 +11,8 @@ The selection comes back in ``st.plotly_chart``'s shape, so ``plots.selected_ite
 
 from __future__ import annotations
 
-import hashlib
-import os
+import atexit
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -26,22 +26,20 @@ PAGE = Path(__file__).resolve().parent / "static" / "mapview.html"
 
 
 def component_dir() -> Path:
-    """A folder holding the component's page and the plotly.js of the installed plotly (the same
-    library the rest of the app draws with), written once per version of both: Streamlit serves
-    a component's files from one folder, and the repository does not carry a copy of plotly.js."""
-    page = PAGE.read_bytes()
-    tag = hashlib.sha256(page + plotly.__version__.encode()).hexdigest()[:12]
-    folder = Path(tempfile.gettempdir()) / f"synth-mapview-{tag}"
-    if not (folder / "index.html").exists():
-        folder.mkdir(parents=True, exist_ok=True)
-        for name, data in (("plotly.min.js", plotly.offline.get_plotlyjs().encode()), ("index.html", page)):
-            part = folder / f".{name}.{os.getpid()}"
-            part.write_bytes(data)
-            os.replace(part, folder / name)  # index.html last: its presence means the folder is whole
+    """A new folder, private to this process (mode 0700), holding the component's page and the
+    plotly.js of the installed plotly (the library the rest of the app draws with): Streamlit
+    serves a component's files from one folder, and the repository does not carry a copy of
+    plotly.js. Not a shared folder found again by name: what it serves runs in the app's pages,
+    so no other user of the machine may put a file there. Removed when the process exits."""
+    folder = Path(tempfile.mkdtemp(prefix="synth-mapview-"))
+    (folder / "plotly.min.js").write_text(plotly.offline.get_plotlyjs(), encoding="utf-8")
+    (folder / "index.html").write_bytes(PAGE.read_bytes())
+    atexit.register(shutil.rmtree, folder, True)
     return folder
 
 
-_component = components.declare_component("mapview", path=str(component_dir()))
+FOLDER = component_dir()
+_component = components.declare_component("mapview", path=str(FOLDER))
 
 
 def use_map_view(n_points: int) -> bool:

@@ -6,12 +6,14 @@ import plotly
 from pages import mapview
 
 
-def test_the_component_folder_holds_its_page_and_the_installed_plotly_js():
-    folder = mapview.component_dir()
+def test_the_component_folder_holds_its_page_and_the_installed_plotly_js_and_is_private():
+    folder = mapview.FOLDER
     assert (folder / "index.html").read_bytes() == mapview.PAGE.read_bytes()
-    assert (folder / "plotly.min.js").read_text() == plotly.offline.get_plotlyjs()
-    assert mapview.component_dir() == folder  # written once: the same folder again
-    assert sorted(p.name for p in folder.iterdir()) == ["index.html", "plotly.min.js"]  # no part left
+    assert (folder / "plotly.min.js").read_text(encoding="utf-8") == plotly.offline.get_plotlyjs()
+    assert sorted(p.name for p in folder.iterdir()) == ["index.html", "plotly.min.js"]
+    assert folder.stat().st_mode & 0o777 == 0o700  # no other user of the machine writes there
+    other = mapview.component_dir()  # a folder of its own each time, never one found by name
+    assert other != folder and (other / "index.html").exists()
 
 
 def test_the_page_parses_the_figure_and_runs_nothing_from_it():
