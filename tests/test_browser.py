@@ -304,11 +304,19 @@ def test_the_map_draws_cluster_names_density_contours_and_search_rings(app_url, 
     page.close()
 
 
-def test_a_large_map_is_updated_in_place_and_a_click_on_it_lists_neighbours(start_app, browser, monkeypatch):
+def test_a_large_map_is_updated_in_place_and_a_click_on_it_lists_neighbours(browser, monkeypatch, tmp_path):
     """Past ``map_view_points`` points the map is drawn by pages/mapview.py's component (here every
-    map: the threshold is 0): a filter redraws the same plot in place, and a click selects."""
+    map: the threshold is 0): a filter redraws the same plot in place, and a click selects. Its
+    server is stopped at the end (its layout and metrics threads do not run beside later tests)."""
     monkeypatch.setenv("SYNTH_MAP_VIEW_POINTS", "0")
-    url = start_app()
+    url, proc, log = _start_app(tmp_path)
+    try:
+        _large_map_in_place(browser, url)
+    finally:
+        stop_app(proc, log)
+
+
+def _large_map_in_place(browser, url: str) -> None:
     page = browser.new_page()
     page.goto(url)
     page.wait_for_selector('iframe[src*="mapview"]', timeout=WAIT_MS)
